@@ -1,0 +1,120 @@
+"""The CPG assets: every output of a commit's Code Property Graph is one Delta-table asset.
+
+One subsettable multi-asset computes them, because they come out of one Hamilton plan: the
+plan is scoped to the selected outputs, so materializing ``cpg_nodes`` alone builds only what
+nodes need, and materializing everything builds the shared evidence once. Each asset key is
+the bare output name, which is also its Delta table's name.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the context and resource
+# annotations of decorated functions at definition time and needs real types.
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
+from codeanatomy_assets.partitions import COMMITS_PARTITIONS, decode_partition_key
+from codeanatomy_assets.pipeline.request import BuildRequest, BuildResult, OutputWrite
+from codeanatomy_assets.resources import ExecutionResource, LakeResource, WatchedReposResource
+
+__all__ = ["CPG_ASSET_KEYS", "CPG_GROUP", "cpg_assets", "output_metadata"]
+
+CPG_GROUP = "cpg"
+_GRAPH_CORE = ("cpg_nodes", "cpg_edges", "cpg_props")
+# Lineage between outputs: derived tables depend on the core graph tables they are views of;
+# the manifest records every other output's Delta version, so it depends on all of them.
+_UPSTREAM: Mapping[str, tuple[str, ...]] = {
+    "cpg_props_map": ("cpg_props",),
+    "cpg_edges_by_src": ("cpg_nodes", "cpg_edges"),
+    "cpg_edges_by_dst": ("cpg_nodes", "cpg_edges"),
+    "cpg_nodes_quality": ("cpg_nodes", "cpg_props"),
+    "cpg_props_quality": ("cpg_props",),
+    "run_manifest": tuple(name for name in CPG_OUTPUTS if name != "run_manifest"),
+}
+CPG_ASSET_KEYS: tuple[dg.AssetKey, ...] = tuple(dg.AssetKey(name) for name in CPG_OUTPUTS)
+
+
+def _spec(name: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=name,
+        description=OUTPUT_CONTRACTS[name].description,
+        deps=list(_UPSTREAM.get(name, ())),
+        group_name=CPG_GROUP,
+        kinds={"delta", "hamilton"},
+        metadata={"non_empty": OUTPUT_CONTRACTS[name].non_empty, "core": name in _GRAPH_CORE},
+    )
+
+
+def _column_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+
+
+def output_metadata(write: OutputWrite, result: BuildResult, partition_key: str) -> dict[str, Any]:
+    """What the UI shows for one output of one partition: rows, where, which version, schema."""
+    metadata: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(write.rows),
+        "dagster/column_schema": _column_schema(write.schema),
+        "dagster/table_name": write.name,
+        "table_uri": dg.MetadataValue.path(write.table_uri),
+        "delta_version": dg.MetadataValue.int(write.version),
+        "partition_key": partition_key,
+        "plan_signature": result.plan_signature,
+        "duration_s": dg.MetadataValue.float(result.duration_s),
+        "build_run_id": result.run_id,
+    }
+    if write.counts_by_kind is not None:
+        metadata["counts_by_kind"] = dg.MetadataValue.json(dict(write.counts_by_kind))
+    return metadata
+
+
+@dg.multi_asset(
+    name="cpg",
+    specs=[_spec(name) for name in CPG_OUTPUTS],
+    partitions_def=COMMITS_PARTITIONS,
+    can_subset=True,
+)
+def cpg_assets(
+    context: dg.AssetExecutionContext,
+    lake: LakeResource,
+    execution: ExecutionResource,
+    watched_repos: WatchedReposResource,
+) -> Iterator[dg.MaterializeResult]:
+    """Build the selected CPG outputs of one commit and write them to their Delta tables."""
+    # Imported here: Hamilton costs ~1 s to import and the code location must load fast.
+    from codeanatomy_assets.pipeline.execution import build_commit
+
+    partition = decode_partition_key(context.partition_key)
+    selected = tuple(n for n in CPG_OUTPUTS if dg.AssetKey(n) in context.selected_asset_keys)
+    request = BuildRequest(
+        repo_path=Path(watched_repos.repo(partition.repo_id).path),
+        lake_root=lake.resolved_root(),
+        commit=partition.sha,
+        repo_id=partition.repo_id,
+        outputs=selected,
+        workers=execution.workers,
+        execution_mode=execution.execution_mode,
+        storage_options=lake.storage_options(),
+        dask_address=execution.dask_address,
+    )
+    result = build_commit(request)
+    context.log.info(
+        "partition=%s status=%s outputs=%d files=%d errors=%d duration_s=%.2f plan=%s",
+        context.partition_key, result.status, len(selected), result.file_count,
+        result.error_count, result.duration_s, result.plan_signature,
+    )  # fmt: skip
+    missing = [name for name in selected if name not in result.outputs]
+    if result.status != "success" or missing:
+        raise dg.Failure(
+            description=f"build of {context.partition_key} ended {result.status!r}; "
+            f"outputs not written: {missing or 'none'}",
+            metadata={"build_run_id": result.run_id},
+        )
+    for name in selected:
+        yield dg.MaterializeResult(
+            asset_key=name,
+            metadata=output_metadata(result.outputs[name], result, context.partition_key),
+        )

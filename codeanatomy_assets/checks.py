@@ -1,0 +1,206 @@
+"""Asset checks on every CPG output of a partition, run after it is materialized.
+
+Per output: ``schema_contract`` (column names, order and types after the ``repo_id``/``commit``
+partition columns equal ``OUTPUT_CONTRACTS``) and, where the contract says so, ``non_empty``.
+For the graph: ``node_ids_unique`` on ``cpg_nodes``, and ``edge_ids_unique`` and
+``edge_endpoints_exist`` (every ``src_node_id``/``dst_node_id`` is a node of the same
+partition) on ``cpg_edges``. Data is read through DataFusion SQL over the Delta tables, filtered
+to the partition, so a check never loads a table into Python; a failure says what is wrong and
+shows a few offending ids.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the context and resource
+# annotations of decorated functions at definition time and needs real types.
+
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from datafusion import SessionContext
+
+from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
+from codeanatomy_assets.partitions import COMMITS_PARTITIONS, CommitPartition, decode_partition_key
+from codeanatomy_assets.resources import LakeResource
+from codeanatomy_assets.storage.lake import PARTITION_COLUMNS, Lake
+
+__all__ = ["CPG_CHECK_SPECS", "cpg_checks", "normalize_type"]
+
+_SAMPLE = 5
+
+
+def _check_spec(name: str, asset: str, description: str, **kwargs: Any) -> dg.AssetCheckSpec:
+    # Partitioned check specs are a Dagster preview; they are what records a result per commit.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name, asset=asset, description=description, partitions_def=COMMITS_PARTITIONS,
+            **kwargs,
+        )  # fmt: skip
+
+
+def _all_specs() -> list[dg.AssetCheckSpec]:
+    specs: list[dg.AssetCheckSpec] = []
+    for name in CPG_OUTPUTS:
+        specs.append(_check_spec("schema_contract", name, "Columns and types match the contract."))
+        if OUTPUT_CONTRACTS[name].non_empty:
+            specs.append(_check_spec("non_empty", name, "The partition has at least one row."))
+    specs += [
+        _check_spec("node_ids_unique", "cpg_nodes", "No node_id appears twice in a partition."),
+        _check_spec("edge_ids_unique", "cpg_edges", "No edge_id appears twice in a partition."),
+        _check_spec(
+            "edge_endpoints_exist", "cpg_edges",
+            "Every edge's src_node_id and dst_node_id is a node of the same partition.",
+            additional_deps=["cpg_nodes"],
+        ),
+    ]  # fmt: skip
+    return specs
+
+
+CPG_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = tuple(_all_specs())
+
+
+@dataclass
+class _Partition:
+    """One partition of the lake, its Delta tables registered on first use in one session."""
+
+    lake: Lake
+    partition: CommitPartition
+    ctx: SessionContext = field(default_factory=SessionContext)
+    registered: set[str] = field(default_factory=set)
+
+    def table(self, name: str) -> bool:
+        """Register table ``name``; False when it was never written."""
+        if name not in self.registered:
+            dt = self.lake.table(name)
+            if dt is None:
+                return False
+            self.ctx.register_table(name, dt)
+            self.registered.add(name)
+        return True
+
+    @property
+    def where(self) -> str:
+        return f"repo_id = '{self.partition.repo_id}' AND \"commit\" = '{self.partition.sha}'"
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        return self.ctx.sql(sql).to_arrow_table().to_pylist()
+
+
+def normalize_type(dtype: pa.DataType) -> pa.DataType:
+    """Map physical variants a reader may choose (views, large types) to the contract's types."""
+    if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        return pa.string()
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_list_view(dtype):
+        return pa.list_(normalize_type(dtype.value_type))
+    if pa.types.is_struct(dtype):
+        return pa.struct([pa.field(f.name, normalize_type(f.type)) for f in dtype])
+    return dtype
+
+
+def _schema_contract(part: _Partition, name: str) -> dg.AssetCheckResult:
+    actual = part.ctx.table(name).schema()
+    found = [(f.name, normalize_type(f.type)) for f in actual if f.name not in PARTITION_COLUMNS]
+    wanted = [(f.name, normalize_type(f.type)) for f in OUTPUT_CONTRACTS[name].schema]
+    missing_partition = [c for c in PARTITION_COLUMNS if c not in actual.names]
+    diffs = [
+        f"column {i}: expected {w[0]} {w[1]}, found {f[0]} {f[1]}"
+        for i, (w, f) in enumerate(zip(wanted, found, strict=False))
+        if w != f
+    ]
+    if len(found) != len(wanted):
+        diffs.append(f"expected {len(wanted)} columns, found {len(found)}")
+    if missing_partition:
+        diffs.append(f"partition columns missing: {missing_partition}")
+    return dg.AssetCheckResult(
+        asset_key=name,
+        check_name="schema_contract",
+        passed=not diffs,
+        description="; ".join(diffs[:_SAMPLE]) if diffs else "schema matches the contract",
+        metadata={"columns": len(found)},
+    )
+
+
+def _non_empty(part: _Partition, name: str) -> dg.AssetCheckResult:
+    rows = part.rows(f'SELECT COUNT(*) AS n FROM "{name}" WHERE {part.where}')[0]["n"]
+    return dg.AssetCheckResult(
+        asset_key=name,
+        check_name="non_empty",
+        passed=rows > 0,
+        description=f"{rows} rows" if rows else f"partition {part.partition.key} has no rows",
+        metadata={"rows": rows},
+    )
+
+
+def _unique(column: str, check_name: str) -> Callable[[_Partition, str], dg.AssetCheckResult]:
+    def run(part: _Partition, name: str) -> dg.AssetCheckResult:
+        dupes = part.rows(
+            f'SELECT {column} AS id, COUNT(*) AS n FROM "{name}" WHERE {part.where} '
+            f"GROUP BY {column} HAVING COUNT(*) > 1 ORDER BY {column}"
+        )
+        sample = [f"{d['id']} x{d['n']}" for d in dupes[:_SAMPLE]]
+        return dg.AssetCheckResult(
+            asset_key=name,
+            check_name=check_name,
+            passed=not dupes,
+            description=f"{len(dupes)} duplicated {column}: {sample}" if dupes else "unique",
+            metadata={"duplicated_ids": len(dupes)},
+        )
+
+    return run
+
+
+def _edge_endpoints_exist(part: _Partition, name: str) -> dg.AssetCheckResult:
+    if not part.table("cpg_nodes"):
+        dangling = part.rows(f'SELECT COUNT(*) AS n FROM "{name}" WHERE {part.where}')[0]["n"]
+        sample: list[str] = ["cpg_nodes table was never written"]
+    else:
+        found = part.rows(
+            f"WITH n AS (SELECT node_id FROM cpg_nodes WHERE {part.where}), "
+            f'e AS (SELECT edge_id, src_node_id, dst_node_id FROM "{name}" WHERE {part.where}) '
+            "SELECT e.edge_id AS edge_id, e.src_node_id AS src, e.dst_node_id AS dst "
+            "FROM e LEFT JOIN n AS s ON e.src_node_id = s.node_id "
+            "LEFT JOIN n AS d ON e.dst_node_id = d.node_id "
+            "WHERE s.node_id IS NULL OR d.node_id IS NULL ORDER BY e.edge_id"
+        )
+        dangling = len(found)
+        sample = [f"{r['edge_id']}: {r['src']} -> {r['dst']}" for r in found[:_SAMPLE]]
+    return dg.AssetCheckResult(
+        asset_key=name,
+        check_name="edge_endpoints_exist",
+        passed=dangling == 0,
+        description=f"{dangling} edges with a missing endpoint: {sample}" if dangling else "ok",
+        metadata={"dangling_edges": dangling},
+    )
+
+
+_CHECKS: dict[str, Callable[[_Partition, str], dg.AssetCheckResult]] = {
+    "schema_contract": _schema_contract,
+    "non_empty": _non_empty,
+    "node_ids_unique": _unique("node_id", "node_ids_unique"),
+    "edge_ids_unique": _unique("edge_id", "edge_ids_unique"),
+    "edge_endpoints_exist": _edge_endpoints_exist,
+}
+
+
+@dg.multi_asset_check(name="cpg_checks", specs=CPG_CHECK_SPECS, can_subset=True)
+def cpg_checks(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> Iterator[dg.AssetCheckResult]:
+    """Check the selected outputs of the run's partition against their contracts."""
+    part = _Partition(lake.lake(), decode_partition_key(context.partition_key))
+    for key in sorted(context.selected_asset_check_keys, key=lambda k: k.to_user_string()):
+        name = key.asset_key.to_user_string()
+        if not part.table(name):
+            yield dg.AssetCheckResult(
+                asset_key=name,
+                check_name=key.name,
+                passed=False,
+                description=f"Delta table {part.lake.table_uri(name)} was never written",
+            )
+            continue
+        result = _CHECKS[key.name](part, name)
+        context.log.info("check=%s asset=%s passed=%s", key.name, name, result.passed)
+        yield result
