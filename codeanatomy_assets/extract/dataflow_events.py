@@ -1,0 +1,282 @@
+"""Definition/use events of statements, in evaluation order, for reaching definitions.
+
+Why a separate module: :mod:`.dataflow` solves the equations on the CFG; this module decides
+what a statement defines, uses and deletes, which is where Python's scoping rules live. An
+event is ``(op, name, line, col)`` with ``op`` one of :data:`USE`, :data:`DEF`, :data:`KILL` and
+the ``ast`` position (1-based line, 0-based byte column) of the node that uses/defines the name.
+
+Rules (documented here once):
+
+- Only the header of a compound statement belongs to its block: ``if``/``while`` test, ``for``
+  iterable (the target is defined on the ``true`` edge, see :func:`for_target_events`), ``with``
+  items (context expression, then its ``as`` target), ``match`` subject and the value parts of
+  all case patterns (captures and guard are on each ``case`` edge, see :func:`case_events`).
+- Assignments evaluate the right-hand side first; ``x += v`` uses ``x``, then ``v``, then
+  defines ``x``; ``x: T = v`` defines ``x`` (``x: T`` alone defines nothing); annotations count
+  as uses only in module and class bodies (Python does not evaluate them for function locals).
+- ``def``/``class`` statements use decorators, defaults, annotations, bases and keywords, then
+  define the name (at the statement's position). Imports define the bound name at the alias
+  position (``import a.b`` binds ``a``); ``*`` imports define nothing. ``del x`` kills ``x``.
+- Nested scopes: bodies of nested defs, classes and lambdas are not walked (a free variable used
+  there is not a use here); lambda defaults are. Comprehensions are their own scope: their
+  target names are ignored, their first iterable is evaluated here, and any other name they
+  load is a use here (except in a class body, whose names comprehensions cannot see); a walrus
+  inside a comprehension defines its name here (PEP 572).
+- Walrus: the value, then the target definition.
+"""
+
+from __future__ import annotations
+
+import ast
+
+__all__ = [
+    "DEF",
+    "KILL",
+    "USE",
+    "Event",
+    "case_events",
+    "expr_events",
+    "for_target_events",
+    "handler_events",
+    "parameter_events",
+    "pattern_value_events",
+    "stmt_events",
+]
+
+USE = 0
+DEF = 1
+KILL = 2
+Event = tuple[int, str, int, int]
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+_CHILD_TYPES = (ast.expr, ast.keyword)
+
+
+def expr_events(node: ast.AST, out: list[Event], in_class: bool = False) -> None:
+    """Append the events of an expression (or assignment target) in evaluation order.
+
+    Iterative (explicit stack): expression nesting depth is user-controlled.
+    """
+    stack: list[tuple[ast.AST, frozenset[str] | None]] = [(node, None)]
+    while stack:
+        cur, local = stack.pop()
+        if isinstance(cur, ast.Name):
+            ctx = type(cur.ctx)
+            if ctx is ast.Load:
+                if local is None or cur.id not in local:
+                    out.append((USE, cur.id, cur.lineno, cur.col_offset))
+            else:
+                op = DEF if ctx is ast.Store else KILL
+                out.append((op, cur.id, cur.lineno, cur.col_offset))
+            continue
+        if isinstance(cur, ast.Constant):
+            continue
+        if isinstance(cur, ast.NamedExpr):
+            stack.append((cur.target, local))
+            stack.append((cur.value, local))
+            continue
+        if isinstance(cur, ast.Lambda):
+            arguments = cur.args
+            defaults = [*arguments.defaults, *(d for d in arguments.kw_defaults if d)]
+            stack.extend((d, local) for d in reversed(defaults))
+            continue
+        if isinstance(cur, _COMPREHENSIONS):
+            _push_comprehension(cur, local, stack, in_class)
+            continue
+        children: list[ast.AST] = []
+        for name in cur._fields:
+            value = getattr(cur, name, None)
+            if isinstance(value, list):
+                children.extend(v for v in value if isinstance(v, _CHILD_TYPES))
+            elif isinstance(value, _CHILD_TYPES):
+                children.append(value)
+        stack.extend((child, local) for child in reversed(children))
+
+
+def _push_comprehension(
+    node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp,
+    outer: frozenset[str] | None,
+    stack: list[tuple[ast.AST, frozenset[str] | None]],
+    in_class: bool,
+) -> None:
+    """Push a comprehension's parts (reverse order) with its target names marked local."""
+    generators = node.generators
+    first: tuple[ast.AST, frozenset[str] | None] = (generators[0].iter, outer)
+    if in_class:  # a class body's names are invisible inside the comprehension's scope
+        stack.append(first)
+        return
+    names = {n.id for gen in generators for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+    local = frozenset(names | (outer or frozenset()))
+    ordered: list[ast.AST] = []
+    for index, gen in enumerate(generators):
+        if index:
+            ordered.append(gen.iter)
+        ordered.extend(gen.ifs)
+    if isinstance(node, ast.DictComp):
+        ordered += [node.key, node.value]
+    else:
+        ordered.append(node.elt)
+    stack.extend((part, local) for part in reversed(ordered))
+    stack.append(first)
+
+
+def _target_events(target: ast.expr, out: list[Event]) -> None:
+    """Events of an assignment target (defines names; subscripts/attributes use names)."""
+    expr_events(target, out)
+
+
+def parameter_events(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Event]:
+    """Definitions of a function's parameters, at the entry block, at each ``arg`` node."""
+    args = node.args
+    params = [*args.posonlyargs, *args.args]
+    if args.vararg:
+        params.append(args.vararg)
+    params += args.kwonlyargs
+    if args.kwarg:
+        params.append(args.kwarg)
+    return [(DEF, p.arg, p.lineno, p.col_offset) for p in params]
+
+
+def _function_header(node: ast.FunctionDef | ast.AsyncFunctionDef, out: list[Event]) -> None:
+    """Uses evaluated when a ``def`` statement runs: decorators, defaults, annotations."""
+    args = node.args
+    parts: list[ast.expr] = [*node.decorator_list, *args.defaults]
+    parts += [d for d in args.kw_defaults if d is not None]
+    params = [*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg]
+    parts += [p.annotation for p in params if p is not None and p.annotation is not None]
+    if node.returns is not None:
+        parts.append(node.returns)
+    for part in parts:
+        expr_events(part, out)
+
+
+def stmt_events(stmt: ast.stmt, out: list[Event], in_function: bool, in_class: bool) -> None:
+    """Append the events of one statement's own part (header only for compound statements)."""
+    if isinstance(stmt, ast.Assign):
+        expr_events(stmt.value, out, in_class)
+        for target in stmt.targets:
+            _target_events(target, out)
+    elif isinstance(stmt, ast.AugAssign):
+        target = stmt.target
+        if isinstance(target, ast.Name):
+            out.append((USE, target.id, target.lineno, target.col_offset))
+            expr_events(stmt.value, out, in_class)
+            out.append((DEF, target.id, target.lineno, target.col_offset))
+        else:
+            expr_events(target, out, in_class)
+            expr_events(stmt.value, out, in_class)
+    elif isinstance(stmt, ast.AnnAssign):
+        if stmt.value is not None:
+            expr_events(stmt.value, out, in_class)
+        if not in_function:
+            expr_events(stmt.annotation, out, in_class)
+        if stmt.value is not None or not isinstance(stmt.target, ast.Name):
+            _target_events(stmt.target, out)
+    elif isinstance(stmt, ast.If | ast.While):
+        expr_events(stmt.test, out, in_class)
+    elif isinstance(stmt, ast.For | ast.AsyncFor):
+        expr_events(stmt.iter, out, in_class)
+    elif isinstance(stmt, ast.With | ast.AsyncWith):
+        for item in stmt.items:
+            expr_events(item.context_expr, out, in_class)
+            if item.optional_vars is not None:
+                _target_events(item.optional_vars, out)
+    elif isinstance(stmt, ast.Match):
+        expr_events(stmt.subject, out, in_class)
+        for case in stmt.cases:
+            pattern_value_events(case.pattern, out, in_class)
+    elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+        _function_header(stmt, out)
+        out.append((DEF, stmt.name, stmt.lineno, stmt.col_offset))
+    elif isinstance(stmt, ast.ClassDef):
+        for part in [*stmt.decorator_list, *stmt.bases, *(k.value for k in stmt.keywords)]:
+            expr_events(part, out)
+        out.append((DEF, stmt.name, stmt.lineno, stmt.col_offset))
+    elif isinstance(stmt, ast.Import | ast.ImportFrom):
+        for alias in stmt.names:
+            if alias.name != "*":
+                bound = alias.asname or alias.name.split(".", 1)[0]
+                out.append((DEF, bound, alias.lineno, alias.col_offset))
+    elif isinstance(stmt, ast.Delete):
+        for target in stmt.targets:
+            expr_events(target, out, in_class)
+    elif isinstance(stmt, ast.Global | ast.Nonlocal | ast.Try | ast.TryStar):
+        return
+    else:  # Expr, Return, Raise, Assert and statements without names (pass, break, ...)
+        for child in ast.iter_child_nodes(stmt):
+            if isinstance(child, ast.expr):
+                expr_events(child, out, in_class)
+
+
+def pattern_value_events(pattern: ast.pattern, out: list[Event], in_class: bool) -> None:
+    """Uses in a case pattern's value parts (``case Color.RED``, class names, mapping keys)."""
+    stack: list[ast.AST] = [pattern]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, ast.expr):
+            expr_events(cur, out, in_class)
+            continue
+        children: list[ast.AST] = []
+        if isinstance(cur, ast.MatchValue):
+            children = [cur.value]
+        elif isinstance(cur, ast.MatchClass):
+            children = [cur.cls, *cur.patterns, *cur.kwd_patterns]
+        elif isinstance(cur, ast.MatchMapping):
+            children = [*cur.keys, *cur.patterns]
+        elif isinstance(cur, ast.MatchSequence | ast.MatchOr):
+            children = list(cur.patterns)
+        elif isinstance(cur, ast.MatchAs) and cur.pattern is not None:
+            children = [cur.pattern]
+        stack.extend(reversed(children))
+
+
+def case_events(case: ast.match_case, in_class: bool) -> list[Event]:
+    """Events on a ``case`` edge: the pattern's captures (at the pattern), then the guard."""
+    out: list[Event] = []
+    # (pattern, done): done=True means its sub-patterns were bound, bind its own name now.
+    stack: list[tuple[ast.pattern, bool]] = [(case.pattern, False)]
+    while stack:
+        cur, done = stack.pop()
+        if done:
+            bound = cur.name if isinstance(cur, ast.MatchAs) else getattr(cur, "rest", None)
+            if bound is not None:
+                out.append((DEF, bound, cur.lineno, cur.col_offset))
+            continue
+        children: list[ast.pattern] = []
+        if isinstance(cur, ast.MatchAs):
+            children = [cur.pattern] if cur.pattern is not None else []
+        elif isinstance(cur, ast.MatchStar):
+            if cur.name is not None:
+                out.append((DEF, cur.name, cur.lineno, cur.col_offset))
+        elif isinstance(cur, ast.MatchMapping):
+            children = list(cur.patterns)
+        elif isinstance(cur, ast.MatchClass):
+            children = [*cur.patterns, *cur.kwd_patterns]
+        elif isinstance(cur, ast.MatchSequence | ast.MatchOr):
+            children = list(cur.patterns)
+        if isinstance(cur, ast.MatchAs | ast.MatchMapping):
+            stack.append((cur, True))
+        stack.extend((child, False) for child in reversed(children))
+    if case.guard is not None:
+        expr_events(case.guard, out, in_class)
+    return out
+
+
+def for_target_events(stmt: ast.For | ast.AsyncFor) -> list[Event]:
+    """Events on a ``for`` header's ``true`` edge: the target's definitions."""
+    out: list[Event] = []
+    _target_events(stmt.target, out)
+    return out
+
+
+def handler_events(handler: ast.ExceptHandler, in_class: bool) -> list[Event]:
+    """Events on an ``exception`` edge into a handler: the type's uses, then the ``as`` name.
+
+    The ``as`` name is defined at the handler's position (``except`` keyword); the implicit
+    ``del`` at the end of the handler is not modelled.
+    """
+    out: list[Event] = []
+    if handler.type is not None:
+        expr_events(handler.type, out, in_class)
+    if handler.name is not None:
+        out.append((DEF, handler.name, handler.lineno, handler.col_offset))
+    return out
