@@ -1,0 +1,111 @@
+"""Materialize one commit in process: the quick start, the CLI and the benchmarks use this.
+
+It goes through Dagster exactly like a scheduled run (the partition is registered, every
+selected asset and its checks run, events land in the instance) but needs no daemon, no
+webserver and no configured watch list: the repository given is watched for this run only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from codeanatomy_assets.assets.cpg import cpg_assets
+from codeanatomy_assets.checks import cpg_checks
+from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
+from codeanatomy_assets.partitions import COMMITS_PARTITIONS, encode_partition_key
+from codeanatomy_assets.repo.git import GitRepository
+from codeanatomy_assets.resources import (
+    ExecutionResource,
+    LakeResource,
+    WatchedRepo,
+    WatchedReposResource,
+)
+from codeanatomy_assets.storage.lake import REPO_ID_PATTERN
+
+__all__ = ["default_repo_id", "materialize_partition"]
+
+
+def default_repo_id(repo_path: str | os.PathLike[str]) -> str:
+    """A path-safe slug from the repository directory's name (``My Repo`` -> ``my-repo``)."""
+    name = Path(repo_path).resolve().name.lower()
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", name).lstrip("_.-")[:64].rstrip("-") or "repo"
+    return slug if REPO_ID_PATTERN.match(slug) else "repo"
+
+
+def _instance_for_run(instance: dg.DagsterInstance | None) -> dg.DagsterInstance:
+    """The given instance; else ``$DAGSTER_HOME``'s when set (runs stay visible in the UI);
+    else an ephemeral one."""
+    if instance is not None:
+        return instance
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def materialize_partition(
+    repo_path: str | os.PathLike[str],
+    repo_id: str | None = None,
+    commit: str = "HEAD",
+    lake_root: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+    *,
+    outputs: Sequence[str] | None = None,
+    execution_mode: str = "serial",
+    workers: int | None = None,
+    dask_address: str | None = None,
+    lake: LakeResource | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """Build the CPG of one commit through Dagster, in this process, and return the result.
+
+    Args:
+        repo_path: a local clone; only its git objects are read.
+        repo_id: the partition's repository slug; default: from the directory name.
+        commit: any revision; resolved to the full sha that keys the partition.
+        lake_root: lake root; None: ``$CODEANATOMY_LAKE``, else ``.codeanatomy/lake``.
+        instance: where runs and events are recorded; None: ``$DAGSTER_HOME``'s if set,
+            else an ephemeral instance.
+        outputs: CPG outputs to build (default all); their asset checks run too.
+        execution_mode, workers, dask_address: as ``ExecutionResource``.
+        lake: a configured ``LakeResource`` (object stores, credentials); wins over lake_root.
+        raise_on_error: raise on a failed step (default) instead of returning the failure.
+
+    Returns:
+        The run's result: ``result.partition_key``, materializations with their metadata,
+        and asset-check evaluations (``result.get_asset_check_evaluations()``).
+    """
+    repo = GitRepository(repo_path)
+    sha = repo.resolve(commit)
+    rid = repo_id or default_repo_id(repo_path)
+    key = encode_partition_key(rid, sha)
+    selected = tuple(outputs) if outputs is not None else CPG_OUTPUTS
+    unknown = sorted(set(selected) - set(CPG_OUTPUTS))
+    if unknown:
+        raise ValueError(f"outputs {unknown} are unknown: allowed are {', '.join(CPG_OUTPUTS)}")
+    run_instance = _instance_for_run(instance)
+    partitions_name = COMMITS_PARTITIONS.name or ""
+    if not run_instance.has_dynamic_partition(partitions_name, key):
+        run_instance.add_dynamic_partitions(partitions_name, [key])
+    resources = {
+        "lake": lake or LakeResource(root=lake_root),
+        "execution": ExecutionResource(
+            execution_mode=execution_mode, workers=workers, dask_address=dask_address
+        ),
+        "watched_repos": WatchedReposResource(
+            repos={rid: WatchedRepo(path=str(Path(repo_path).resolve()), branch=sha)}
+        ),
+    }
+    return dg.materialize(
+        [cpg_assets, cpg_checks],
+        selection=[dg.AssetKey(name) for name in selected],
+        partition_key=key,
+        instance=run_instance,
+        resources=resources,
+        raise_on_error=raise_on_error,
+        tags={"codeanatomy/repo_id": rid},
+    )
