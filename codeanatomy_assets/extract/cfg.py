@@ -78,7 +78,13 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from codeanatomy_assets.extract.cfg_builder import SCOPES, RawBlock, build_owner, sub_bodies
+from codeanatomy_assets.extract.cfg_builder import (
+    COMPOUND,
+    SCOPES,
+    RawBlock,
+    build_owner,
+    sub_bodies,
+)
 
 __all__ = [
     "BLOCK_KINDS",
@@ -223,6 +229,8 @@ def _block(owner: Owner, index: int, raw: RawBlock) -> BasicBlock:
 
 def _own_end_line(stmt: ast.stmt) -> int:
     """Last line of the statement's own text: the header of a compound statement."""
+    if type(stmt) not in COMPOUND:
+        return stmt.end_lineno or stmt.lineno
     header: list[ast.AST]
     if isinstance(stmt, ast.If | ast.While):
         header = [stmt.test]

@@ -13,9 +13,14 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-__all__ = ["SCOPES", "RawBlock", "RawEdge", "build_owner", "sub_bodies"]
+__all__ = ["COMPOUND", "SCOPES", "RawBlock", "RawEdge", "build_owner", "sub_bodies"]
 
 SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# Statements with nested statement lists of the same owner.
+COMPOUND = frozenset(
+    {ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.TryStar,
+     ast.Match}
+)  # fmt: skip
 ENTRY = 0
 EXIT = 1
 # (kind, statements): a block as the builder leaves it.
@@ -23,14 +28,18 @@ RawBlock = tuple[str, list[ast.stmt]]
 RawEdge = tuple[int, int, str]
 Pending = list[tuple[int, str]]
 _ABRUPT_ORDER = ("return", "break", "continue")
+_CONTROL = COMPOUND | {ast.Return, ast.Break, ast.Continue, ast.Raise}
 
 
 def sub_bodies(stmt: ast.stmt) -> list[list[ast.stmt]]:
     """The statement lists nested in a compound statement of the same owner (empty if none)."""
-    if isinstance(stmt, ast.If | ast.For | ast.AsyncFor | ast.While):
-        return [stmt.body, stmt.orelse]
-    if isinstance(stmt, ast.With | ast.AsyncWith):
-        return [stmt.body]
+    kind = type(stmt)
+    if kind not in COMPOUND:
+        return []
+    if kind is ast.If or kind is ast.For or kind is ast.While or kind is ast.AsyncFor:
+        return [stmt.body, stmt.orelse]  # type: ignore[attr-defined]
+    if kind is ast.With or kind is ast.AsyncWith:
+        return [stmt.body]  # type: ignore[attr-defined]
     if isinstance(stmt, ast.Try | ast.TryStar):
         return [stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody]
     if isinstance(stmt, ast.Match):
@@ -173,7 +182,9 @@ class _Builder:
     # -- statements --------------------------------------------------------------------
     def statement(self, stmt: ast.stmt) -> None:
         """Add one statement (and, for compound statements, their bodies)."""
-        if isinstance(stmt, ast.If):
+        if type(stmt) not in _CONTROL:
+            self.append(stmt)
+        elif isinstance(stmt, ast.If):
             self.if_(stmt)
         elif isinstance(stmt, ast.While | ast.For | ast.AsyncFor):
             self.loop(stmt)

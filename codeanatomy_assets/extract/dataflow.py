@@ -33,8 +33,8 @@ import ast
 from collections import deque
 from dataclasses import dataclass
 
-from codeanatomy_assets.extract.cfg import BasicBlock, CfgEdge, FileCfg, Owner, file_cfg, owners
-from codeanatomy_assets.extract.cfg_builder import sub_bodies
+from codeanatomy_assets.extract.cfg import BasicBlock, CfgEdge, FileCfg, Owner, file_cfg
+from codeanatomy_assets.extract.cfg_builder import COMPOUND, SCOPES, sub_bodies
 from codeanatomy_assets.extract.dataflow_events import (
     DEF,
     USE,
@@ -118,7 +118,7 @@ def reaching_defs_report(
         if max_blocks is not None and len(owner_blocks) > max_blocks:
             skipped.append(SkippedOwner(key[0], key[1], len(owner_blocks)))
             continue
-        owner = index.owners[key]
+        owner = Owner(key[0], key[1], index.scopes[key[1]] if key[1] else tree)
         found.extend(_owner_defs(owner, owner_blocks, edges.get(key, []), index))
     found.sort(key=lambda r: (r.owner_line, r.owner_qualname, r.use_line, r.use_col,
                               r.def_line, r.def_col, r.name))  # fmt: skip
@@ -129,7 +129,7 @@ class _TreeIndex:
     """Statement positions -> nodes, for mapping a :class:`FileCfg` back onto the tree."""
 
     def __init__(self, tree: ast.Module) -> None:
-        self.owners = {(o.qualname, o.line): o for o in owners(tree)}
+        self.scopes: dict[int, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef] = {}
         self.stmts: dict[tuple[int, int], ast.stmt] = {}
         self.handlers: dict[tuple[int, int], ast.ExceptHandler] = {}
         self.cases: dict[tuple[int, int], ast.match_case] = {}
@@ -137,8 +137,10 @@ class _TreeIndex:
         while stack:
             stmt = stack.pop()
             self.stmts[(stmt.lineno, stmt.col_offset)] = stmt
-            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                stack.extend(stmt.body)
+            if type(stmt) not in COMPOUND:
+                if isinstance(stmt, SCOPES):
+                    self.scopes[stmt.lineno] = stmt  # one def/class per line, by the grammar
+                    stack.extend(stmt.body)
                 continue
             for body in sub_bodies(stmt):
                 stack.extend(body)

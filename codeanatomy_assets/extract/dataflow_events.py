@@ -49,63 +49,113 @@ KILL = 2
 Event = tuple[int, str, int, int]
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _CHILD_TYPES = (ast.expr, ast.keyword)
+# Child fields, in evaluation order, of the common expression types (a constant of the ``ast``
+# grammar: it keeps the hot loop free of per-field isinstance checks; other types fall back to
+# a generic walk over ``_fields``).
+_EXPR_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {
+    ast.Attribute: ("value",),
+    ast.Call: ("func", "args", "keywords"),
+    ast.keyword: ("value",),
+    ast.Subscript: ("value", "slice"),
+    ast.BinOp: ("left", "right"),
+    ast.BoolOp: ("values",),
+    ast.UnaryOp: ("operand",),
+    ast.Compare: ("left", "comparators"),
+    ast.Tuple: ("elts",),
+    ast.List: ("elts",),
+    ast.Set: ("elts",),
+    ast.Dict: ("keys", "values"),
+    ast.IfExp: ("test", "body", "orelse"),
+    ast.Starred: ("value",),
+    ast.JoinedStr: ("values",),
+    ast.FormattedValue: ("value", "format_spec"),
+    ast.Slice: ("lower", "upper", "step"),
+    ast.Await: ("value",),
+    ast.Yield: ("value",),
+    ast.YieldFrom: ("value",),
+}
 
 
-def expr_events(node: ast.AST, out: list[Event], in_class: bool = False) -> None:
+def expr_events(
+    node: ast.AST,
+    out: list[Event],
+    in_class: bool = False,
+    local: frozenset[str] = frozenset(),
+) -> None:
     """Append the events of an expression (or assignment target) in evaluation order.
 
-    Iterative (explicit stack): expression nesting depth is user-controlled.
+    ``local`` holds the target names of enclosing comprehensions (not this owner's names).
+    Iterative (explicit stack) because expression depth is user-controlled; only comprehension
+    nesting recurses, and the tokenizer caps bracket nesting at 200 levels.
     """
-    stack: list[tuple[ast.AST, frozenset[str] | None]] = [(node, None)]
+    stack: list[ast.AST] = [node]
+    pop = stack.pop
+    push = stack.append
+    fields_of = _EXPR_FIELDS.get
     while stack:
-        cur, local = stack.pop()
-        if isinstance(cur, ast.Name):
-            ctx = type(cur.ctx)
+        cur = pop()
+        kind = type(cur)
+        if kind is ast.Name:
+            name = cur.id  # type: ignore[attr-defined]
+            ctx = type(cur.ctx)  # type: ignore[attr-defined]
             if ctx is ast.Load:
-                if local is None or cur.id not in local:
-                    out.append((USE, cur.id, cur.lineno, cur.col_offset))
+                if name not in local:
+                    out.append((USE, name, cur.lineno, cur.col_offset))  # type: ignore[attr-defined]
             else:
                 op = DEF if ctx is ast.Store else KILL
-                out.append((op, cur.id, cur.lineno, cur.col_offset))
+                out.append((op, name, cur.lineno, cur.col_offset))  # type: ignore[attr-defined]
             continue
-        if isinstance(cur, ast.Constant):
+        if kind is ast.Constant:
             continue
-        if isinstance(cur, ast.NamedExpr):
-            stack.append((cur.target, local))
-            stack.append((cur.value, local))
-            continue
-        if isinstance(cur, ast.Lambda):
-            arguments = cur.args
-            defaults = [*arguments.defaults, *(d for d in arguments.kw_defaults if d)]
-            stack.extend((d, local) for d in reversed(defaults))
-            continue
-        if isinstance(cur, _COMPREHENSIONS):
-            _push_comprehension(cur, local, stack, in_class)
-            continue
-        children: list[ast.AST] = []
-        for name in cur._fields:
-            value = getattr(cur, name, None)
-            if isinstance(value, list):
-                children.extend(v for v in value if isinstance(v, _CHILD_TYPES))
-            elif isinstance(value, _CHILD_TYPES):
-                children.append(value)
-        stack.extend((child, local) for child in reversed(children))
+        fields = fields_of(kind)
+        if fields is None:
+            fields = _other_expr(cur, out, in_class, local, stack)
+        for field_name in reversed(fields):
+            value = getattr(cur, field_name)
+            if type(value) is list:
+                stack.extend(v for v in reversed(value) if v is not None)
+            elif value is not None:
+                push(value)
 
 
-def _push_comprehension(
+def _other_expr(
+    cur: ast.AST, out: list[Event], in_class: bool, local: frozenset[str], stack: list[ast.AST]
+) -> tuple[str, ...]:
+    """Handle the expression types outside ``_EXPR_FIELDS``; return fields still to walk."""
+    if isinstance(cur, ast.NamedExpr):
+        stack.append(cur.target)
+        return ("value",)
+    if isinstance(cur, ast.Lambda):  # only the defaults belong to this scope
+        arguments = cur.args
+        stack.extend(reversed([*arguments.defaults, *(d for d in arguments.kw_defaults if d)]))
+        return ()
+    if isinstance(cur, _COMPREHENSIONS):
+        _comprehension(cur, out, in_class, local)
+        return ()
+    return tuple(
+        name
+        for name in cur._fields
+        if isinstance(getattr(cur, name, None), _CHILD_TYPES)
+        or (
+            isinstance(getattr(cur, name, None), list)
+            and any(isinstance(v, _CHILD_TYPES) for v in getattr(cur, name))
+        )
+    )
+
+
+def _comprehension(
     node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp,
-    outer: frozenset[str] | None,
-    stack: list[tuple[ast.AST, frozenset[str] | None]],
+    out: list[Event],
     in_class: bool,
+    outer: frozenset[str],
 ) -> None:
-    """Push a comprehension's parts (reverse order) with its target names marked local."""
+    """Events of a comprehension: its first iterable here, the rest with its targets local."""
     generators = node.generators
-    first: tuple[ast.AST, frozenset[str] | None] = (generators[0].iter, outer)
+    expr_events(generators[0].iter, out, in_class, outer)
     if in_class:  # a class body's names are invisible inside the comprehension's scope
-        stack.append(first)
         return
     names = {n.id for gen in generators for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
-    local = frozenset(names | (outer or frozenset()))
+    local = outer | names
     ordered: list[ast.AST] = []
     for index, gen in enumerate(generators):
         if index:
@@ -115,8 +165,8 @@ def _push_comprehension(
         ordered += [node.key, node.value]
     else:
         ordered.append(node.elt)
-    stack.extend((part, local) for part in reversed(ordered))
-    stack.append(first)
+    for part in ordered:
+        expr_events(part, out, in_class, local)
 
 
 def _target_events(target: ast.expr, out: list[Event]) -> None:
@@ -151,7 +201,10 @@ def _function_header(node: ast.FunctionDef | ast.AsyncFunctionDef, out: list[Eve
 
 def stmt_events(stmt: ast.stmt, out: list[Event], in_function: bool, in_class: bool) -> None:
     """Append the events of one statement's own part (header only for compound statements)."""
-    if isinstance(stmt, ast.Assign):
+    if type(stmt) is ast.Expr or type(stmt) is ast.Return:
+        if stmt.value is not None:  # type: ignore[attr-defined]
+            expr_events(stmt.value, out, in_class)  # type: ignore[attr-defined]
+    elif isinstance(stmt, ast.Assign):
         expr_events(stmt.value, out, in_class)
         for target in stmt.targets:
             _target_events(target, out)

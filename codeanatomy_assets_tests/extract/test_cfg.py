@@ -575,16 +575,16 @@ def _check_structure(tree: ast.Module) -> None:
         assert indexes == list(range(len(indexes))), key
         kinds = [b.kind for b in cfg.blocks if (b.owner_qualname, b.owner_line) == key]
         assert kinds[:2] == ["entry", "exit"]
-    seen = set()
+    seen: set[tuple[str, int, int, int, str]] = set()
     for edge in cfg.edges:
         size = len(by_owner[(edge.owner_qualname, edge.owner_line)])
         assert 0 <= edge.src < size and 0 <= edge.dst < size
         assert edge.label in EDGE_LABELS
         assert edge.src != 1, "exit has no successors"
         assert edge.dst != 0, "entry has no predecessors"
-        key = (edge.owner_qualname, edge.owner_line, edge.src, edge.dst, edge.label)
-        assert key not in seen
-        seen.add(key)
+        edge_key = (edge.owner_qualname, edge.owner_line, edge.src, edge.dst, edge.label)
+        assert edge_key not in seen
+        seen.add(edge_key)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
