@@ -14,12 +14,12 @@ Semantics:
   handler evaluates the exception type and defines the ``as`` name. An ``exception`` edge
   leaves its block from any point, so what it carries is the block's input plus every
   definition made inside the block.
-- Names declared ``global`` or ``nonlocal`` anywhere in the owner are not local: they get no
-  reaching-definition edges in that owner. Uses of names with no definition in the owner
-  (builtins, globals, free variables) get none either.
-- Known over-approximations: a ``for`` iterable is attributed to the loop header, so definitions
-  from the loop body appear to reach it; an or-pattern's later alternative shadows the earlier
-  one's capture of the same name.
+- Names declared ``global`` or ``nonlocal`` anywhere in a def or class body are not local: they
+  get no reaching-definition edges in that owner (a module-level ``global`` changes nothing).
+  Uses of names with no definition in the owner (builtins, globals, free variables) get none.
+- Known over-approximation: a ``for`` iterable is attributed to the loop header, so definitions
+  from the loop body appear to reach it. Not modelled: the implicit ``del`` of an ``except ...
+  as`` name at the end of its handler.
 
 Algorithm: per owner, definitions are numbered and sets of them are Python ``int`` bitsets; an
 iterative worklist (no recursion) solves IN/OUT per block to a fixpoint; uses are then resolved
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from codeanatomy_assets.extract.cfg import BasicBlock, CfgEdge, FileCfg, Owner, file_cfg
 from codeanatomy_assets.extract.cfg_builder import COMPOUND, SCOPES, sub_bodies
 from codeanatomy_assets.extract.dataflow_events import (
+    ALSO,
     DEF,
     USE,
     Event,
@@ -179,7 +180,7 @@ def _owner_defs(
     owner: Owner, blocks: list[BasicBlock], edges: list[CfgEdge], index: _TreeIndex
 ) -> list[ReachingDef]:
     """Solve reaching definitions for one owner and resolve every use."""
-    node = owner.node
+    node = None if isinstance(owner.node, ast.Module) else owner.node
     in_function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     in_class = isinstance(node, ast.ClassDef)
     nonlocal_names: set[str] = set()
@@ -188,8 +189,8 @@ def _owner_defs(
         events: list[Event] = []
         for position in block.statements:
             stmt = index.stmts[position]
-            if isinstance(stmt, ast.Global | ast.Nonlocal):
-                nonlocal_names.update(stmt.names)
+            if isinstance(stmt, ast.Global | ast.Nonlocal) and node is not None:
+                nonlocal_names.update(stmt.names)  # a module-level ``global`` is a no-op
             stmt_events(stmt, events, in_function, in_class)
         block_events.append(events)
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -217,7 +218,7 @@ class _Solver:
         self.masks: dict[str, int] = {}
         for events in [*block_events, *edge_events]:
             for op, name, line, col in events:
-                if op == DEF and (name, line, col) not in self.def_ids:
+                if op in (DEF, ALSO) and (name, line, col) not in self.def_ids:
                     self.def_ids[(name, line, col)] = len(self.defs)
                     self.masks[name] = self.masks.get(name, 0) | (1 << len(self.defs))
                     self.defs.append((name, line, col))
@@ -235,6 +236,9 @@ class _Solver:
         for op, name, line, col in events:
             if op == USE:
                 continue
+            if op == ALSO:  # adds a definition; the name's earlier kill stands
+                gen |= 1 << self.def_ids[(name, line, col)]
+                continue
             mask = masks.get(name, 0)
             gen &= ~mask
             kill |= mask
@@ -246,7 +250,7 @@ class _Solver:
         """Every definition made anywhere in an event sequence (for exception edges)."""
         bits = 0
         for op, name, line, col in events:
-            if op == DEF:
+            if op in (DEF, ALSO):
                 bits |= 1 << self.def_ids[(name, line, col)]
         return bits
 
@@ -317,6 +321,8 @@ class _Solver:
                     _, def_line, def_col = defs[low.bit_length() - 1]
                     found.add((name, def_line, def_col, line, col))
                     reaching ^= low
+            elif op == ALSO:
+                state |= 1 << self.def_ids[(name, line, col)]
             else:
                 state &= ~mask
                 if op == DEF:

@@ -2,8 +2,9 @@
 
 Why a separate module: :mod:`.dataflow` solves the equations on the CFG; this module decides
 what a statement defines, uses and deletes, which is where Python's scoping rules live. An
-event is ``(op, name, line, col)`` with ``op`` one of :data:`USE`, :data:`DEF`, :data:`KILL` and
-the ``ast`` position (1-based line, 0-based byte column) of the node that uses/defines the name.
+event is ``(op, name, line, col)`` with ``op`` one of :data:`USE`, :data:`DEF`, :data:`KILL`,
+:data:`ALSO` and the ``ast`` position (1-based line, 0-based byte column) of the node that
+uses/defines the name.
 
 Rules (documented here once):
 
@@ -15,7 +16,9 @@ Rules (documented here once):
   defines ``x``; ``x: T = v`` defines ``x`` (``x: T`` alone defines nothing); annotations count
   as uses only in module and class bodies (Python does not evaluate them for function locals).
 - ``def``/``class`` statements use decorators, defaults, annotations, bases and keywords, then
-  define the name (at the statement's position). Imports define the bound name at the alias
+  define the name (at the ``def``/``class`` keyword, also when decorated). Parameter and return
+  annotations count as uses even under ``from __future__ import annotations`` (which defers
+  them): the analysis does not look at future imports. Imports define the bound name at the alias
   position (``import a.b`` binds ``a``); ``*`` imports define nothing. ``del x`` kills ``x``.
 - Nested scopes: bodies of nested defs, classes and lambdas are not walked (a free variable used
   there is not a use here); lambda defaults are. Comprehensions are their own scope: their
@@ -23,6 +26,7 @@ Rules (documented here once):
   load is a use here (except in a class body, whose names comprehensions cannot see); a walrus
   inside a comprehension defines its name here (PEP 572).
 - Walrus: the value, then the target definition.
+- Case patterns: the captures of every alternative of an or-pattern reach the case body.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import ast
 
 __all__ = [
+    "ALSO",
     "DEF",
     "KILL",
     "USE",
@@ -46,6 +51,7 @@ __all__ = [
 USE = 0
 DEF = 1
 KILL = 2
+ALSO = 3  # a definition that does not kill the name's other definitions (or-patterns)
 Event = tuple[int, str, int, int]
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _CHILD_TYPES = (ast.expr, ast.keyword)
@@ -186,7 +192,9 @@ def parameter_events(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Event
     return [(DEF, p.arg, p.lineno, p.col_offset) for p in params]
 
 
-def _function_header(node: ast.FunctionDef | ast.AsyncFunctionDef, out: list[Event]) -> None:
+def _function_header(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, out: list[Event], in_class: bool
+) -> None:
     """Uses evaluated when a ``def`` statement runs: decorators, defaults, annotations."""
     args = node.args
     parts: list[ast.expr] = [*node.decorator_list, *args.defaults]
@@ -196,7 +204,7 @@ def _function_header(node: ast.FunctionDef | ast.AsyncFunctionDef, out: list[Eve
     if node.returns is not None:
         parts.append(node.returns)
     for part in parts:
-        expr_events(part, out)
+        expr_events(part, out, in_class)
 
 
 def stmt_events(stmt: ast.stmt, out: list[Event], in_function: bool, in_class: bool) -> None:
@@ -238,11 +246,11 @@ def stmt_events(stmt: ast.stmt, out: list[Event], in_function: bool, in_class: b
         for case in stmt.cases:
             pattern_value_events(case.pattern, out, in_class)
     elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-        _function_header(stmt, out)
+        _function_header(stmt, out, in_class)
         out.append((DEF, stmt.name, stmt.lineno, stmt.col_offset))
     elif isinstance(stmt, ast.ClassDef):
         for part in [*stmt.decorator_list, *stmt.bases, *(k.value for k in stmt.keywords)]:
-            expr_events(part, out)
+            expr_events(part, out, in_class)
         out.append((DEF, stmt.name, stmt.lineno, stmt.col_offset))
     elif isinstance(stmt, ast.Import | ast.ImportFrom):
         for alias in stmt.names:
@@ -283,32 +291,40 @@ def pattern_value_events(pattern: ast.pattern, out: list[Event], in_class: bool)
 
 
 def case_events(case: ast.match_case, in_class: bool) -> list[Event]:
-    """Events on a ``case`` edge: the pattern's captures (at the pattern), then the guard."""
+    """Events on a ``case`` edge: the pattern's captures (at the pattern), then the guard.
+
+    The alternatives of an or-pattern bind the same names; all but the first bind with
+    :data:`ALSO` so that each alternative's capture reaches the case body.
+    """
     out: list[Event] = []
-    # (pattern, done): done=True means its sub-patterns were bound, bind its own name now.
-    stack: list[tuple[ast.pattern, bool]] = [(case.pattern, False)]
+    # (pattern, done, also): done=True means its sub-patterns were bound, bind its own name.
+    stack: list[tuple[ast.pattern, bool, bool]] = [(case.pattern, False, False)]
     while stack:
-        cur, done = stack.pop()
+        cur, done, also = stack.pop()
+        op = ALSO if also else DEF
         if done:
             bound = cur.name if isinstance(cur, ast.MatchAs) else getattr(cur, "rest", None)
             if bound is not None:
-                out.append((DEF, bound, cur.lineno, cur.col_offset))
+                out.append((op, bound, cur.lineno, cur.col_offset))
             continue
         children: list[ast.pattern] = []
         if isinstance(cur, ast.MatchAs):
             children = [cur.pattern] if cur.pattern is not None else []
         elif isinstance(cur, ast.MatchStar):
             if cur.name is not None:
-                out.append((DEF, cur.name, cur.lineno, cur.col_offset))
+                out.append((op, cur.name, cur.lineno, cur.col_offset))
         elif isinstance(cur, ast.MatchMapping):
             children = list(cur.patterns)
         elif isinstance(cur, ast.MatchClass):
             children = [*cur.patterns, *cur.kwd_patterns]
-        elif isinstance(cur, ast.MatchSequence | ast.MatchOr):
+        elif isinstance(cur, ast.MatchSequence):
             children = list(cur.patterns)
+        elif isinstance(cur, ast.MatchOr):
+            stack.extend((p, False, True) for p in reversed(cur.patterns[1:]))
+            children = cur.patterns[:1]
         if isinstance(cur, ast.MatchAs | ast.MatchMapping):
-            stack.append((cur, True))
-        stack.extend((child, False) for child in reversed(children))
+            stack.append((cur, True, also))
+        stack.extend((child, False, also) for child in reversed(children))
     if case.guard is not None:
         expr_events(case.guard, out, in_class)
     return out

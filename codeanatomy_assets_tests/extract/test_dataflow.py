@@ -222,6 +222,24 @@ CASES: dict[str, tuple[str, set[Triple]]] = {
         {("v", 1, 2), ("lim", 1, 3), ("a", 3, 3), ("rest", 3, 4), ("b", 5, 6),
          ("kw", 5, 6), ("c", 7, 8), ("p", 7, 8)},
     ),
+    "match_or_pattern_alternatives_all_reach": (
+        """\
+        def f(v):
+            match v:
+                case [x] | (
+                        {"k": x}):
+                    return x
+        """,
+        {("v", 1, 2), ("x", 3, 5), ("x", 4, 5)},
+    ),
+    "module_level_global_is_a_no_op": (
+        """\
+        global a
+        a = 1
+        b = a
+        """,
+        {("a", 2, 3)},
+    ),
     "lambda_body_ignored_default_used": (
         """\
         def f(a):
