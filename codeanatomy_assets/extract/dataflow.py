@@ -9,7 +9,8 @@ Semantics:
 
 - A may-analysis: a definition reaches a use if some CFG path from it to the use has no other
   definition (or ``del``) of the name. Parameters are defined at the entry block.
-- Edges can carry events: a ``for`` header's ``true`` edge defines the loop target; a ``case``
+- Edges can carry events: the edges entering a ``for`` loop (all but ``loop``/``continue``
+  back-edges) evaluate the iterable; a ``for`` header's ``true`` edge defines the target; a ``case``
   edge defines the pattern's captures and evaluates the guard; an ``exception`` edge into a
   handler evaluates the exception type and defines the ``as`` name. An ``exception`` edge
   leaves its block from any point, so what it carries is the block's input plus every
@@ -17,9 +18,7 @@ Semantics:
 - Names declared ``global`` or ``nonlocal`` anywhere in a def or class body are not local: they
   get no reaching-definition edges in that owner (a module-level ``global`` changes nothing).
   Uses of names with no definition in the owner (builtins, globals, free variables) get none.
-- Known over-approximation: a ``for`` iterable is attributed to the loop header, so definitions
-  from the loop body appear to reach it. Not modelled: the implicit ``del`` of an ``except ...
-  as`` name at the end of its handler.
+- Not modelled: the implicit ``del`` of an ``except ... as`` name at the end of its handler.
 
 Algorithm: per owner, definitions are numbered and sets of them are Python ``int`` bitsets; an
 iterative worklist (no recursion) solves IN/OUT per block to a fixpoint; uses are then resolved
@@ -41,6 +40,7 @@ from codeanatomy_assets.extract.dataflow_events import (
     USE,
     Event,
     case_events,
+    for_iterable_events,
     for_target_events,
     handler_events,
     parameter_events,
@@ -158,22 +158,28 @@ class _TreeIndex:
 def _edge_events(
     edge: CfgEdge, blocks: list[BasicBlock], index: _TreeIndex, in_class: bool
 ) -> list[Event]:
-    """Events an edge carries (``for`` target, ``case`` captures/guard, handler binding)."""
+    """Events an edge carries (``for`` iterable/target, ``case`` captures/guard, handler)."""
     label = edge.label
-    if label not in ("true", "case", "exception"):
-        return []
     dst = blocks[edge.dst].statements
+    events: list[Event] = []
     if label == "exception":
         handler = index.handlers.get(dst[0]) if dst else None
-        return handler_events(handler, in_class) if handler is not None else []
-    src = blocks[edge.src].statements
-    last = index.stmts[src[-1]] if src else None
-    if label == "true" and isinstance(last, ast.For | ast.AsyncFor):
-        return for_target_events(last)
-    if label == "case" and dst:
-        case = index.cases.get(dst[0])
-        return case_events(case, in_class) if case is not None else []
-    return []
+        if handler is not None:
+            events += handler_events(handler, in_class)
+    elif label == "case":
+        case = index.cases.get(dst[0]) if dst else None
+        if case is not None:
+            events += case_events(case, in_class)
+    elif label == "true":
+        src = blocks[edge.src].statements
+        last = index.stmts[src[-1]] if src else None
+        if isinstance(last, ast.For | ast.AsyncFor):
+            events += for_target_events(last)
+    if blocks[edge.dst].kind == "loop_header" and label not in ("loop", "continue"):
+        header = index.stmts[dst[0]]
+        if isinstance(header, ast.For | ast.AsyncFor):
+            events += for_iterable_events(header, in_class)
+    return events
 
 
 def _owner_defs(

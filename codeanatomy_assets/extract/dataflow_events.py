@@ -8,10 +8,12 @@ uses/defines the name.
 
 Rules (documented here once):
 
-- Only the header of a compound statement belongs to its block: ``if``/``while`` test, ``for``
-  iterable (the target is defined on the ``true`` edge, see :func:`for_target_events`), ``with``
+- Only the header of a compound statement belongs to its block: ``if``/``while`` test, ``with``
   items (context expression, then its ``as`` target), ``match`` subject and the value parts of
   all case patterns (captures and guard are on each ``case`` edge, see :func:`case_events`).
+  A ``for`` header's block has no events of its own: the iterable is used on the edges that
+  enter the loop (not on ``loop``/``continue`` back-edges) and the target is defined on the
+  ``true`` edge (:func:`for_iterable_events`, :func:`for_target_events`).
 - Assignments evaluate the right-hand side first; ``x += v`` uses ``x``, then ``v``, then
   defines ``x``; ``x: T = v`` defines ``x`` (``x: T`` alone defines nothing); annotations count
   as uses only in module and class bodies (Python does not evaluate them for function locals).
@@ -41,6 +43,7 @@ __all__ = [
     "Event",
     "case_events",
     "expr_events",
+    "for_iterable_events",
     "for_target_events",
     "handler_events",
     "parameter_events",
@@ -235,7 +238,7 @@ def stmt_events(stmt: ast.stmt, out: list[Event], in_function: bool, in_class: b
     elif isinstance(stmt, ast.If | ast.While):
         expr_events(stmt.test, out, in_class)
     elif isinstance(stmt, ast.For | ast.AsyncFor):
-        expr_events(stmt.iter, out, in_class)
+        return  # the iterable is on the edges entering the loop: for_iterable_events
     elif isinstance(stmt, ast.With | ast.AsyncWith):
         for item in stmt.items:
             expr_events(item.context_expr, out, in_class)
@@ -327,6 +330,14 @@ def case_events(case: ast.match_case, in_class: bool) -> list[Event]:
         stack.extend((child, False, also) for child in reversed(children))
     if case.guard is not None:
         expr_events(case.guard, out, in_class)
+    return out
+
+
+def for_iterable_events(stmt: ast.For | ast.AsyncFor, in_class: bool) -> list[Event]:
+    """Events on the edges that enter a ``for`` header from outside the loop (not back-edges):
+    the iterable is evaluated once, before the first iteration."""
+    out: list[Event] = []
+    expr_events(stmt.iter, out, in_class)
     return out
 
 

@@ -208,6 +208,30 @@ CASES: dict[str, tuple[str, set[Triple]]] = {
         """,
         {("xs", 1, 3), ("x", 3, 4), ("x", 2, 5), ("x", 3, 5)},
     ),
+    "for_iterable_is_evaluated_once": (
+        """\
+        def f(xs):
+            for x in xs:
+                xs = x
+            return xs
+        """,
+        {("xs", 1, 2), ("x", 2, 3), ("xs", 1, 4), ("xs", 3, 4)},
+    ),
+    "handler_and_case_bodies_starting_with_a_loop": (
+        """\
+        def f(v):
+            try:
+                g()
+            except ValueError as e:
+                for x in e.args:
+                    print(x)
+            match v:
+                case [*items]:
+                    for y in items:
+                        print(y)
+        """,
+        {("e", 4, 5), ("x", 5, 6), ("v", 1, 7), ("items", 8, 9), ("y", 9, 10)},
+    ),
     "match_captures_and_guard": (
         """\
         def f(v, lim):
