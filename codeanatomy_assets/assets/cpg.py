@@ -84,9 +84,6 @@ def cpg_assets(
     watched_repos: WatchedReposResource,
 ) -> Iterator[dg.MaterializeResult]:
     """Build the selected CPG outputs of one commit and write them to their Delta tables."""
-    # Imported here: Hamilton costs ~1 s to import and the code location must load fast.
-    from codeanatomy_assets.pipeline.execution import build_commit
-
     partition = decode_partition_key(context.partition_key)
     selected = tuple(n for n in CPG_OUTPUTS if dg.AssetKey(n) in context.selected_asset_keys)
     request = BuildRequest(
@@ -100,6 +97,9 @@ def cpg_assets(
         storage_options=lake.storage_options(),
         dask_address=execution.dask_address,
     )
+    # Imported here: Hamilton costs ~1 s to import and the code location must load fast.
+    from codeanatomy_assets.pipeline.execution import build_commit
+
     result = build_commit(request)
     context.log.info(
         "partition=%s status=%s outputs=%d files=%d errors=%d duration_s=%.2f plan=%s",
