@@ -68,8 +68,9 @@ goes on to what follows the ``try`` (only if some normal path entered) and re-is
 of abrupt exit that entered it (``return`` to exit or an outer ``finally``, ``break``/``continue``
 to the loop, ``raise``/``exception`` outwards). Paths are therefore merged (sound, not exact).
 
-Recursion: the builder recurses once per statement nesting level, which the Python parser
-bounds (about 100 levels); a :class:`RecursionError` anyway becomes :class:`CfgError`.
+Recursion: the builder recurses once per indentation level, which the tokenizer bounds (100
+levels); ``elif`` chains, which nest without indentation, are walked iteratively. A
+:class:`RecursionError` would still become :class:`CfgError`.
 """
 
 from __future__ import annotations

@@ -210,12 +210,22 @@ class _Builder:
             self.append(stmt)
 
     def if_(self, stmt: ast.If) -> None:
-        index = self.append(stmt)
-        out = self.body(stmt.body, [(index, "true")])
-        if stmt.orelse:
-            out = out + self.body(stmt.orelse, [(index, "false")])
-        else:
-            out.append((index, "false"))
+        """An ``if`` and its ``elif`` chain, iteratively: the parser does not bound ``elif``
+        chains (they nest in ``orelse`` without indentation), so recursion could overflow."""
+        out: Pending = []
+        while True:
+            index = self.append(stmt)
+            out += self.body(stmt.body, [(index, "true")])
+            orelse = stmt.orelse
+            if len(orelse) == 1 and isinstance(orelse[0], ast.If):
+                self.pending = [(index, "false")]
+                stmt = orelse[0]
+                continue
+            if orelse:
+                out += self.body(orelse, [(index, "false")])
+            else:
+                out.append((index, "false"))
+            break
         self.pending = out
 
     def loop(self, stmt: ast.While | ast.For | ast.AsyncFor) -> None:

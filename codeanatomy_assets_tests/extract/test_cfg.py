@@ -630,6 +630,23 @@ def test_handler_and_finally_kinds() -> None:
     ]  # fmt: skip
 
 
+def test_long_elif_chain_does_not_recurse() -> None:
+    """``elif`` chains nest without indentation, so the parser accepts them ~2000 deep."""
+    arms = "".join(f"elif x == {i}:\n    y = {i}\n" for i in range(1, 1500))
+    tree = ast.parse("if x == 0:\n    y = 0\n" + arms)
+    cfg = file_cfg(tree)
+    assert len(cfg.blocks) == 2 + 2 * 1500
+    assert sum(e.label == "false" for e in cfg.edges) == 1500
+    _check_structure(tree)
+
+
+def test_deepest_indentation_is_fine() -> None:
+    source = "".join("    " * i + f"if x{i}:\n" for i in range(98)) + "    " * 98 + "pass\n"
+    tree = ast.parse(source)
+    assert len(file_cfg(tree).blocks) == 2 + 99
+    _check_structure(tree)
+
+
 def test_deeply_nested_expression_is_fine() -> None:
     tree = ast.parse("x = " + "(" * 150 + "1" + ")" * 150)
     assert len(file_cfg(tree).blocks) == 3

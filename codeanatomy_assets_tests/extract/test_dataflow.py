@@ -360,6 +360,14 @@ def test_decorated_def_position_is_the_def_keyword() -> None:
     assert found == (ReachingDef("", 0, "g", 2, 0, 4, 4),)
 
 
+def test_long_elif_chain() -> None:
+    arms = "".join(f"    elif x == {i}:\n        y = {i}\n" for i in range(1, 1500))
+    source = "def f(x):\n    if x == 0:\n        y = 0\n" + arms + "    return y\n"
+    found = reaching_defs(ast.parse(source))
+    assert sum(r.name == "y" for r in found) == 1500
+    assert sum(r.name == "x" for r in found) == 1500
+
+
 def test_cfg_argument_is_used() -> None:
     tree = ast.parse("x = 1\ny = x\n")
     assert reaching_defs(tree, file_cfg(tree)) == reaching_defs(tree)
