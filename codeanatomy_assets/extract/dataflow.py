@@ -60,7 +60,11 @@ __all__ = [
 class ReachingDef:
     """A definition of ``name`` that may reach a load of ``name`` in the same owner.
 
-    Positions are ``ast`` positions: 1-based line, 0-based UTF-8 byte column.
+    Positions are ``ast`` positions: 1-based line, 0-based UTF-8 byte column. The definition's
+    position is that of: the ``Name`` target (assignments, ``for``, ``with ... as``, walrus,
+    ``del`` kills only), the ``arg`` node (parameters), the import ``alias``, the
+    ``def``/``class`` keyword, the ``except`` keyword (``except ... as``), or the pattern node
+    (``case`` captures). An augmented assignment's use and definition share the target position.
     """
 
     owner_qualname: str  # as BasicBlock.owner_qualname ('' for the module)
@@ -119,6 +123,7 @@ def reaching_defs_report(
         if max_blocks is not None and len(owner_blocks) > max_blocks:
             skipped.append(SkippedOwner(key[0], key[1], len(owner_blocks)))
             continue
+        owner_blocks.sort(key=lambda b: b.index)  # edges address blocks by index
         owner = Owner(key[0], key[1], index.scopes[key[1]] if key[1] else tree)
         found.extend(_owner_defs(owner, owner_blocks, edges.get(key, []), index))
     found.sort(key=lambda r: (r.owner_line, r.owner_qualname, r.use_line, r.use_col,
