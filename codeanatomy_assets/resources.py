@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import yaml
 from dagster_deltalake import AzureConfig, GcsConfig, LocalConfig, S3Config
 from dagster_deltalake.config import ClientConfig
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -23,14 +26,18 @@ from codeanatomy_assets.storage.lake import REPO_ID_PATTERN, Lake
 __all__ = [
     "DEFAULT_LAKE_ROOT",
     "LAKE_ENV_VAR",
+    "REPOS_FILE_ENV_VAR",
     "ExecutionResource",
     "LakeResource",
     "WatchedRepo",
     "WatchedReposResource",
+    "read_repos_file",
 ]
 
 DEFAULT_LAKE_ROOT = ".codeanatomy/lake"
 LAKE_ENV_VAR = "CODEANATOMY_LAKE"
+REPOS_FILE_ENV_VAR = "CODEANATOMY_REPOS_FILE"
+_REPO_ID_RULE = "1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -123,10 +130,19 @@ class WatchedReposResource(dg.ConfigurableResource):
     ``initial_commits``: on the sensor's first start for a repository only its newest N
     commits are requested, not its whole history. ``retain_commits``: the partitions kept per
     repository (the newest N commits of the branch); older ones are deleted by retention.
+    ``repos_file`` lets operators list repositories without touching code: it is read each
+    time the list is needed, so an edit takes effect at the next sensor tick.
     """
 
     repos: dict[str, WatchedRepo] = Field(
         default_factory=dict, description="repo_id -> {path, branch}; repo_id is a path-safe slug."
+    )
+    repos_file: str | None = Field(
+        default=None,
+        description=(
+            "YAML or JSON file mapping repo_id -> {path, branch} (relative paths: from the "
+            f"file's directory), merged under `repos`. Unset: ${REPOS_FILE_ENV_VAR}, if set."
+        ),
     )
     initial_commits: int = Field(
         default=5, description="Commits requested per repository on the sensor's first start."
@@ -141,8 +157,7 @@ class WatchedReposResource(dg.ConfigurableResource):
         for repo_id in value:
             if not REPO_ID_PATTERN.match(repo_id):
                 raise ValueError(
-                    f"repos key {repo_id!r} is not allowed: a repo_id is 1-64 characters of "
-                    "a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+                    f"repos key {repo_id!r} is not allowed: a repo_id is {_REPO_ID_RULE}"
                 )
         return value
 
@@ -162,12 +177,43 @@ class WatchedReposResource(dg.ConfigurableResource):
             )
         return self
 
+    def watched(self) -> dict[str, WatchedRepo]:
+        """Every watched repository: the repos file's, then ``repos`` (which wins on an id)."""
+        path = self.repos_file or os.environ.get(REPOS_FILE_ENV_VAR)
+        return {**(read_repos_file(Path(path)) if path else {}), **self.repos}
+
     def repo(self, repo_id: str) -> WatchedRepo:
-        """The configured repository ``repo_id``, failing with the ids that are configured."""
+        """The watched repository ``repo_id``, failing with the ids that are configured."""
+        repos = self.watched()
         try:
-            return self.repos[repo_id]
+            return repos[repo_id]
         except KeyError:
-            known = ", ".join(sorted(self.repos)) or "none"
+            known = ", ".join(sorted(repos)) or "none"
             raise KeyError(
                 f"repo_id {repo_id!r} is not a watched repository (configured: {known})"
             ) from None
+
+
+def read_repos_file(path: Path) -> dict[str, WatchedRepo]:
+    """Parse a repos file (``repo_id: {path, branch}``), naming the file and key on errors."""
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"repos file {str(path)!r} cannot be read: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"repos file {str(path)!r} must map repo_id -> {{path, branch}}")
+    repos: dict[str, WatchedRepo] = {}
+    for repo_id, entry in data.items():
+        where = f"repos file {str(path)!r}, key {repo_id!r}"
+        if not isinstance(repo_id, str) or not REPO_ID_PATTERN.match(repo_id):
+            raise ValueError(f"{where}: a repo_id is {_REPO_ID_RULE}")
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise ValueError(f"{where}: expected {{path: <clone>, branch: <ref>}}")
+        unknown = sorted(set(entry) - {"path", "branch"})
+        if unknown:
+            raise ValueError(f"{where}: unknown fields {unknown}; allowed are path, branch")
+        clone = path.parent / entry["path"]  # an absolute path stays absolute
+        repos[repo_id] = WatchedRepo(path=str(clone), branch=str(entry.get("branch", "main")))
+    return repos

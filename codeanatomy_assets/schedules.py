@@ -62,7 +62,7 @@ _Log = logging.Logger  # DagsterLogManager (context.log) is a Logger
 def _windows(watched_repos: WatchedReposResource, log: _Log) -> dict[str, list[str]]:
     """Newest ``retain_commits`` shas per readable watched repository (others are logged)."""
     windows: dict[str, list[str]] = {}
-    for repo_id, watched in sorted(watched_repos.repos.items()):
+    for repo_id, watched in sorted(watched_repos.watched().items()):
         try:
             windows[repo_id] = branch_window(watched, watched_repos.retain_commits)[1]
         except Exception as exc:  # one broken repository must not stop the rest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -102,3 +103,34 @@ def test_unknown_repo_id_lists_the_configured_ones() -> None:
     assert watched.repo("a").branch == "main"
     with pytest.raises(KeyError, match="repo_id 'c' is not a watched repository"):
         watched.repo("c")
+
+
+def test_repos_file_is_read_at_use_and_merged_under_repos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing = tmp_path / "repos.yaml"
+    listing.write_text("alpha: {path: clones/alpha}\nbeta: {path: /srv/beta, branch: trunk}\n")
+    monkeypatch.setenv("CODEANATOMY_REPOS_FILE", str(listing))
+    watched = WatchedReposResource(repos={"beta": WatchedRepo(path="/override")})
+    repos = watched.watched()
+    assert repos["alpha"] == WatchedRepo(path=str(tmp_path / "clones/alpha"), branch="main")
+    assert repos["beta"].path == "/override"  # code config wins on a shared id
+    listing.write_text("gamma: {path: /g}\n")  # an edit takes effect at the next use
+    assert set(watched.watched()) == {"beta", "gamma"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a\n- b\n", "must map repo_id"),
+        ("Bad: {path: /x}\n", "key 'Bad': a repo_id is"),
+        ("a: /x\n", "key 'a': expected {path: <clone>, branch: <ref>}"),
+        ("a: {path: /x, brnch: dev}\n", "unknown fields ['brnch']; allowed are path, branch"),
+        ("a: [", "cannot be read"),
+    ],
+)
+def test_repos_file_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    listing = tmp_path / "repos.yaml"
+    listing.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        WatchedReposResource(repos_file=str(listing)).watched()

@@ -102,7 +102,7 @@ def _scan(
     known_keys: set[str],
 ) -> Iterable[tuple[str, str]]:
     """Yield ``(repo_id, partition key)`` for new commits and update ``cursor.heads``."""
-    for repo_id, watched in sorted(watched_repos.repos.items()):
+    for repo_id, watched in sorted(watched_repos.watched().items()):
         try:
             repo, window = branch_window(watched, watched_repos.retain_commits)
         except Exception as exc:  # one broken repository must not stop the rest

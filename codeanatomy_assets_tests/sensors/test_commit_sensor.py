@@ -141,3 +141,14 @@ def test_unreadable_cursor_is_a_first_start(tmp_path: Path, instance: dg.Dagster
     result = _tick(instance, _watch(c=repo.path), "not json")
     assert _keys(result) == [f"c@{s}" for s in shas]
     assert COMMITS_PARTITIONS.name == "commits"
+
+
+def test_repositories_listed_in_the_repos_file_are_watched(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    repo = GitFixture.init(tmp_path / "listed")
+    sha = repo.commit()
+    listing = tmp_path / "repos.yaml"
+    listing.write_text("listed: {path: listed, branch: main}\n")
+    result = _tick(instance, WatchedReposResource(repos_file=str(listing)), None)
+    assert _keys(result) == [f"listed@{sha}"]

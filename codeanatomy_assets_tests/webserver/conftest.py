@@ -69,9 +69,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=15)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
-    """Start the webserver with one registered commit partition; stop it after the module."""
+    """Start the webserver once, with one registered commit partition; stop it at the end."""
     from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
 
     base = tmp_path_factory.mktemp("webserver")
