@@ -153,7 +153,18 @@ def prune_partitions(
     log: _Log,
     partitions_def: dg.DynamicPartitionsDefinition = COMMITS_PARTITIONS,
 ) -> dict[str, int]:
-    """Delete partitions outside retention, rows first (see the module doc); key -> rows."""
+    """Delete every partition that fell out of retention, with its rows in every Delta table.
+
+    For each watched repository whose branch can be read: every ``commits`` partition of that
+    repository whose sha is not among the newest ``retain_commits`` commits of the branch is
+    removed, first its rows from each of the 11 CPG Delta tables (``Lake.delete_partition``:
+    a Delta delete with the partition predicate, a new table version; files are reclaimed by
+    a later vacuum), then the dynamic partition. Partitions of unreadable or unwatched
+    repositories and keys that do not decode are kept and logged.
+
+    Returns:
+        partition key -> number of rows deleted across all tables.
+    """
     partitions_name = partitions_def.name or ""
     windows = _windows(watched_repos, log)
     deleted: dict[str, int] = {}
@@ -189,7 +200,7 @@ def _cpg_retention(
     )
 
 
-@dg.job(name="cpg_retention_job", description=prune_partitions.__doc__)
+@dg.job(name="cpg_retention_job")
 def cpg_retention_job() -> None:
     """Delete partitions outside retention, rows first, then the dynamic partition."""
     _cpg_retention()
