@@ -82,3 +82,6 @@ def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All code locations passed validation" in done.stdout + done.stderr
+    # SQLite storage under the home (runs, event logs, schedule and sensor state).
+    assert (home / "history" / "runs.db").is_file()
+    assert (home / "schedules" / "schedules.db").is_file()
