@@ -1,0 +1,1 @@
+"""The CPG: its vocabulary, its output contracts, and the DataFusion views that build it."""

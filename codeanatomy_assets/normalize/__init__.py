@@ -1,0 +1,1 @@
+"""Normalization: the one span type (byte offsets plus line/column) and the one id formula."""

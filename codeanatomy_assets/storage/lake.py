@@ -1,0 +1,177 @@
+"""The lake: where each output's Delta table lives, and partition-exact writes and reads.
+
+A write replaces exactly one ``(repo_id, commit)`` partition with one Delta transaction
+(``mode="overwrite"`` with a partition predicate). Delta's log makes it atomic: a writer killed
+half-way leaves uncommitted data files that no reader sees, and the previous version stays the
+current one. Writers of different partitions may race; delta-rs detects the conflict and we
+retry, because their predicates are disjoint and the retry cannot lose rows.
+
+Reads go through DataFusion's native Delta provider, never ``DeltaTable.to_pyarrow_*``: with
+deltalake 1.6 that path (a Python filesystem over Rust) aborts the interpreter at exit now and
+then ("terminate called without an active exception", delta-io/delta-rs#2184).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow as pa
+from datafusion import SessionContext
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+PARTITION_COLUMNS: tuple[str, str] = ("repo_id", "commit")
+REPO_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+SHA_PATTERN = re.compile(r"^[0-9a-f]{40}$")
+_COMMIT_RETRIES = 8
+
+
+class LakeError(ValueError):
+    """The lake cannot be used: unwritable root, malformed partition values..."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableWrite:
+    """What one partition write did: table URI, the Delta version it created, rows written."""
+
+    name: str
+    table_uri: str
+    version: int
+    rows: int
+    schema: pa.Schema
+
+
+def check_partition(repo_id: str, commit: str) -> None:
+    """Refuse values that are not safe in a path or a SQL predicate, naming the key."""
+    if not REPO_ID_PATTERN.match(repo_id):
+        raise LakeError(
+            f"repo_id {repo_id!r} is invalid: allowed are 1-64 characters of a-z, 0-9, '_', '.',"
+            " '-', starting with a letter or digit"
+        )
+    if not SHA_PATTERN.match(commit):
+        raise LakeError(f"commit {commit!r} is invalid: allowed is a full 40-hex lowercase sha")
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake root (local directory or object-store URI) plus deltalake storage options."""
+
+    root: str
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        scheme = urlparse(self.root).scheme
+        return scheme in ("", "file") or len(scheme) == 1  # len 1: a Windows drive letter
+
+    def table_uri(self, name: str) -> str:
+        if self.is_local:
+            return str(Path(self.root.removeprefix("file://")).absolute() / name)
+        return f"{self.root.rstrip('/')}/{name}"
+
+    def ensure_writable(self) -> None:
+        """Fail before any work when a local root cannot be created or written."""
+        if not self.is_local:
+            return
+        root = Path(self.root.removeprefix("file://"))
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise LakeError(f"lake root {str(root)!r} is not writable: {exc.strerror}") from exc
+
+    def _options(self) -> dict[str, str] | None:
+        return dict(self.storage_options) or None
+
+    def table(self, name: str) -> DeltaTable | None:
+        """The Delta table of an output, or None when nothing was written yet."""
+        try:
+            return DeltaTable(self.table_uri(name), storage_options=self._options())
+        except TableNotFoundError:
+            return None
+
+    def table_names(self) -> list[str]:
+        """Names of the Delta tables under a local root (object stores: not listed)."""
+        if not self.is_local:
+            return []
+        root = Path(self.root.removeprefix("file://"))
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
+
+    def write_partition(self, name: str, table: pa.Table, repo_id: str, commit: str) -> TableWrite:
+        """Replace the ``(repo_id, commit)`` partition of table ``name`` with ``table``'s rows."""
+        check_partition(repo_id, commit)
+        data = _with_partition_columns(table, repo_id, commit)
+        predicate = f"repo_id = '{repo_id}' AND commit = '{commit}'"
+        uri = self.table_uri(name)
+        for attempt in range(_COMMIT_RETRIES):
+            try:
+                write_deltalake(
+                    uri,
+                    data,
+                    mode="overwrite",
+                    partition_by=list(PARTITION_COLUMNS),
+                    predicate=predicate,
+                    storage_options=self._options(),
+                )
+                break
+            except CommitFailedError:
+                if attempt == _COMMIT_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (2**attempt))
+        written = self.table(name)
+        assert written is not None
+        return TableWrite(name, uri, int(written.version()), data.num_rows, data.schema)
+
+    def delete_partition(self, name: str, repo_id: str, commit: str) -> int:
+        """Delete a partition's rows from table ``name``; returns the rows deleted."""
+        check_partition(repo_id, commit)
+        dt = self.table(name)
+        if dt is None:
+            return 0
+        metrics = dt.delete(f"repo_id = '{repo_id}' AND commit = '{commit}'")
+        return int(metrics.get("num_deleted_rows", 0) or 0)
+
+    def read_partition(self, name: str, repo_id: str, commit: str) -> pa.Table:
+        """The rows of one partition (empty table when the table does not exist)."""
+        check_partition(repo_id, commit)
+        dt = self.table(name)
+        if dt is None:
+            return pa.table({})
+        ctx = SessionContext()
+        ctx.register_table(name, dt)
+        sql = f"SELECT * FROM \"{name}\" WHERE repo_id = '{repo_id}' AND \"commit\" = '{commit}'"
+        return ctx.sql(sql).to_arrow_table()
+
+
+def register_lake_tables(ctx: SessionContext, lake: Lake) -> list[str]:
+    """Register every Delta table of a local lake in ``ctx`` under its own name."""
+    names = lake.table_names()
+    for name in names:
+        dt = lake.table(name)
+        if dt is not None:
+            ctx.register_table(name, dt)
+    return names
+
+
+def _with_partition_columns(table: pa.Table, repo_id: str, commit: str) -> pa.Table:
+    """Put the partition columns first, replacing any existing ones."""
+    for column in PARTITION_COLUMNS:
+        if column in table.column_names:
+            table = table.drop_columns([column])
+    n = table.num_rows
+    repo = pa.array([repo_id] * n, pa.string())
+    sha = pa.array([commit] * n, pa.string())
+    return pa.Table.from_arrays(
+        [repo, sha, *table.columns],
+        schema=pa.schema([("repo_id", pa.string()), ("commit", pa.string()), *table.schema]),
+    )
