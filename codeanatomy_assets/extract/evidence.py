@@ -1,0 +1,141 @@
+"""Schemas of the evidence tables the extractors produce (the inputs of every CPG view).
+
+Positions follow ``normalize.spans``: byte offsets half-open into the file's bytes, 1-based
+lines, 0-based code-point columns. ``idx`` is a node's pre-order index within its file (the
+module is 0); ``parent_idx``/``def_idx`` point at other rows of the same file.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+_S, _I32, _I64, _B = pa.string(), pa.int32(), pa.int64(), pa.bool_()
+
+_SPAN = [
+    ("bstart", _I64),
+    ("bend", _I64),
+    ("line_start", _I32),
+    ("col_start", _I32),
+    ("line_end", _I32),
+    ("col_end", _I32),
+]
+
+FILES = pa.schema(
+    [
+        ("path", _S),
+        ("blob_id", _S),
+        ("size_bytes", _I64),
+        ("module_name", _S),
+        ("package_path", _S),  # directory of the file ('' at the root)
+        ("is_stub", _B),
+        ("status", _S),  # ok | error | skipped
+        ("encoding", _S),
+        ("line_count", _I32),
+        ("line_end", _I32),
+        ("col_end", _I32),
+    ]
+)
+
+PACKAGES = pa.schema(
+    [
+        ("path", _S),  # the directory, POSIX, relative to the root
+        ("parent_path", _S),  # '' for a top-level directory
+        ("name", _S),
+        ("qualified_name", _S),
+        ("is_namespace", _B),
+    ]
+)
+
+AST_NODES = pa.schema(
+    [
+        ("path", _S),
+        ("idx", _I32),
+        ("parent_idx", _I32),
+        ("field", _S),
+        ("field_index", _I32),
+        ("def_idx", _I32),  # nearest enclosing MODULE/CLASS/FUNCTION row (-1 for the module)
+        ("ast_type", _S),
+        ("node_kind", _S),
+        ("discriminator", _S),
+        ("name", _S),
+        ("qualified_name", _S),
+        *_SPAN,
+        ("ctx", _S),
+        ("operator", _S),
+        ("literal_type", _S),
+        ("literal_value", _S),
+        ("is_async", _B),
+        ("decorator_count", _I32),
+        ("param_kind", _S),
+        ("param_index", _I32),
+    ]
+)
+
+IMPORTS = pa.schema(
+    [
+        ("path", _S),
+        ("idx", _I32),  # the Import / ImportFrom node
+        ("level", _I32),
+        ("module", _S),  # as written ('' for `from . import x`)
+        ("name", _S),  # imported name for `from m import name`; NULL for `import m`
+        ("asname", _S),
+        ("target", _S),  # absolute dotted module the statement names (relative resolved)
+    ]
+)
+
+SCOPES = pa.schema(
+    [
+        ("path", _S),
+        ("scope_path", _S),  # symtable path: 'top', 'top/C', 'top/f/<listcomp>@3#0'
+        ("parent_scope_path", _S),
+        ("scope_type", _S),
+        ("name", _S),
+        ("qualified_name", _S),
+        *_SPAN,
+    ]
+)
+
+SYMBOLS = pa.schema(
+    [
+        ("path", _S),
+        ("scope_path", _S),
+        ("name", _S),
+        ("bstart", _I64),
+        ("bend", _I64),
+        ("line_start", _I32),
+        ("col_start", _I32),
+        ("line_end", _I32),
+        ("col_end", _I32),
+        *(
+            (f"is_{flag}", _B)
+            for flag in (
+                "local", "global", "declared_global", "nonlocal", "free", "parameter",
+                "imported", "assigned", "referenced", "annotated", "namespace",
+            )
+        ),
+    ]
+)
+
+ERRORS = pa.schema(
+    [
+        ("path", _S),
+        ("extractor", _S),
+        ("error_kind", _S),
+        ("message", _S),
+        ("line", _I32),
+        ("col", _I32),
+        ("bstart", _I64),
+    ]
+)
+
+EVIDENCE_SCHEMAS: dict[str, pa.Schema] = {
+    "files": FILES,
+    "packages": PACKAGES,
+    "ast_nodes": AST_NODES,
+    "imports": IMPORTS,
+    "scopes": SCOPES,
+    "symbols": SYMBOLS,
+    "errors": ERRORS,
+}
+# Tables produced per file by the extraction workers (files/packages come from the scan).
+PER_FILE_TABLES: tuple[str, ...] = ("ast_nodes", "imports", "scopes", "symbols", "errors")

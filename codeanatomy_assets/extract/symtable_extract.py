@@ -1,0 +1,88 @@
+"""Evidence from ``symtable``: scopes and the symbols bound in them, with their flags.
+
+``symtable`` reports a scope's name and first line but no columns, so each scope is matched
+to the span of the ``ast`` node that opens it (recorded by ``ast_extract`` as
+``(name, line) -> spans``, in source order); the module scope spans the file. The scope path
+(``top/C/m``, ``top/f/listcomp@3#1``) is unique within a file and is the id discriminator.
+"""
+
+from __future__ import annotations
+
+import symtable
+
+from codeanatomy_assets.extract.columns import Columns
+from codeanatomy_assets.extract.evidence import SCOPES, SYMBOLS
+from codeanatomy_assets.normalize.spans import Span
+
+_FLAG_METHODS: tuple[tuple[str, str], ...] = (
+    ("is_local", "is_local"),
+    ("is_global", "is_global"),
+    ("is_declared_global", "is_declared_global"),
+    ("is_nonlocal", "is_nonlocal"),
+    ("is_free", "is_free"),
+    ("is_parameter", "is_parameter"),
+    ("is_imported", "is_imported"),
+    ("is_assigned", "is_assigned"),
+    ("is_referenced", "is_referenced"),
+    ("is_annotated", "is_annotated"),
+    ("is_namespace", "is_namespace"),
+)
+
+
+def extract_symtable(
+    text: str,
+    path: str,
+    module_name: str,
+    whole: Span,
+    scope_spans: dict[tuple[str, int], list[Span]],
+) -> tuple[Columns, Columns]:
+    """Scope and symbol rows for one file's source ``text``."""
+    scopes = Columns(SCOPES)
+    symbols = Columns(SYMBOLS)
+    top = symtable.symtable(text, path, "exec")
+    used: dict[tuple[str, int], int] = {}
+    # stack: table, its scope path, parent scope path, qualified name of its owner
+    stack: list[tuple[symtable.SymbolTable, str, str | None, str]] = [
+        (top, "top", None, module_name)
+    ]
+    while stack:
+        table, scope_path, parent_path, qual = stack.pop()
+        name = table.get_name()
+        line = table.get_lineno()
+        if parent_path is None:
+            span = whole
+        else:
+            key = (name, line)
+            nth = used.get(key, 0)
+            used[key] = nth + 1
+            candidates = scope_spans.get(key, [])
+            span = candidates[nth] if nth < len(candidates) else Span(
+                whole.bstart, whole.bstart, line, 0, line, 0
+            )
+        scopes.append(
+            path=path, scope_path=scope_path, parent_scope_path=parent_path,
+            scope_type=str(table.get_type()).lower().rsplit(".", 1)[-1], name=name,
+            qualified_name=qual, bstart=span.bstart, bend=span.bend,
+            line_start=span.line_start, col_start=span.col_start, line_end=span.line_end,
+            col_end=span.col_end,
+        )
+        for sym in table.get_symbols():
+            row = {flag: bool(getattr(sym, method)()) for flag, method in _FLAG_METHODS}
+            symbols.append(
+                path=path, scope_path=scope_path, name=sym.get_name(), bstart=span.bstart,
+                bend=span.bend, line_start=span.line_start, col_start=span.col_start,
+                line_end=span.line_end, col_end=span.col_end, **row,
+            )
+        children = table.get_children()
+        counts: dict[tuple[str, int], int] = {}
+        for child in children:
+            cname, cline = child.get_name(), child.get_lineno()
+            n = counts.get((cname, cline), 0)
+            counts[(cname, cline)] = n + 1
+            suffix = f"@{cline}#{n}" if n or cname.isidentifier() is False or cname in (
+                "lambda", "listcomp", "setcomp", "dictcomp", "genexpr"
+            ) else ""
+            child_path = f"{scope_path}/{cname}{suffix}"
+            child_qual = f"{qual}.{cname}"
+            stack.append((child, child_path, scope_path, child_qual))
+    return scopes, symbols
