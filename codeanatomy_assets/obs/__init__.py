@@ -1,0 +1,1 @@
+"""Observability: diagnostics events collected during a run."""

@@ -1,0 +1,93 @@
+"""What a caller asks of one build, and what it gets back.
+
+A build is one commit of one repository turned into the CPG outputs it names. The CLI builds
+one from flags; a Dagster asset builds one per partition. Both get a ``BuildResult`` with
+enough to report: every output's Delta URI, version, rows and schema, the plan signature and
+timings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
+
+EXECUTION_MODES: tuple[str, ...] = ("serial", "parallel")
+
+
+class ConfigError(ValueError):
+    """A configuration value is not allowed; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One commit to build.
+
+    ``commit`` may be any revision (``HEAD``, a branch, a short sha); it is resolved to the
+    full sha before anything runs. ``outputs`` None means every CPG output.
+    """
+
+    repo_path: Path
+    lake_root: str
+    commit: str = "HEAD"
+    repo_id: str | None = None
+    outputs: tuple[str, ...] | None = None
+    workers: int | None = None
+    execution_mode: str = "serial"
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+    dask_address: str | None = None
+    max_file_bytes: int = 8 * 1024 * 1024
+
+    def validate(self) -> None:
+        """Fail before any work, naming the key and the allowed values."""
+        if self.execution_mode not in EXECUTION_MODES:
+            raise ConfigError(
+                f"execution_mode {self.execution_mode!r} is not allowed: use one of "
+                f"{', '.join(EXECUTION_MODES)}"
+            )
+        if self.outputs is not None:
+            unknown = sorted(set(self.outputs) - set(CPG_OUTPUTS))
+            if unknown:
+                raise ConfigError(
+                    f"outputs {unknown} are unknown: allowed are {', '.join(CPG_OUTPUTS)}"
+                )
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers {self.workers} is not allowed: use an integer >= 1")
+        if self.max_file_bytes < 1:
+            raise ConfigError("max_file_bytes must be a positive number of bytes")
+
+    @property
+    def selected_outputs(self) -> tuple[str, ...]:
+        return tuple(self.outputs) if self.outputs is not None else CPG_OUTPUTS
+
+
+@dataclass(frozen=True)
+class OutputWrite:
+    """One output written for the partition: Delta table URI and version, rows, schema."""
+
+    name: str
+    table_uri: str
+    version: int
+    rows: int
+    schema: pa.Schema
+    counts_by_kind: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build did. ``status`` is ``success`` also when some files failed to extract."""
+
+    run_id: str
+    repo_id: str
+    commit: str
+    status: str
+    plan_signature: str
+    duration_s: float
+    file_count: int
+    error_count: int
+    outputs: Mapping[str, OutputWrite]
+    timings: Mapping[str, float]

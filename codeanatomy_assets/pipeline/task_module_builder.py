@@ -1,0 +1,139 @@
+"""Synthesize the plan-specific Hamilton modules: plan values and one node per plan task.
+
+For every task a function named after its output is created; its dependencies are injected
+with ``@inject(dependencies=group(...))`` from the plan (never hand-written), its schedule
+metadata becomes ``@tag`` values, and output views get the contract validator. For every
+output a ``write_<name>`` node writes it to Delta. Generated functions get ``__module__`` set
+and the module registered in ``sys.modules``: Hamilton skips functions it cannot place.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+import pyarrow as pa
+from hamilton.function_modifiers import check_output_custom, group, inject, source, tag, value
+
+from codeanatomy_assets.pipeline.outputs import write_output
+from codeanatomy_assets.pipeline.request import OutputWrite
+from codeanatomy_assets.pipeline.task_execution import TaskExecutionSpec, execute_view
+from codeanatomy_assets.pipeline.validators import ContractValidator
+from codeanatomy_assets.plan.execution_plan import ExecutionPlan, PlanTask
+from codeanatomy_assets.storage.lake import Lake
+
+
+def _new_module(name: str) -> ModuleType:
+    module = ModuleType(name)
+    module.__dict__["__all__"] = []
+    sys.modules[name] = module
+    return module
+
+
+def _place(module: ModuleType, fn: Callable[..., Any], name: str) -> None:
+    fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__module__ = module.__name__
+    module.__dict__[name] = fn
+    module.__dict__["__all__"].append(name)
+
+
+def build_execution_plan_module(plan: ExecutionPlan, name: str) -> ModuleType:
+    """Nodes ``execution_plan`` and ``plan_signature``: the plan as data inside the DAG."""
+    module = _new_module(name)
+
+    def execution_plan() -> ExecutionPlan:
+        return plan
+
+    def plan_signature() -> str:
+        return plan.signature
+
+    execution_plan.__annotations__ = {"return": ExecutionPlan}
+    plan_signature.__annotations__ = {"return": str}
+    _place(module, execution_plan, "execution_plan")
+    _place(module, plan_signature, "plan_signature")
+    return module
+
+
+def _tags(task: PlanTask, plan: ExecutionPlan) -> dict[str, str]:
+    return {
+        "layer": "execution",
+        "kind": "task",
+        "task_name": task.name,
+        "task_kind": task.kind,
+        "output": str(task.output),
+        "task_cost": str(task.cost),
+        "bottom_level_cost": str(task.bottom_level_cost),
+        "slack": str(task.slack),
+        "on_critical_path": str(task.on_critical_path),
+        "betweenness_centrality": str(task.betweenness),
+        "generation_index": str(task.generation),
+        "generation_order": str(task.generation_order),
+        "schedule_index": str(task.schedule_index),
+        "plan_signature": plan.signature,
+        "plan_task_signature": task.task_signature,
+    }
+
+
+def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
+    spec = TaskExecutionSpec(
+        task.name, task.kind, task.sql, task.output, plan.signature, task.task_signature
+    )
+    if task.kind == "scan":
+
+        def scan_task(evidence: dict[str, pa.Table], task_spec: TaskExecutionSpec) -> pa.Table:
+            return evidence[task_spec.task_name]
+
+        scan_task.__annotations__ = {
+            "evidence": dict[str, pa.Table], "task_spec": TaskExecutionSpec, "return": pa.Table,
+        }
+        fn: Callable[..., pa.Table] = inject(task_spec=value(spec))(scan_task)
+    else:
+
+        def view_task(
+            dependencies: dict[str, pa.Table], task_spec: TaskExecutionSpec, repo_id: str
+        ) -> pa.Table:
+            return execute_view(task_spec, dependencies, repo_id)
+
+        view_task.__annotations__ = {
+            "dependencies": dict[str, pa.Table], "task_spec": TaskExecutionSpec, "repo_id": str,
+            "return": pa.Table,
+        }
+        deps = {d: source(d) for d in task.dependencies}
+        fn = inject(dependencies=group(**deps), task_spec=value(spec))(view_task)
+        if task.output:
+            fn = check_output_custom(ContractValidator(task.name))(fn)
+    return tag(**_tags(task, plan))(fn)
+
+
+def _write_node(output: str) -> Callable[..., OutputWrite]:
+    def write_task(table: pa.Table, lake: Lake, repo_id: str, commit_sha: str) -> OutputWrite:
+        return write_output(output, table, lake, repo_id, commit_sha)
+
+    write_task.__annotations__ = {
+        "table": pa.Table, "lake": Lake, "repo_id": str, "commit_sha": str,
+        "return": OutputWrite,
+    }
+    return tag(layer="outputs", kind="write", output=output)(
+        inject(table=source(output))(write_task)
+    )
+
+
+def build_task_execution_module(plan: ExecutionPlan, name: str) -> ModuleType:
+    """One node per plan task, plus ``write_<output>`` for each output view."""
+    module = _new_module(name)
+    for task in plan.tasks:
+        _place(module, _task_node(task, plan), task.name)
+    for output in plan.outputs:
+        _place(module, _write_node(output), f"write_{output}")
+    return module
+
+
+def module_names(plan_signature: str) -> Mapping[str, str]:
+    """Module names scoped by plan, so two plans in one process never share a module."""
+    return {
+        "plan": f"codeanatomy_assets._generated.plan_{plan_signature}",
+        "tasks": f"codeanatomy_assets._generated.tasks_{plan_signature}",
+    }
