@@ -6,6 +6,7 @@ started (never by name); readiness is a bounded poll of ``/server_info``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -28,11 +29,15 @@ READY_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class Webserver:
-    """A running webserver: its base URL, its DAGSTER_HOME and the repository it shows."""
+    """A running webserver: URL, DAGSTER_HOME, the commit it shows and whether it was built.
+
+    ``materialized`` is False only while the pipeline (``build_commit``) is not in the tree.
+    """
 
     url: str
     home: Path
     repo_sha: str
+    materialized: bool
 
 
 def _free_port() -> int:
@@ -80,10 +85,16 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     repo = GitFixture.init(base / "demo")
     sha = repo.commit({"pkg/__init__.py": "", "pkg/mod.py": "def f():\n    return 1\n"})
-    with pytest.MonkeyPatch.context() as patch:  # dagster.yaml reads $DAGSTER_HOME
+    materialized = importlib.util.find_spec("codeanatomy_assets.pipeline.execution") is not None
+    with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(home))
         with dg.DagsterInstance.get() as instance:
             instance.add_dynamic_partitions("commits", [f"demo@{sha}"])
+            if materialized:  # the UI then shows a built partition and its check results
+                from codeanatomy_assets.assets import materialize_partition
+
+                lake = str(base / "lake")
+                materialize_partition(repo.path, "demo", sha, lake, instance=instance)
 
     executable = Path(sys.executable).parent / "dagster-webserver"
     port = _free_port()
@@ -97,6 +108,6 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, proc, log)
-        yield Webserver(url, home, sha)
+        yield Webserver(url, home, sha, materialized)
     finally:
         _stop(proc)

@@ -50,3 +50,30 @@ def test_assets_partitions_and_checks_are_served(webserver: Any) -> None:
         "edge_ids_unique",
         "edge_endpoints_exist",
     }
+
+
+STATUS_QUERY = """
+{
+  assetNodes {
+    assetKey { path }
+    assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions } }
+    assetChecksOrError {
+      ... on AssetChecks {
+        checks { name executionForLatestMaterialization { status partition } }
+      }
+    }
+  }
+}
+"""
+
+
+def test_the_built_partition_and_its_passed_checks_are_served(webserver: Any) -> None:
+    if not webserver.materialized:
+        pytest.skip("build_commit (pipeline) has not landed yet: nothing was materialized")
+    key = f"demo@{webserver.repo_sha}"
+    for node in graphql(webserver.url, STATUS_QUERY)["assetNodes"]:
+        name = "/".join(node["assetKey"]["path"])
+        assert node["assetPartitionStatuses"]["materializedPartitions"] == [key], name
+        for check in node["assetChecksOrError"]["checks"]:
+            execution = check["executionForLatestMaterialization"]
+            assert execution == {"status": "SUCCEEDED", "partition": key}, (name, check["name"])
