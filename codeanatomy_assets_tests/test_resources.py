@@ -10,6 +10,7 @@ import pytest
 from dagster_deltalake import LocalConfig, S3Config
 from pydantic import ValidationError
 
+from codeanatomy_assets.pipeline.request import EXECUTION_MODES
 from codeanatomy_assets.resources import (
     DEFAULT_LAKE_ROOT,
     LAKE_ENV_VAR,
@@ -57,16 +58,22 @@ def test_object_store_secrets_come_from_env_vars_at_run_time(
     ("kwargs", "message"),
     [
         ({"execution_mode": "threads"}, "execution_mode 'threads' is not allowed: use one of "
-         "serial, parallel, remote"),
+         + ", ".join(EXECUTION_MODES)),
         ({"workers": 0}, "workers 0 is not allowed"),
-        ({"execution_mode": "remote"}, "dask_address is required"),
     ],
 )  # fmt: skip
 def test_execution_config_errors_name_key_and_choices(
     kwargs: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
         ExecutionResource(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif("remote" not in EXECUTION_MODES, reason="remote mode is not offered")
+def test_remote_mode_needs_a_dask_address() -> None:
+    with pytest.raises(ValidationError, match="dask_address is required"):
+        ExecutionResource(execution_mode="remote")
+    assert ExecutionResource(execution_mode="remote", dask_address="tcp://h:8786").dask_address
 
 
 def test_invalid_execution_mode_in_run_config_fails_before_the_asset_runs() -> None:
