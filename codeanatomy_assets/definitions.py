@@ -20,10 +20,14 @@ from codeanatomy_assets.sensors import build_commit_sensor
 
 __all__ = ["cpg_job", "defs"]
 
+# In-process executor: the build parallelizes inside its step (process pool or Dask), the checks
+# step depends on it, so a subprocess per step would only add ~2 s of imports per step. Each
+# run still gets its own process from the run launcher, so a crash stays within its run.
 cpg_job = dg.define_asset_job(
     name="cpg_job",
     selection=dg.AssetSelection.groups(CPG_GROUP),
     partitions_def=COMMITS_PARTITIONS,
+    executor_def=dg.in_process_executor,
     description="Build every CPG output of one commit partition and run its checks.",
 )
 
