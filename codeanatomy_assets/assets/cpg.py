@@ -59,7 +59,11 @@ def output_metadata(write: OutputWrite, result: BuildResult, partition_key: str)
         "dagster/row_count": dg.MetadataValue.int(write.rows),
         "dagster/column_schema": _column_schema(write.schema),
         "dagster/table_name": write.name,
-        "table_uri": dg.MetadataValue.path(write.table_uri),
+        "table_uri": (
+            dg.MetadataValue.url(write.table_uri)
+            if "://" in write.table_uri
+            else dg.MetadataValue.path(write.table_uri)
+        ),
         "delta_version": dg.MetadataValue.int(write.version),
         "partition_key": partition_key,
         "plan_signature": result.plan_signature,

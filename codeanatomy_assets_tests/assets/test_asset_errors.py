@@ -51,3 +51,25 @@ def test_materialize_partition_refuses_unknown_outputs(tmp_path: Path) -> None:
 )
 def test_default_repo_id_is_a_slug(tmp_path: Path, name: str, slug: str) -> None:
     assert default_repo_id(tmp_path / name) == slug
+
+
+def test_output_metadata_for_an_object_store_table() -> None:
+    import pyarrow as pa
+
+    from codeanatomy_assets.assets.cpg import output_metadata
+    from codeanatomy_assets.pipeline.request import BuildResult, OutputWrite
+
+    sha = "a" * 40
+    schema = pa.schema([("repo_id", pa.string()), ("node_id", pa.string()), ("bstart", pa.int64())])
+    write = OutputWrite("cpg_nodes", "s3://bucket/lake/cpg_nodes", 7, 42, schema, {"FILE": 2})
+    result = BuildResult("run1", "r", sha, "success", "sig", 1.5, 2, 0, {"cpg_nodes": write}, {})
+    meta = output_metadata(write, result, f"r@{sha}")
+    assert isinstance(meta["table_uri"], dg.UrlMetadataValue)
+    assert meta["table_uri"].value == "s3://bucket/lake/cpg_nodes"
+    assert meta["dagster/row_count"].value == 42
+    assert meta["delta_version"].value == 7
+    assert [(c.name, c.type) for c in meta["dagster/column_schema"].columns] == [
+        ("repo_id", "string"), ("node_id", "string"), ("bstart", "int64"),
+    ]  # fmt: skip
+    assert meta["counts_by_kind"].value == {"FILE": 2}
+    assert meta["plan_signature"] == "sig" and meta["partition_key"] == f"r@{sha}"
