@@ -144,50 +144,72 @@ OUTPUT_CONTRACTS: dict[str, OutputContract] = {
     c.name: c
     for c in (
         OutputContract(
-            "cpg_nodes", CPG_NODES, True,
+            "cpg_nodes",
+            CPG_NODES,
+            True,
             "Every node of the commit's Code Property Graph: repository, files, modules, "
             "definitions, syntax nodes, scopes, symbols and external targets, with byte spans.",
         ),
         OutputContract(
-            "cpg_edges", CPG_EDGES, True,
+            "cpg_edges",
+            CPG_EDGES,
+            True,
             "Every edge of the graph (AST_CHILD, CONTAINS, DEFINES, IMPORTS, BINDS...), with "
             "how it was resolved and how confident that resolution is.",
         ),
         OutputContract(
-            "cpg_props", CPG_PROPS, True,
+            "cpg_props",
+            CPG_PROPS,
+            True,
             "Typed properties of nodes and edges, one row per (entity, key).",
         ),
         OutputContract(
-            "cpg_props_map", CPG_PROPS_MAP, True,
+            "cpg_props_map",
+            CPG_PROPS_MAP,
+            True,
             "All properties of an entity in one row, for point lookups.",
         ),
         OutputContract(
-            "cpg_edges_by_src", CPG_EDGES_BY_SRC, True,
+            "cpg_edges_by_src",
+            CPG_EDGES_BY_SRC,
+            True,
             "Outgoing adjacency: each node with the list of its outgoing edges.",
         ),
         OutputContract(
-            "cpg_edges_by_dst", CPG_EDGES_BY_DST, True,
+            "cpg_edges_by_dst",
+            CPG_EDGES_BY_DST,
+            True,
             "Incoming adjacency: each node with the list of its incoming edges.",
         ),
         OutputContract(
-            "cpg_nodes_quality", CPG_NODES_QUALITY, False,
+            "cpg_nodes_quality",
+            CPG_NODES_QUALITY,
+            False,
             "Data-quality findings on nodes (missing spans, files that failed to extract...).",
         ),
         OutputContract(
-            "cpg_props_quality", CPG_PROPS_QUALITY, False,
+            "cpg_props_quality",
+            CPG_PROPS_QUALITY,
+            False,
             "Data-quality findings on properties (value missing for its declared type...).",
         ),
         OutputContract(
-            "normalize_outputs", NORMALIZE_OUTPUTS, True,
+            "normalize_outputs",
+            NORMALIZE_OUTPUTS,
+            True,
             "The normalized evidence tables of the run and their row counts.",
         ),
         OutputContract(
-            "extract_errors", EXTRACT_ERRORS, False,
+            "extract_errors",
+            EXTRACT_ERRORS,
+            False,
             "Files that could not be extracted (or were skipped), with extractor, cause and "
             "position: the graph of every other file is still complete.",
         ),
         OutputContract(
-            "run_manifest", RUN_MANIFEST, True,
+            "run_manifest",
+            RUN_MANIFEST,
+            True,
             "One row per build: status, timings, plan signature, inputs and the Delta version "
             "of every output written.",
         ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from codeanatomy_assets.cpg.nesting import NestSpec
 from codeanatomy_assets.cpg.vocabulary import PROP_KEYS, SYMBOL_FLAGS
 from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS
 from codeanatomy_assets.normalize.ids import edge_id_sql, node_id_sql, sql_literal
@@ -17,11 +18,15 @@ from codeanatomy_assets.normalize.ids import edge_id_sql, node_id_sql, sql_liter
 
 @dataclass(frozen=True, slots=True)
 class ViewSpec:
-    """A named query; ``output`` views are written to Delta, the others are intermediates."""
+    """A named query; ``output`` views are written to Delta, the others are intermediates.
+
+    ``nest`` turns the query's sorted flat rows into list columns (see ``cpg.nesting``).
+    """
 
     name: str
     sql: str
     output: bool
+    nest: NestSpec | None = None
 
 
 _NODE_COLUMNS = (
@@ -39,8 +44,13 @@ def _prop(entity_kind: str, entity: str, key: str, expr: str, source: str, where
     """One property key's rows, with its value in the column its declared type uses."""
     vtype = PROP_KEYS[key].value_type.value
     cols = {"string": "NULL", "int": "NULL", "float": "NULL", "bool": "NULL", "json": "NULL"}
-    cast = {"string": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN",
-            "json": "VARCHAR"}[vtype]
+    cast = {
+        "string": "VARCHAR",
+        "int": "BIGINT",
+        "float": "DOUBLE",
+        "bool": "BOOLEAN",
+        "json": "VARCHAR",
+    }[vtype]
     cols[vtype] = f"CAST({expr} AS {cast})"
     return (
         f"SELECT '{entity_kind}' AS entity_kind, {entity} AS entity_id, '{key}' AS prop_key, "
@@ -51,8 +61,18 @@ def _prop(entity_kind: str, entity: str, key: str, expr: str, source: str, where
     )
 
 
-def _edge(kind: str, src: str, dst: str, disc: str, source: str, span: str, where: str = "TRUE",
-          method: str = "'syntax'", confidence: str = "1.0", repo_id: str = "") -> str:
+def _edge(
+    kind: str,
+    src: str,
+    dst: str,
+    disc: str,
+    source: str,
+    span: str,
+    where: str = "TRUE",
+    method: str = "'syntax'",
+    confidence: str = "1.0",
+    repo_id: str = "",
+) -> str:
     return (
         f"SELECT {edge_id_sql(repo_id, f'{sql_literal(kind)}', src, dst, disc)} AS edge_id, "
         f"'{kind}' AS edge_kind, {src} AS src_node_id, {dst} AS dst_node_id, {span}, "
@@ -72,38 +92,59 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     quote2, external = "''", "'EXTERNAL'"
     views: list[ViewSpec] = []
 
-    def add(name: str, sql: str, output: bool = False) -> None:
-        views.append(ViewSpec(name, sql, output))
+    def add(name: str, sql: str, output: bool = False, nest: NestSpec | None = None) -> None:
+        views.append(ViewSpec(name, sql, output, nest))
 
-    add("file_ids", f"""
+    add(
+        "file_ids",
+        f"""
         SELECT f.*, {nid("f.path", "'FILE'", "''", "0", "coalesce(f.size_bytes, 0)")} AS file_id
-        FROM files f""")
-    add("ast_node_ids", f"""
+        FROM files f""",
+    )
+    add(
+        "ast_node_ids",
+        f"""
         SELECT a.*, {nid("a.path", "a.node_kind", "a.discriminator", "a.bstart", "a.bend")}
                AS node_id, f.file_id
-        FROM ast_nodes a JOIN file_ids f ON a.path = f.path""")
-    add("package_ids", f"""
+        FROM ast_nodes a JOIN file_ids f ON a.path = f.path""",
+    )
+    add(
+        "package_ids",
+        f"""
         SELECT p.*, {nid("p.path", "'PACKAGE'", "''", "0", "0")} AS node_id,
                CASE WHEN p.parent_path = '' THEN NULL
                     ELSE {nid("p.parent_path", "'PACKAGE'", "''", "0", "0")} END AS parent_id
-        FROM packages p""")
-    add("scope_ids", f"""
+        FROM packages p""",
+    )
+    add(
+        "scope_ids",
+        f"""
         SELECT s.*, {nid("s.path", "'SCOPE'", "s.scope_path", "s.bstart", "s.bend")} AS node_id,
                f.file_id
-        FROM scopes s JOIN file_ids f ON s.path = f.path""")
-    add("symbol_ids", f"""
-        SELECT y.*, {nid("y.path", "'SYMBOL'", "y.scope_path || '::' || y.name", "y.bstart",
-                         "y.bend")} AS node_id,
+        FROM scopes s JOIN file_ids f ON s.path = f.path""",
+    )
+    add(
+        "symbol_ids",
+        f"""
+        SELECT y.*, {
+            nid("y.path", "'SYMBOL'", "y.scope_path || '::' || y.name", "y.bstart", "y.bend")
+        } AS node_id,
                s.node_id AS scope_id, s.file_id, s.qualified_name AS scope_qualified_name
-        FROM symbols y JOIN scope_ids s ON y.path = s.path AND y.scope_path = s.scope_path""")
+        FROM symbols y JOIN scope_ids s ON y.path = s.path AND y.scope_path = s.scope_path""",
+    )
     # A module name may exist as .py and .pyi: imports land on the .py (what runs).
-    add("module_index", """
+    add(
+        "module_index",
+        """
         SELECT qualified_name, node_id FROM (
             SELECT qualified_name, node_id, row_number() OVER (
                 PARTITION BY qualified_name ORDER BY path LIKE '%.pyi', path) AS rank
             FROM ast_node_ids WHERE node_kind = 'MODULE') m
-        WHERE rank = 1""")
-    add("import_targets", """
+        WHERE rank = 1""",
+    )
+    add(
+        "import_targets",
+        """
         SELECT i.path, i.idx, i.level, i.module, i.name, i.asname, i.target,
                n.node_id AS import_id, n.bstart, n.bend,
                CASE WHEN i.name IS NULL OR i.name = '*' THEN i.target
@@ -115,10 +156,14 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         LEFT JOIN module_index sub ON sub.qualified_name = (
             CASE WHEN i.name IS NULL OR i.name = '*' THEN NULL
                  WHEN i.target = '' THEN i.name ELSE i.target || '.' || i.name END)
-        LEFT JOIN module_index mod ON mod.qualified_name = i.target""")
-    add("external_ids", f"""
+        LEFT JOIN module_index mod ON mod.qualified_name = i.target""",
+    )
+    add(
+        "external_ids",
+        f"""
         SELECT DISTINCT dotted, {nid("''", "'EXTERNAL'", "dotted", "0", "0")} AS node_id
-        FROM import_targets WHERE module_id IS NULL""")
+        FROM import_targets WHERE module_id IS NULL""",
+    )
 
     node_cols = [c.strip() for c in _NODE_COLUMNS.split(",")]
 
@@ -127,91 +172,259 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         return f"SELECT {aliased} FROM {source}"
 
     null_s, null_i = "CAST(NULL AS VARCHAR)", "CAST(NULL AS BIGINT)"
-    null_span = (null_i, null_i, "CAST(NULL AS INT)", "CAST(NULL AS INT)",
-                 "CAST(NULL AS INT)", "CAST(NULL AS INT)")
+    null_span = (
+        null_i,
+        null_i,
+        "CAST(NULL AS INT)",
+        "CAST(NULL AS INT)",
+        "CAST(NULL AS INT)",
+        "CAST(NULL AS INT)",
+    )
     ast_span = ("bstart", "bend", "line_start", "col_start", "line_end", "col_end")
     node_sources = [
-        nodes_from("(VALUES (1)) one(x)", repo_node, "'REPOSITORY'", null_s, null_s, repo, repo,
-                   *null_span, "'scan'"),
-        nodes_from("package_ids", "node_id", "'PACKAGE'", "path", null_s, "name",
-                   "qualified_name", *null_span, "'scan'"),
-        nodes_from("file_ids", "file_id", "'FILE'", "path", "file_id",
-                   "regexp_replace(path, '^.*/', '')", "path", "CAST(0 AS BIGINT)",
-                   "size_bytes", "CAST(1 AS INT)", "CAST(0 AS INT)", "line_end", "col_end",
-                   "'scan'"),
-        nodes_from("ast_node_ids", "node_id", "node_kind", "path", "file_id", "name",
-                   "qualified_name", *ast_span, "'ast'"),
-        nodes_from("scope_ids", "node_id", "'SCOPE'", "path", "file_id", "name",
-                   "qualified_name", *ast_span, "'symtable'"),
-        nodes_from("symbol_ids", "node_id", "'SYMBOL'", "path", "file_id", "name",
-                   "scope_qualified_name || '.' || name", *ast_span, "'symtable'"),
-        nodes_from("external_ids", "node_id", "'EXTERNAL'", null_s, null_s,
-                   "regexp_replace(dotted, '^.*[.]', '')", "dotted", *null_span, "'imports'"),
+        nodes_from(
+            "(VALUES (1)) one(x)",
+            repo_node,
+            "'REPOSITORY'",
+            null_s,
+            null_s,
+            repo,
+            repo,
+            *null_span,
+            "'scan'",
+        ),
+        nodes_from(
+            "package_ids",
+            "node_id",
+            "'PACKAGE'",
+            "path",
+            null_s,
+            "name",
+            "qualified_name",
+            *null_span,
+            "'scan'",
+        ),
+        nodes_from(
+            "file_ids",
+            "file_id",
+            "'FILE'",
+            "path",
+            "file_id",
+            "regexp_replace(path, '^.*/', '')",
+            "path",
+            "CAST(0 AS BIGINT)",
+            "size_bytes",
+            "CAST(1 AS INT)",
+            "CAST(0 AS INT)",
+            "line_end",
+            "col_end",
+            "'scan'",
+        ),
+        nodes_from(
+            "ast_node_ids",
+            "node_id",
+            "node_kind",
+            "path",
+            "file_id",
+            "name",
+            "qualified_name",
+            *ast_span,
+            "'ast'",
+        ),
+        nodes_from(
+            "scope_ids",
+            "node_id",
+            "'SCOPE'",
+            "path",
+            "file_id",
+            "name",
+            "qualified_name",
+            *ast_span,
+            "'symtable'",
+        ),
+        nodes_from(
+            "symbol_ids",
+            "node_id",
+            "'SYMBOL'",
+            "path",
+            "file_id",
+            "name",
+            "scope_qualified_name || '.' || name",
+            *ast_span,
+            "'symtable'",
+        ),
+        nodes_from(
+            "external_ids",
+            "node_id",
+            "'EXTERNAL'",
+            null_s,
+            null_s,
+            "regexp_replace(dotted, '^.*[.]', '')",
+            "dotted",
+            *null_span,
+            "'imports'",
+        ),
     ]
-    add("cpg_nodes", "SELECT * FROM (\n" + "\nUNION ALL\n".join(node_sources)
-        + "\n) n ORDER BY node_id", output=True)
+    add(
+        "cpg_nodes",
+        "SELECT * FROM (\n" + "\nUNION ALL\n".join(node_sources) + "\n) n ORDER BY node_id",
+        output=True,
+    )
 
     child_span = "c.path, c.bstart, c.bend, 'ast' AS origin"
     edges = [
-        _edge("AST_CHILD", "p.node_id", "c.node_id",
-              "c.field || '#' || CAST(c.field_index AS VARCHAR)",
-              "ast_node_ids c JOIN ast_node_ids p ON c.path = p.path AND c.parent_idx = p.idx",
-              child_span, repo_id=repo_id),
-        _edge("CONTAINS", repo_node, "f.file_id", "''",
-              "file_ids f", "f.path, 0 AS bstart, f.size_bytes AS bend, 'scan' AS origin",
-              "f.package_path = ''", repo_id=repo_id),
-        _edge("CONTAINS", "p.node_id", "f.file_id", "''",
-              "file_ids f JOIN package_ids p ON f.package_path = p.path",
-              "f.path, 0 AS bstart, f.size_bytes AS bend, 'scan' AS origin", repo_id=repo_id),
-        _edge("CONTAINS", f"coalesce(p.parent_id, {repo_node})", "p.node_id", "''",
-              "package_ids p", "p.path, NULL AS bstart, NULL AS bend, 'scan' AS origin",
-              repo_id=repo_id),
-        _edge("CONTAINS", "c.file_id", "c.node_id", "''", "ast_node_ids c", child_span,
-              "c.node_kind = 'MODULE'", repo_id=repo_id),
-        _edge("CONTAINS", "p.node_id", "c.node_id", "''",
-              "ast_node_ids c JOIN ast_node_ids p ON c.path = p.path AND c.def_idx = p.idx",
-              child_span, "c.node_kind NOT IN ('CLASS', 'FUNCTION', 'PARAMETER')",
-              repo_id=repo_id),
-        _edge("DEFINES", "p.node_id", "c.node_id", "''",
-              "ast_node_ids c JOIN ast_node_ids p ON c.path = p.path AND c.def_idx = p.idx",
-              child_span, "c.node_kind IN ('CLASS', 'FUNCTION')", repo_id=repo_id),
-        _edge("HAS_PARAMETER", "p.node_id", "c.node_id", "CAST(c.param_index AS VARCHAR)",
-              "ast_node_ids c JOIN ast_node_ids p ON c.path = p.path AND c.def_idx = p.idx",
-              child_span, "c.node_kind = 'PARAMETER'", repo_id=repo_id),
-        _edge("IMPORTS", "t.import_id", "coalesce(t.module_id, x.node_id)", "t.dotted",
-              "import_targets t LEFT JOIN external_ids x ON t.module_id IS NULL "
-              "AND t.dotted = x.dotted",
-              "t.path, t.bstart, t.bend, 'imports' AS origin", "TRUE",
-              method="CASE WHEN t.module_id IS NULL THEN 'external' ELSE 'module_index' END",
-              repo_id=repo_id),
-        _edge("SCOPE_PARENT", "c.node_id", "p.node_id", "''",
-              "scope_ids c JOIN scope_ids p ON c.path = p.path "
-              "AND c.parent_scope_path = p.scope_path",
-              "c.path, c.bstart, c.bend, 'symtable' AS origin", repo_id=repo_id),
-        _edge("BINDS", "y.scope_id", "y.node_id", "''", "symbol_ids y",
-              "y.path, y.bstart, y.bend, 'symtable' AS origin", repo_id=repo_id),
+        _edge(
+            "AST_CHILD",
+            "p.node_id",
+            "c.node_id",
+            "c.field || '#' || CAST(c.field_index AS VARCHAR)",
+            "ast_node_ids c JOIN ast_node_ids p ON c.path = p.path AND c.parent_idx = p.idx",
+            child_span,
+            repo_id=repo_id,
+        ),
+        _edge(
+            "CONTAINS",
+            repo_node,
+            "f.file_id",
+            "''",
+            "file_ids f",
+            "f.path, 0 AS bstart, f.size_bytes AS bend, 'scan' AS origin",
+            "f.package_path = ''",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "CONTAINS",
+            "p.node_id",
+            "f.file_id",
+            "''",
+            "file_ids f JOIN package_ids p ON f.package_path = p.path",
+            "f.path, 0 AS bstart, f.size_bytes AS bend, 'scan' AS origin",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "CONTAINS",
+            f"coalesce(p.parent_id, {repo_node})",
+            "p.node_id",
+            "''",
+            "package_ids p",
+            "p.path, NULL AS bstart, NULL AS bend, 'scan' AS origin",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "CONTAINS",
+            "c.file_id",
+            "c.node_id",
+            "''",
+            "ast_node_ids c",
+            child_span,
+            "c.node_kind = 'MODULE'",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "CONTAINS",
+            "p.node_id",
+            "c.node_id",
+            "''",
+            "ast_node_ids c JOIN ast_node_ids p ON c.path = p.path AND c.def_idx = p.idx",
+            child_span,
+            "c.node_kind NOT IN ('CLASS', 'FUNCTION', 'PARAMETER')",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "DEFINES",
+            "p.node_id",
+            "c.node_id",
+            "''",
+            "ast_node_ids c JOIN ast_node_ids p ON c.path = p.path AND c.def_idx = p.idx",
+            child_span,
+            "c.node_kind IN ('CLASS', 'FUNCTION')",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "HAS_PARAMETER",
+            "p.node_id",
+            "c.node_id",
+            "CAST(c.param_index AS VARCHAR)",
+            "ast_node_ids c JOIN ast_node_ids p ON c.path = p.path AND c.def_idx = p.idx",
+            child_span,
+            "c.node_kind = 'PARAMETER'",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "IMPORTS",
+            "t.import_id",
+            "coalesce(t.module_id, x.node_id)",
+            "t.dotted",
+            "import_targets t LEFT JOIN external_ids x ON t.module_id IS NULL "
+            "AND t.dotted = x.dotted",
+            "t.path, t.bstart, t.bend, 'imports' AS origin",
+            "TRUE",
+            method="CASE WHEN t.module_id IS NULL THEN 'external' ELSE 'module_index' END",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "SCOPE_PARENT",
+            "c.node_id",
+            "p.node_id",
+            "''",
+            "scope_ids c JOIN scope_ids p ON c.path = p.path "
+            "AND c.parent_scope_path = p.scope_path",
+            "c.path, c.bstart, c.bend, 'symtable' AS origin",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "BINDS",
+            "y.scope_id",
+            "y.node_id",
+            "''",
+            "symbol_ids y",
+            "y.path, y.bstart, y.bend, 'symtable' AS origin",
+            repo_id=repo_id,
+        ),
     ]
-    add("cpg_edges", f"SELECT {_EDGE_COLUMNS} FROM (\n"
-        + "\nUNION ALL\n".join(edges) + "\n) e ORDER BY edge_id", output=True)
+    add(
+        "cpg_edges",
+        f"SELECT {_EDGE_COLUMNS} FROM (\n" + "\nUNION ALL\n".join(edges) + "\n) e ORDER BY edge_id",
+        output=True,
+    )
 
     props = [
         _prop("node", "node_id", "ast_type", "ast_type", "ast_node_ids", "TRUE"),
         *(
             _prop("node", "node_id", key, key, "ast_node_ids", f"{key} IS NOT NULL")
-            for key in ("ctx", "operator", "literal_type", "literal_value", "is_async",
-                        "decorator_count", "param_kind", "param_index")
+            for key in (
+                "ctx",
+                "operator",
+                "literal_type",
+                "literal_value",
+                "is_async",
+                "decorator_count",
+                "param_kind",
+                "param_index",
+            )
         ),
         *(
-            _prop("node", "import_id", key, column,
-                  f"(SELECT DISTINCT import_id, {column} FROM import_targets) i", "TRUE")
+            _prop(
+                "node",
+                "import_id",
+                key,
+                column,
+                f"(SELECT DISTINCT import_id, {column} FROM import_targets) i",
+                "TRUE",
+            )
             for key, column in (("import_level", "level"), ("import_module", "module"))
         ),
-        _prop("edge", "edge_id", "import_asname", "asname",
-              "(SELECT e.edge_id, t.asname FROM cpg_edges e JOIN import_targets t "
-              "ON e.src_node_id = t.import_id AND e.edge_kind = 'IMPORTS' "
-              "AND e.dst_node_id = coalesce(t.module_id, "
-              f"{nid(quote2, external, 't.dotted', '0', '0')})) a",
-              "asname IS NOT NULL"),
+        _prop(
+            "edge",
+            "edge_id",
+            "import_asname",
+            "asname",
+            "(SELECT e.edge_id, t.asname FROM cpg_edges e JOIN import_targets t "
+            "ON e.src_node_id = t.import_id AND e.edge_kind = 'IMPORTS' "
+            "AND e.dst_node_id = coalesce(t.module_id, "
+            f"{nid(quote2, external, 't.dotted', '0', '0')})) a",
+            "asname IS NOT NULL",
+        ),
         _prop("node", "file_id", "blob_id", "blob_id", "file_ids", "TRUE"),
         _prop("node", "file_id", "size_bytes", "size_bytes", "file_ids", "size_bytes IS NOT NULL"),
         _prop("node", "file_id", "line_count", "line_count", "file_ids", "line_count IS NOT NULL"),
@@ -225,25 +438,42 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             for flag in SYMBOL_FLAGS
         ),
     ]
-    add("cpg_props", f"SELECT * FROM (\n" + "\nUNION ALL\n".join(props)
-        + "\n) p ORDER BY entity_id, prop_key", output=True)
+    add(
+        "cpg_props",
+        "SELECT * FROM (\n" + "\nUNION ALL\n".join(props) + "\n) p ORDER BY entity_id, prop_key",
+        output=True,
+    )
 
-    add("cpg_props_map", f"""
-        SELECT entity_id, min(entity_kind) AS entity_kind,
-               array_agg(named_struct('prop_key', prop_key, 'value_type', value_type,
-                   'value_string', value_string, 'value_int', value_int,
-                   'value_float', value_float, 'value_bool', value_bool,
-                   'value_json', value_json) ORDER BY prop_key) AS props
-        FROM cpg_props GROUP BY entity_id ORDER BY entity_id""", output=True)
-    for name, this, other in (("cpg_edges_by_src", "src_node_id", "dst_node_id"),
-                              ("cpg_edges_by_dst", "dst_node_id", "src_node_id")):
-        add(name, f"""
-            SELECT {this} AS node_id, count(*) AS edge_count,
-                   array_agg(named_struct('edge_id', edge_id, 'edge_kind', edge_kind,
-                       '{other}', {other}) ORDER BY edge_kind, {other}, edge_id) AS edges
-            FROM cpg_edges GROUP BY {this} ORDER BY node_id""", output=True)
+    # Adjacency and property maps: flat rows sorted by owner, nested by Arrow offsets.
+    add(
+        "cpg_props_map",
+        f"""
+        SELECT entity_id, entity_kind, prop_key, value_type, {_PROP_VALUES}
+        FROM cpg_props ORDER BY entity_id, prop_key""",
+        output=True,
+        nest=NestSpec(
+            "entity_id",
+            "props",
+            ("prop_key", "value_type", *(c.strip() for c in _PROP_VALUES.split(","))),
+            carry=("entity_kind",),
+        ),
+    )
+    for name, this, other in (
+        ("cpg_edges_by_src", "src_node_id", "dst_node_id"),
+        ("cpg_edges_by_dst", "dst_node_id", "src_node_id"),
+    ):
+        add(
+            name,
+            f"""
+            SELECT {this} AS node_id, edge_id, edge_kind, {other} FROM cpg_edges
+            ORDER BY {this}, edge_kind, {other}, edge_id""",
+            output=True,
+            nest=NestSpec("node_id", "edges", ("edge_id", "edge_kind", other), count="edge_count"),
+        )
 
-    add("cpg_nodes_quality", f"""
+    add(
+        "cpg_nodes_quality",
+        """
         SELECT * FROM (
         SELECT f.file_id AS entity_id, 'FILE' AS node_kind,
                CASE WHEN f.status = 'skipped' THEN 'not_extracted' ELSE 'extract_failed' END
@@ -264,10 +494,14 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         SELECT node_id, min(node_kind), 'duplicate_id', 'cpg_nodes',
                CAST(count(*) AS VARCHAR) || ' rows share this id'
         FROM cpg_nodes GROUP BY node_id HAVING count(*) > 1
-        ) q ORDER BY entity_id, issue, detail""", output=True)
+        ) q ORDER BY entity_id, issue, detail""",
+        output=True,
+    )
 
     known = ", ".join(f"('{k}', '{p.value_type.value}')" for k, p in sorted(PROP_KEYS.items()))
-    add("cpg_props_quality", f"""
+    add(
+        "cpg_props_quality",
+        f"""
         SELECT * FROM (
         SELECT p.entity_id, p.prop_key, 'unknown_key' AS issue, 'vocabulary' AS source,
                'value_type ' || p.value_type AS detail
@@ -282,15 +516,20 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
            OR (value_type = 'float' AND value_float IS NULL)
            OR (value_type = 'bool' AND value_bool IS NULL)
            OR (value_type = 'json' AND value_json IS NULL)
-        ) q ORDER BY entity_id, prop_key, issue""", output=True)
+        ) q ORDER BY entity_id, prop_key, issue""",
+        output=True,
+    )
 
     counts = "\nUNION ALL\n".join(
         f"SELECT '{name}' AS table_name, count(*) AS row_count FROM {name}"
         for name in EVIDENCE_SCHEMAS
     )
     add("normalize_outputs", f"SELECT * FROM (\n{counts}\n) c ORDER BY table_name", output=True)
-    add("extract_errors", """
+    add(
+        "extract_errors",
+        """
         SELECT path, extractor, error_kind, message, line, col, bstart FROM errors
-        ORDER BY path, extractor, error_kind, message""", output=True)
+        ORDER BY path, extractor, error_kind, message""",
+        output=True,
+    )
     return tuple(views)
-

@@ -76,8 +76,17 @@ class PropKey:
 
 
 _SYMBOL_FLAGS = (
-    "local", "global", "declared_global", "nonlocal", "free", "parameter", "imported",
-    "assigned", "referenced", "annotated", "namespace",
+    "local",
+    "global",
+    "declared_global",
+    "nonlocal",
+    "free",
+    "parameter",
+    "imported",
+    "assigned",
+    "referenced",
+    "annotated",
+    "namespace",
 )
 
 PROP_KEYS: dict[str, PropKey] = {
@@ -85,13 +94,14 @@ PROP_KEYS: dict[str, PropKey] = {
     for p in (
         PropKey("ast_type", ValueType.STRING, "the `ast` class name of a syntax node"),
         PropKey("ctx", ValueType.STRING, "Load, Store or Del for names, attributes, subscripts"),
-        PropKey("operator", ValueType.STRING, "the operator class of BinOp/UnaryOp/BoolOp/AugAssign"),
+        PropKey(
+            "operator", ValueType.STRING, "the operator class of BinOp/UnaryOp/BoolOp/AugAssign"
+        ),
         PropKey("literal_type", ValueType.STRING, "Python type name of a constant"),
         PropKey("literal_value", ValueType.STRING, "repr of a constant, cut at 200 characters"),
         PropKey("is_async", ValueType.BOOL, "async def / async for / async with"),
         PropKey("decorator_count", ValueType.INT, "number of decorators of a def or class"),
-        PropKey("param_kind", ValueType.STRING,
-                "posonly, positional, vararg, kwonly or kwarg"),
+        PropKey("param_kind", ValueType.STRING, "posonly, positional, vararg, kwonly or kwarg"),
         PropKey("param_index", ValueType.INT, "0-based position of a parameter in the signature"),
         PropKey("import_level", ValueType.INT, "dots of a relative import (0 = absolute)"),
         PropKey("import_module", ValueType.STRING, "module as written in the import"),

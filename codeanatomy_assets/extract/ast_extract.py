@@ -111,9 +111,7 @@ def _bounds(node: ast.AST) -> tuple[int, int, int, int] | None:
     return best
 
 
-def extract_ast(
-    tree: ast.Module, path: str, module_name: str, index: LineIndex
-) -> AstEvidence:
+def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex) -> AstEvidence:
     """Rows for every node of ``tree`` (``path``'s parsed module) and its imports."""
     ev = AstEvidence()
     rows = ev.nodes.data
@@ -142,9 +140,17 @@ def extract_ast(
                 span = index.span(line, node.col_offset, node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
             else:
                 b = _bounds(node)
-                span = index.span(*b) if b else Span(
-                    parent_span.bstart, parent_span.bstart, parent_span.line_start,
-                    parent_span.col_start, parent_span.line_start, parent_span.col_start,
+                span = (
+                    index.span(*b)
+                    if b
+                    else Span(
+                        parent_span.bstart,
+                        parent_span.bstart,
+                        parent_span.line_start,
+                        parent_span.col_start,
+                        parent_span.line_start,
+                        parent_span.col_start,
+                    )
                 )
         key = (ast_type, span.bstart, span.bend)
         dup = seen.get(key, 0)
@@ -177,14 +183,14 @@ def extract_ast(
             qual = module_name
             child_def = idx
         elif isinstance(node, _DEF_TYPES):
-            name = "<lambda>" if ntype is ast.Lambda else node.name  # type: ignore[attr-defined]
+            name = "<lambda>" if isinstance(node, ast.Lambda) else node.name
             local = f"{prefix}{name}"
             qual = f"{module_name}.{local}" if module_name else local
             child_prefix = f"{local}." if ntype is ast.ClassDef else f"{local}.<locals>."
             child_def = idx
             child_owner = qual
-            if ntype is not ast.Lambda:
-                decorator_count = len(node.decorator_list)  # type: ignore[attr-defined]
+            if not isinstance(node, ast.Lambda):
+                decorator_count = len(node.decorator_list)
             ev.scope_spans.setdefault(
                 ("lambda" if ntype is ast.Lambda else name, span.line_start), []
             ).append(span)
@@ -273,13 +279,23 @@ def _import_rows(
     if isinstance(node, ast.Import):
         for alias in node.names:
             out.append(
-                path=path, idx=idx, level=0, module=alias.name, name=None,
-                asname=alias.asname, target=alias.name,
+                path=path,
+                idx=idx,
+                level=0,
+                module=alias.name,
+                name=None,
+                asname=alias.asname,
+                target=alias.name,
             )
         return
     target = resolve_import_target(module_name, is_package, node.level, node.module)
     for alias in node.names:
         out.append(
-            path=path, idx=idx, level=node.level, module=node.module or "", name=alias.name,
-            asname=alias.asname, target=target,
+            path=path,
+            idx=idx,
+            level=node.level,
+            module=node.module or "",
+            name=alias.name,
+            asname=alias.asname,
+            target=target,
         )

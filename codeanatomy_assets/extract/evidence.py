@@ -86,7 +86,7 @@ IMPORTS = pa.schema(
 SCOPES = pa.schema(
     [
         ("path", _S),
-        ("scope_path", _S),  # symtable path: 'top', 'top/C', 'top/f/<listcomp>@3#0'
+        ("scope_path", _S),  # symtable path: 'top', 'top/C', 'top/f/listcomp#1' (2nd one)
         ("parent_scope_path", _S),
         ("scope_type", _S),
         ("name", _S),
@@ -109,8 +109,17 @@ SYMBOLS = pa.schema(
         *(
             (f"is_{flag}", _B)
             for flag in (
-                "local", "global", "declared_global", "nonlocal", "free", "parameter",
-                "imported", "assigned", "referenced", "annotated", "namespace",
+                "local",
+                "global",
+                "declared_global",
+                "nonlocal",
+                "free",
+                "parameter",
+                "imported",
+                "assigned",
+                "referenced",
+                "annotated",
+                "namespace",
             )
         ),
     ]

@@ -36,19 +36,31 @@ def _error(
         col = max(offset - 1, 0)
         if index is not None:
             bstart = index.char_offset(line, col)
-    message = str(exc) if not isinstance(exc, RecursionError) else (
-        "nesting too deep for the parser (RecursionError)"
+    message = (
+        str(exc)
+        if not isinstance(exc, RecursionError)
+        else ("nesting too deep for the parser (RecursionError)")
     )
     errors.append(
-        path=path, extractor=extractor, error_kind=type(exc).__name__,
-        message=message[:1000], line=line, col=col, bstart=bstart,
+        path=path,
+        extractor=extractor,
+        error_kind=type(exc).__name__,
+        message=message[:1000],
+        line=line,
+        col=col,
+        bstart=bstart,
     )
 
 
 def skipped_error(errors: Columns, path: str, reason: str, detail: str) -> None:
     """An error row for a file that was not read at all (link, submodule, too large...)."""
     errors.append(
-        path=path, extractor="scan", error_kind=reason, message=detail, line=None, col=None,
+        path=path,
+        extractor="scan",
+        error_kind=reason,
+        message=detail,
+        line=None,
+        col=None,
         bstart=None,
     )
 
@@ -83,9 +95,17 @@ def extract_file(
         index = LineIndex(data, "latin-1")
     whole = index.whole()
     files.append(
-        path=path, blob_id=blob_id, size_bytes=len(data), module_name=module_name,
-        package_path=package_path, is_stub=is_stub, status=status, encoding=encoding,
-        line_count=index.line_count, line_end=whole.line_end, col_end=whole.col_end,
+        path=path,
+        blob_id=blob_id,
+        size_bytes=len(data),
+        module_name=module_name,
+        package_path=package_path,
+        is_stub=is_stub,
+        status=status,
+        encoding=encoding,
+        line_count=index.line_count,
+        line_end=whole.line_end,
+        col_end=whole.col_end,
     )
     if tree is None or text is None:
         return

@@ -27,7 +27,10 @@ def packages_table(paths: list[str]) -> pa.Table:
     for d in sorted(dirs):
         parent, _, name = d.rpartition("/")
         rows.append(
-            path=d, parent_path=parent, name=name, qualified_name=d.replace("/", "."),
+            path=d,
+            parent_path=parent,
+            name=name,
+            qualified_name=d.replace("/", "."),
             is_namespace=d not in with_init,
         )
     return rows.to_table()

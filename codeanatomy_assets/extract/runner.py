@@ -60,9 +60,9 @@ def _chunks(entries: Sequence[BlobEntry]) -> Iterator[Chunk]:
         yield tuple(chunk)
 
 
-def _scan_rows(entries: Sequence[BlobEntry], options: ExtractOptions) -> tuple[
-    list[BlobEntry], dict[str, pa.Table]
-]:
+def _scan_rows(
+    entries: Sequence[BlobEntry], options: ExtractOptions
+) -> tuple[list[BlobEntry], dict[str, pa.Table]]:
     """Rows for entries that are not read (links, submodules, too large); the rest to read."""
     files = Columns(FILES)
     errors = Columns(EVIDENCE_SCHEMAS["errors"])
@@ -78,10 +78,17 @@ def _scan_rows(entries: Sequence[BlobEntry], options: ExtractOptions) -> tuple[
             continue
         skipped_error(errors, e.path, reason, detail)
         files.append(
-            path=e.path, blob_id=e.blob_id, size_bytes=e.size, module_name=None,
+            path=e.path,
+            blob_id=e.blob_id,
+            size_bytes=e.size,
+            module_name=None,
             package_path=e.path.rsplit("/", 1)[0] if "/" in e.path else "",
-            is_stub=e.path.endswith(".pyi"), status="skipped", encoding=None,
-            line_count=None, line_end=None, col_end=None,
+            is_stub=e.path.endswith(".pyi"),
+            status="skipped",
+            encoding=None,
+            line_count=None,
+            line_end=None,
+            col_end=None,
         )
     return readable, {"files": files.to_table(), "errors": errors.to_table()}
 
@@ -91,13 +98,26 @@ def _crashed(chunk: Chunk, message: str) -> dict[str, pa.Table]:
     errors = Columns(EVIDENCE_SCHEMAS["errors"])
     for path, blob_id in chunk:
         errors.append(
-            path=path, extractor="ast", error_kind="WorkerCrashed", message=message,
-            line=None, col=None, bstart=None,
+            path=path,
+            extractor="ast",
+            error_kind="WorkerCrashed",
+            message=message,
+            line=None,
+            col=None,
+            bstart=None,
         )
         files.append(
-            path=path, blob_id=blob_id, size_bytes=None, module_name=None,
-            package_path=path.rsplit("/", 1)[0] if "/" in path else "", is_stub=None,
-            status="error", encoding=None, line_count=None, line_end=None, col_end=None,
+            path=path,
+            blob_id=blob_id,
+            size_bytes=None,
+            module_name=None,
+            package_path=path.rsplit("/", 1)[0] if "/" in path else "",
+            is_stub=None,
+            status="error",
+            encoding=None,
+            line_count=None,
+            line_end=None,
+            col_end=None,
         )
     return {"files": files.to_table(), "errors": errors.to_table()}
 

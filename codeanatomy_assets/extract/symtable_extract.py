@@ -3,7 +3,8 @@
 ``symtable`` reports a scope's name and first line but no columns, so each scope is matched
 to the span of the ``ast`` node that opens it (recorded by ``ast_extract`` as
 ``(name, line) -> spans``, in source order); the module scope spans the file. The scope path
-(``top/C/m``, ``top/f/listcomp@3#1``) is unique within a file and is the id discriminator.
+(``top/C/m``; ``top/f/listcomp#1`` for a second listcomp in ``f``) is unique
+within a file and is the id discriminator.
 """
 
 from __future__ import annotations
@@ -56,33 +57,46 @@ def extract_symtable(
             nth = used.get(key, 0)
             used[key] = nth + 1
             candidates = scope_spans.get(key, [])
-            span = candidates[nth] if nth < len(candidates) else Span(
-                whole.bstart, whole.bstart, line, 0, line, 0
+            span = (
+                candidates[nth]
+                if nth < len(candidates)
+                else Span(whole.bstart, whole.bstart, line, 0, line, 0)
             )
         scopes.append(
-            path=path, scope_path=scope_path, parent_scope_path=parent_path,
-            scope_type=str(table.get_type()).lower().rsplit(".", 1)[-1], name=name,
-            qualified_name=qual, bstart=span.bstart, bend=span.bend,
-            line_start=span.line_start, col_start=span.col_start, line_end=span.line_end,
+            path=path,
+            scope_path=scope_path,
+            parent_scope_path=parent_path,
+            scope_type=str(table.get_type()).lower().rsplit(".", 1)[-1],
+            name=name,
+            qualified_name=qual,
+            bstart=span.bstart,
+            bend=span.bend,
+            line_start=span.line_start,
+            col_start=span.col_start,
+            line_end=span.line_end,
             col_end=span.col_end,
         )
         for sym in table.get_symbols():
             row = {flag: bool(getattr(sym, method)()) for flag, method in _FLAG_METHODS}
             symbols.append(
-                path=path, scope_path=scope_path, name=sym.get_name(), bstart=span.bstart,
-                bend=span.bend, line_start=span.line_start, col_start=span.col_start,
-                line_end=span.line_end, col_end=span.col_end, **row,
+                path=path,
+                scope_path=scope_path,
+                name=sym.get_name(),
+                bstart=span.bstart,
+                bend=span.bend,
+                line_start=span.line_start,
+                col_start=span.col_start,
+                line_end=span.line_end,
+                col_end=span.col_end,
+                **row,
             )
-        children = table.get_children()
-        counts: dict[tuple[str, int], int] = {}
-        for child in children:
-            cname, cline = child.get_name(), child.get_lineno()
-            n = counts.get((cname, cline), 0)
-            counts[(cname, cline)] = n + 1
-            suffix = f"@{cline}#{n}" if n or cname.isidentifier() is False or cname in (
-                "lambda", "listcomp", "setcomp", "dictcomp", "genexpr"
-            ) else ""
-            child_path = f"{scope_path}/{cname}{suffix}"
-            child_qual = f"{qual}.{cname}"
-            stack.append((child, child_path, scope_path, child_qual))
+        # Siblings may share a name (a method redefined, a name bound in two branches):
+        # the n-th repeat of a name in a scope gets "#n", so every scope path is unique.
+        seen: dict[str, int] = {}
+        for child in table.get_children():
+            cname = child.get_name()
+            n = seen.get(cname, 0)
+            seen[cname] = n + 1
+            child_path = f"{scope_path}/{cname}#{n}" if n else f"{scope_path}/{cname}"
+            stack.append((child, child_path, scope_path, f"{qual}.{cname}"))
     return scopes, symbols

@@ -35,8 +35,7 @@ def edge_id(repo_id: str, edge_kind: str, src: str, dst: str, discriminator: str
 def _hash_sql(parts: list[str]) -> str:
     joined = ", ".join(f"coalesce(CAST({p} AS VARCHAR), '')" for p in parts)
     return (
-        f"substr(encode(digest(concat_ws(chr(31), {joined}), 'sha256'), 'hex'), 1, "
-        f"{ID_HEX_CHARS})"
+        f"substr(encode(digest(concat_ws(chr(31), {joined}), 'sha256'), 'hex'), 1, {ID_HEX_CHARS})"
     )
 
 

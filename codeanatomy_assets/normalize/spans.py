@@ -51,8 +51,11 @@ class LineIndex:
 
     @property
     def line_count(self) -> int:
-        return len(self._starts) if self._data and not self._data.endswith((b"\n", b"\r")) \
+        return (
+            len(self._starts)
+            if self._data and not self._data.endswith((b"\n", b"\r"))
             else len(self._starts) - 1
+        )
 
     def _line_bytes(self, line: int) -> bytes:
         start = self._starts[line - 1]

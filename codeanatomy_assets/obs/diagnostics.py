@@ -27,6 +27,4 @@ class DiagnosticsCollector:
     def node_durations(self) -> dict[str, float]:
         """Seconds per finished node, by node name."""
         with self._lock:
-            return {
-                e["node"]: e["duration_s"] for e in self.events if e["event"] == "node_finish"
-            }
+            return {e["node"]: e["duration_s"] for e in self.events if e["event"] == "node_finish"}

@@ -77,20 +77,37 @@ def build_commit(
         "progress": progress,
         "diagnostics": diagnostics,
     }
-    recorded_inputs = {"repo_path": str(request.repo_path), "revision": request.commit,
-                       "commit": sha, "repo_id": repo_id, "outputs": list(selected)}
-    config = {"execution_mode": request.execution_mode, "workers": inputs["workers"],
-              "max_file_bytes": request.max_file_bytes}
+    recorded_inputs = {
+        "repo_path": str(request.repo_path),
+        "revision": request.commit,
+        "commit": sha,
+        "repo_id": repo_id,
+        "outputs": list(selected),
+    }
+    config = {
+        "execution_mode": request.execution_mode,
+        "workers": inputs["workers"],
+        "max_file_bytes": request.max_file_bytes,
+    }
     if on_files is not None:
         on_files(sum(1 for e in repo.python_entries(sha) if e.skipped is None))
     try:
         results = dr.execute(final_vars, inputs=inputs)
     except Exception as exc:
         failed = manifest_table(
-            run_id=run_id, status="failed", started_at=started, finished_at=datetime.now(UTC),
-            plan_signature=plan.signature, execution_mode=request.execution_mode,
-            file_count=0, error_count=0, outputs={}, timings=diagnostics.node_durations(),
-            inputs=recorded_inputs, config=config, error=f"{type(exc).__name__}: {exc}",
+            run_id=run_id,
+            status="failed",
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            plan_signature=plan.signature,
+            execution_mode=request.execution_mode,
+            file_count=0,
+            error_count=0,
+            outputs={},
+            timings=diagnostics.node_durations(),
+            inputs=recorded_inputs,
+            config=config,
+            error=f"{type(exc).__name__}: {exc}",
         )
         lake.write_partition("run_manifest", failed, repo_id, sha)
         raise
@@ -103,15 +120,29 @@ def build_commit(
     timings = {"total_s": time.perf_counter() - t0, **diagnostics.node_durations()}
     if "run_manifest" in selected:
         manifest = manifest_table(
-            run_id=run_id, status=status, started_at=started, finished_at=datetime.now(UTC),
-            plan_signature=plan.signature, execution_mode=request.execution_mode,
-            file_count=files.num_rows, error_count=errors.num_rows, outputs=outputs,
-            timings=timings, inputs=recorded_inputs, config=config,
+            run_id=run_id,
+            status=status,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            plan_signature=plan.signature,
+            execution_mode=request.execution_mode,
+            file_count=files.num_rows,
+            error_count=errors.num_rows,
+            outputs=outputs,
+            timings=timings,
+            inputs=recorded_inputs,
+            config=config,
         )
         outputs["run_manifest"] = write_output("run_manifest", manifest, lake, repo_id, sha)
     return BuildResult(
-        run_id=run_id, repo_id=repo_id, commit=sha, status=status,
-        plan_signature=plan.signature, duration_s=time.perf_counter() - t0,
-        file_count=files.num_rows, error_count=errors.num_rows, outputs=outputs,
+        run_id=run_id,
+        repo_id=repo_id,
+        commit=sha,
+        status=status,
+        plan_signature=plan.signature,
+        duration_s=time.perf_counter() - t0,
+        file_count=files.num_rows,
+        error_count=errors.num_rows,
+        outputs=outputs,
         timings=timings,
     )

@@ -45,8 +45,14 @@ class DiagnosticsHook(api.GraphExecutionHook, api.NodeExecutionHook):
             collector.record("node_start", node=node_name, task_kind=node_tags.get("task_kind"))
 
     def run_after_node_execution(
-        self, *, node_name: str, run_id: str, success: bool, error: Exception | None,
-        result: Any, **_: Any,
+        self,
+        *,
+        node_name: str,
+        run_id: str,
+        success: bool,
+        error: Exception | None,
+        result: Any,
+        **_: Any,
     ) -> None:
         started = self._started.pop((run_id, node_name), None)
         duration = time.perf_counter() - started if started is not None else 0.0
@@ -55,6 +61,10 @@ class DiagnosticsHook(api.GraphExecutionHook, api.NodeExecutionHook):
             return
         rows = getattr(result, "num_rows", None)
         collector.record(
-            "node_finish", node=node_name, duration_s=duration, success=success,
-            error=repr(error) if error else None, rows=rows,
+            "node_finish",
+            node=node_name,
+            duration_s=duration,
+            success=success,
+            error=repr(error) if error else None,
+            rows=rows,
         )

@@ -24,10 +24,16 @@ def counts_by_kind(name: str, table: pa.Table) -> dict[str, int] | None:
     return {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
 
 
-def write_output(name: str, table: pa.Table, lake: Lake, repo_id: str, commit_sha: str) -> OutputWrite:
+def write_output(
+    name: str, table: pa.Table, lake: Lake, repo_id: str, commit_sha: str
+) -> OutputWrite:
     """Replace the partition of output ``name`` with ``table``."""
     written = lake.write_partition(name, table, repo_id, commit_sha)
     return OutputWrite(
-        name=name, table_uri=written.table_uri, version=written.version, rows=written.rows,
-        schema=written.schema, counts_by_kind=counts_by_kind(name, table),
+        name=name,
+        table_uri=written.table_uri,
+        version=written.version,
+        rows=written.rows,
+        schema=written.schema,
+        counts_by_kind=counts_by_kind(name, table),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from datafusion import SessionContext
 
+from codeanatomy_assets.cpg.nesting import NestSpec, nest
 from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
@@ -28,6 +29,7 @@ class TaskExecutionSpec:
     output: bool
     plan_signature: str
     task_signature: str
+    nest: NestSpec | None = None
 
 
 def _to_plain_strings(table: pa.Table) -> pa.Table:
@@ -41,16 +43,23 @@ def _to_plain_strings(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields)) if fields != list(table.schema) else table
 
 
-def execute_view(spec: TaskExecutionSpec, dependencies: Mapping[str, pa.Table], repo_id: str) -> pa.Table:
+def execute_view(
+    spec: TaskExecutionSpec, dependencies: Mapping[str, pa.Table], repo_id: str
+) -> pa.Table:
     """Run a view task's SQL over its dependencies, for ``repo_id``."""
     assert spec.sql is not None
     ctx = SessionContext()
     for name, table in dependencies.items():
-        ctx.register_record_batches(name, [table.to_batches()] if table.num_rows else [[
-            pa.RecordBatch.from_pylist([], schema=table.schema)
-        ]])
+        ctx.register_record_batches(
+            name,
+            [table.to_batches()]
+            if table.num_rows
+            else [[pa.RecordBatch.from_pylist([], schema=table.schema)]],
+        )
     sql = spec.sql.replace(sql_literal(REPO_PLACEHOLDER), sql_literal(repo_id))
     result = ctx.sql(sql).to_arrow_table()
+    if spec.nest is not None:
+        result = nest(result, spec.nest)
     if not spec.output:
         return result
     schema = OUTPUT_CONTRACTS[spec.task_name].schema

@@ -79,7 +79,13 @@ def _tags(task: PlanTask, plan: ExecutionPlan) -> dict[str, str]:
 
 def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
     spec = TaskExecutionSpec(
-        task.name, task.kind, task.sql, task.output, plan.signature, task.task_signature
+        task.name,
+        task.kind,
+        task.sql,
+        task.output,
+        plan.signature,
+        task.task_signature,
+        task.nest,
     )
     if task.kind == "scan":
 
@@ -87,7 +93,9 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
             return evidence[task_spec.task_name]
 
         scan_task.__annotations__ = {
-            "evidence": dict[str, pa.Table], "task_spec": TaskExecutionSpec, "return": pa.Table,
+            "evidence": dict[str, pa.Table],
+            "task_spec": TaskExecutionSpec,
+            "return": pa.Table,
         }
         fn: Callable[..., pa.Table] = inject(task_spec=value(spec))(scan_task)
     else:
@@ -98,7 +106,9 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
             return execute_view(task_spec, dependencies, repo_id)
 
         view_task.__annotations__ = {
-            "dependencies": dict[str, pa.Table], "task_spec": TaskExecutionSpec, "repo_id": str,
+            "dependencies": dict[str, pa.Table],
+            "task_spec": TaskExecutionSpec,
+            "repo_id": str,
             "return": pa.Table,
         }
         deps = {d: source(d) for d in task.dependencies}
@@ -113,7 +123,10 @@ def _write_node(output: str) -> Callable[..., OutputWrite]:
         return write_output(output, table, lake, repo_id, commit_sha)
 
     write_task.__annotations__ = {
-        "table": pa.Table, "lake": Lake, "repo_id": str, "commit_sha": str,
+        "table": pa.Table,
+        "lake": Lake,
+        "repo_id": str,
+        "commit_sha": str,
         "return": OutputWrite,
     }
     return tag(layer="outputs", kind="write", output=output)(

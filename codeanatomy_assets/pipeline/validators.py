@@ -38,7 +38,8 @@ class ContractValidator(DataValidator):
             return ValidationResult(False, f"expected a pyarrow.Table, got {type(dataset)}")
         if not dataset.schema.equals(self.contract.schema):
             return ValidationResult(
-                False, f"{self.contract.name}: schema differs from the contract",
+                False,
+                f"{self.contract.name}: schema differs from the contract",
                 {"expected": str(self.contract.schema), "actual": str(dataset.schema)},
             )
         if self.contract.non_empty and dataset.num_rows == 0:

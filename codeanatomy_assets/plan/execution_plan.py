@@ -20,6 +20,7 @@ import pyarrow as pa
 import rustworkx as rx
 from datafusion import SessionContext
 
+from codeanatomy_assets.cpg.nesting import NestSpec
 from codeanatomy_assets.cpg.views import ViewSpec, view_specs
 from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS
 from codeanatomy_assets.plan.inference import infer_views
@@ -46,6 +47,7 @@ class PlanTask:
     on_critical_path: bool = False
     betweenness: float = 0.0
     task_signature: str = ""
+    nest: NestSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -104,15 +106,22 @@ def compile_execution_plan(
     ctx = SessionContext()
     for name, schema in sources.items():
         ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], schema=schema)]])
-    raw: list[PlanTask] = [
-        PlanTask(name, "scan", (), None, False, 1.0) for name in sorted(sources)
-    ]
+    raw: list[PlanTask] = [PlanTask(name, "scan", (), None, False, 1.0) for name in sorted(sources)]
     for v in inferred:
         raw.append(
-            PlanTask(v.spec.name, "view", v.dependencies, v.spec.sql, v.spec.output,
-                     _view_cost(v.spec.sql, ctx))
+            PlanTask(
+                v.spec.name,
+                "view",
+                v.dependencies,
+                v.spec.sql,
+                v.spec.output,
+                _view_cost(v.spec.sql, ctx),
+                nest=v.spec.nest,
+            )
         )
-        ctx.register_record_batches(v.spec.name, [[pa.RecordBatch.from_pylist([], schema=v.schema)]])
+        ctx.register_record_batches(
+            v.spec.name, [[pa.RecordBatch.from_pylist([], schema=v.schema)]]
+        )
     return _schedule(raw)
 
 
@@ -144,23 +153,52 @@ def _schedule(raw: list[PlanTask]) -> ExecutionPlan:
     for i, n in enumerate(sched_order):
         t = by_name[dag[n]]
         slack = round(cp_cost - (top[n] + bottom[n]), 6)
-        sig = _digest({"name": t.name, "kind": t.kind, "sql": t.sql,
-                       "deps": [signatures[d] for d in t.dependencies]})
+        sig = _digest(
+            {
+                "name": t.name,
+                "kind": t.kind,
+                "sql": t.sql,
+                "nest": repr(t.nest),
+                "deps": [signatures[d] for d in t.dependencies],
+            }
+        )
         signatures[t.name] = sig
-        scheduled.append(PlanTask(
-            name=t.name, kind=t.kind, dependencies=t.dependencies, sql=t.sql, output=t.output,
-            cost=t.cost, generation=position[n][0], generation_order=position[n][1],
-            schedule_index=i, bottom_level_cost=bottom[n], slack=slack,
-            on_critical_path=slack == 0.0, betweenness=round(float(betweenness[n]), 6),
-            task_signature=sig,
-        ))
+        scheduled.append(
+            PlanTask(
+                name=t.name,
+                kind=t.kind,
+                dependencies=t.dependencies,
+                sql=t.sql,
+                output=t.output,
+                cost=t.cost,
+                generation=position[n][0],
+                generation_order=position[n][1],
+                schedule_index=i,
+                bottom_level_cost=bottom[n],
+                slack=slack,
+                on_critical_path=slack == 0.0,
+                betweenness=round(float(betweenness[n]), 6),
+                task_signature=sig,
+                nest=t.nest,
+            )
+        )
     critical = []
-    current = min((n for n in order if not list(dag.predecessor_indices(n))
-                   and top[n] + bottom[n] == cp_cost), key=lambda n: dag[n], default=None)
+    current = min(
+        (
+            n
+            for n in order
+            if not list(dag.predecessor_indices(n)) and top[n] + bottom[n] == cp_cost
+        ),
+        key=lambda n: dag[n],
+        default=None,
+    )
     while current is not None:
         critical.append(dag[current])
-        nxt = [s for s in dag.successor_indices(current) if bottom[s] == bottom[current] - cost[current]]
+        nxt = [
+            s
+            for s in dag.successor_indices(current)
+            if bottom[s] == bottom[current] - cost[current]
+        ]
         current = min(nxt, key=lambda n: dag[n]) if nxt else None
-    signature = _digest({"version": PLAN_VERSION,
-                         "tasks": sorted(signatures.values())})
+    signature = _digest({"version": PLAN_VERSION, "tasks": sorted(signatures.values())})
     return ExecutionPlan(tuple(scheduled), signature, tuple(critical), cp_cost)

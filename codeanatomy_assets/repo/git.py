@@ -140,7 +140,7 @@ class GitRepository:
             path = f"{prefix}{entry.name}"
             mode = int(entry.filemode)
             if mode == _MODE_TREE:
-                yield from self._walk(self._repo[entry.id], f"{path}/")
+                yield from self._walk(self._repo[entry.id].peel(pygit2.Tree), f"{path}/")
                 continue
             if mode == _MODE_COMMIT:
                 yield BlobEntry(path, str(entry.id), 0, mode, skipped="submodule")

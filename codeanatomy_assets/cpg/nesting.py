@@ -1,0 +1,51 @@
+"""Nest sorted flat rows into one row per key with a list-of-struct column, by Arrow offsets.
+
+Why not ``array_agg`` in SQL: DataFusion keeps one accumulator per group, which for the
+standard library's 3.3 M property owners took 7.3 GB and minutes. A view that returns its
+rows sorted by key already holds the answer: run lengths of the key are the list offsets,
+so nesting is a zero-copy ``ListArray`` over the sorted columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass(frozen=True, slots=True)
+class NestSpec:
+    """Group consecutive rows by ``key`` (rows must be sorted by it).
+
+    ``carry`` columns are constant per key and kept once; ``fields`` go into the list column
+    ``into`` in row order; ``count`` (if set) names a column with the list length.
+    """
+
+    key: str
+    into: str
+    fields: tuple[str, ...]
+    carry: tuple[str, ...] = ()
+    count: str | None = None
+
+
+def nest(table: pa.Table, spec: NestSpec) -> pa.Table:
+    """One row per run of equal ``spec.key`` values (see ``NestSpec``)."""
+    if table.num_rows == 0:
+        keys = pa.array([], table.schema.field(spec.key).type)
+        ends = pa.array([], pa.int32())
+    else:
+        encoded = pc.run_end_encode(table[spec.key].combine_chunks(), run_end_type=pa.int32())
+        keys, ends = encoded.values, encoded.run_ends
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends])
+    starts = offsets.slice(0, len(offsets) - 1)
+    struct = pa.StructArray.from_arrays(
+        [table[f].combine_chunks() for f in spec.fields], names=list(spec.fields)
+    )
+    columns: dict[str, pa.Array] = {spec.key: keys}
+    for name in spec.carry:
+        columns[name] = table[name].combine_chunks().take(starts)
+    if spec.count:
+        columns[spec.count] = pc.subtract(ends, starts).cast(pa.int64())
+    columns[spec.into] = pa.ListArray.from_arrays(offsets, struct)
+    return pa.table(columns)
