@@ -6,6 +6,7 @@ started (never by name); readiness is a bounded poll of ``/server_info``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -64,14 +65,43 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)  # the group we created with start_new_session
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
+    """Stop the process group we created (start_new_session): TERM, then KILL what is left.
+
+    ``dagster dev`` ignores SIGTERM when started without job control, and its children
+    (webserver, daemon, code servers) share the group, so the group is always killed last.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
+    proc.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def serve(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
+    """Run ``cmd`` (a Dagster server on a free port) until the block ends; yield its URL."""
+    port = _free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, proc, log)
+        yield url
+    finally:
+        _stop(proc)
+
+
+def dagster_home(base: Path) -> Path:
+    """A fresh DAGSTER_HOME holding the project's dagster.yaml."""
+    home = base / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return home
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +110,7 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
     from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
 
     base = tmp_path_factory.mktemp("webserver")
-    home = base / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    home = dagster_home(base)
     repo = GitFixture.init(base / "demo")
     sha = repo.commit({"pkg/__init__.py": "", "pkg/mod.py": "def f():\n    return 1\n"})
     materialized = importlib.util.find_spec("codeanatomy_assets.pipeline.execution") is not None
@@ -96,18 +124,38 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
                 lake = str(base / "lake")
                 materialize_partition(repo.path, "demo", sha, lake, instance=instance)
 
-    executable = Path(sys.executable).parent / "dagster-webserver"
-    port = _free_port()
-    log = base / "webserver.log"
+    executable = str(Path(sys.executable).parent / "dagster-webserver")
     env = {**os.environ, "DAGSTER_HOME": str(home), "CODEANATOMY_LAKE": str(base / "lake")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(executable), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, proc, log)
+    with serve([executable], env, base / "webserver.log") as url:
         yield Webserver(url, home, sha, materialized)
-    finally:
-        _stop(proc)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A ``dagster dev`` deployment watching one repository through a repos file."""
+
+    url: str
+    lake: Path
+    shas: list[str]
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """Start ``dagster dev`` (webserver + daemon) as an operator would; stop its process group."""
+    from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
+
+    base = tmp_path_factory.mktemp("dagster_dev")
+    home = dagster_home(base)
+    repo = GitFixture.init(base / "watched")
+    shas = repo.commits(2)
+    (base / "repos.yaml").write_text("watched: {path: watched, branch: main}\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CODEANATOMY_REPOS_FILE": str(base / "repos.yaml"),
+        "CODEANATOMY_LAKE": str(base / "lake"),
+    }
+    log = base / "dagster_dev.log"
+    with serve([str(Path(sys.executable).parent / "dagster"), "dev"], env, log) as url:
+        yield Deployment(url, base / "lake", shas, log)
