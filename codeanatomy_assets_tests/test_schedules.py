@@ -17,7 +17,7 @@ from codeanatomy_assets.definitions import defs
 from codeanatomy_assets.resources import LakeResource, WatchedRepo, WatchedReposResource
 from codeanatomy_assets.schedules import build_backfill_schedule, prune_partitions
 from codeanatomy_assets.storage.lake import Lake
-from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
+from codeanatomy_assets_tests.git_fixture import GitRepo
 
 NIGHT = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 LOG = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _tick(
 def test_backfill_requests_only_retained_partitions_without_materialization(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    repo = GitFixture.init(tmp_path / "a")
+    repo = GitRepo.init(tmp_path / "a")
     shas = repo.commits(5)
     keys = [f"a@{s}" for s in shas]
     watched = WatchedReposResource(
@@ -81,7 +81,7 @@ def test_backfill_requests_only_retained_partitions_without_materialization(
 def test_backfill_skips_partitions_with_a_run_in_flight(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    repo = GitFixture.init(tmp_path / "b")
+    repo = GitRepo.init(tmp_path / "b")
     sha = repo.commit()
     key = f"b@{sha}"
     instance.add_dynamic_partitions("commits", [key])
@@ -113,7 +113,7 @@ def _shas_in(lake: Lake, name: str) -> set[str]:
 def test_retention_deletes_old_partitions_and_their_rows(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    repo = GitFixture.init(tmp_path / "r")
+    repo = GitRepo.init(tmp_path / "r")
     shas = repo.commits(4)
     lake = Lake(str(tmp_path / "lake"))
     for sha in shas:
@@ -137,7 +137,7 @@ def test_retention_deletes_old_partitions_and_their_rows(
 def test_retention_job_runs_and_leaves_unreadable_repos_alone(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    repo = GitFixture.init(tmp_path / "j")
+    repo = GitRepo.init(tmp_path / "j")
     shas = repo.commits(3)
     instance.add_dynamic_partitions("commits", [f"j@{s}" for s in shas] + ["gone@" + "d" * 40])
     watched = WatchedReposResource(

@@ -37,9 +37,9 @@ def test_materialize_partition_refuses_a_non_repository(tmp_path: Path) -> None:
 
 
 def test_materialize_partition_refuses_unknown_outputs(tmp_path: Path) -> None:
-    from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
+    from codeanatomy_assets_tests.git_fixture import GitRepo
 
-    repo = GitFixture.init(tmp_path / "r")
+    repo = GitRepo.init(tmp_path / "r")
     repo.commit()
     with pytest.raises(ValueError, match=r"outputs \['cpg_nodez'\] are unknown"):
         materialize_partition(repo.path, outputs=["cpg_nodez"], lake_root=str(tmp_path / "l"))

@@ -18,7 +18,7 @@ from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.definitions import defs
 from codeanatomy_assets.resources import LakeResource, WatchedRepo, WatchedReposResource
 from codeanatomy_assets.storage.lake import PARTITION_COLUMNS, Lake
-from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
+from codeanatomy_assets_tests.git_fixture import GitRepo
 
 pytest.importorskip(
     "codeanatomy_assets.pipeline.execution", reason="build_commit (pipeline) has not landed yet"
@@ -46,8 +46,8 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> GitFixture:
-    repo = GitFixture.init(tmp_path / "shapes")
+def repo(tmp_path: Path) -> GitRepo:
+    repo = GitRepo.init(tmp_path / "shapes")
     repo.commit(SOURCES)
     return repo
 
@@ -60,7 +60,7 @@ def _materializations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetMa
 
 
 def test_all_outputs_materialize_with_metadata_and_passing_checks(
-    tmp_path: Path, repo: GitFixture, instance: dg.DagsterInstance
+    tmp_path: Path, repo: GitRepo, instance: dg.DagsterInstance
 ) -> None:
     lake = Lake(str(tmp_path / "lake"))
     result = materialize_partition(repo.path, "shapes", "HEAD", lake.root, instance)
@@ -99,7 +99,7 @@ def test_all_outputs_materialize_with_metadata_and_passing_checks(
 
 
 def test_a_subset_writes_only_its_outputs(
-    tmp_path: Path, repo: GitFixture, instance: dg.DagsterInstance
+    tmp_path: Path, repo: GitRepo, instance: dg.DagsterInstance
 ) -> None:
     lake = Lake(str(tmp_path / "lake"))
     result = materialize_partition(
@@ -114,7 +114,7 @@ def test_a_subset_writes_only_its_outputs(
 
 
 def test_the_job_builds_a_sensor_partition(
-    tmp_path: Path, repo: GitFixture, instance: dg.DagsterInstance
+    tmp_path: Path, repo: GitRepo, instance: dg.DagsterInstance
 ) -> None:
     """The path a scheduled run takes: cpg_job, a partition key, the watched repository."""
     key = f"shapes@{repo.head()}"

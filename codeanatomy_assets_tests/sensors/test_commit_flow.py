@@ -16,7 +16,7 @@ import pytest
 from codeanatomy_assets.definitions import defs
 from codeanatomy_assets.resources import LakeResource, WatchedRepo, WatchedReposResource
 from codeanatomy_assets.storage.lake import Lake
-from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
+from codeanatomy_assets_tests.git_fixture import GitRepo
 
 pytest.importorskip(
     "codeanatomy_assets.pipeline.execution", reason="build_commit (pipeline) has not landed yet"
@@ -61,7 +61,7 @@ def _launch(
 def test_sensor_runs_backfill_and_retention_keep_the_newest_commits(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    repo = GitFixture.init(tmp_path / "flow")
+    repo = GitRepo.init(tmp_path / "flow")
     repo.commits(3)
     lake = Lake(str(tmp_path / "lake"))
     watched = WatchedReposResource(

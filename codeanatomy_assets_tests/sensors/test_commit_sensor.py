@@ -13,7 +13,7 @@ import pytest
 from codeanatomy_assets.definitions import defs
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS
 from codeanatomy_assets.resources import WatchedRepo, WatchedReposResource
-from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
+from codeanatomy_assets_tests.git_fixture import GitRepo
 
 SENSOR = defs.resolve_sensor_def("new_commits_sensor")
 
@@ -58,7 +58,7 @@ def _added(result: dg.SensorResult) -> list[str]:
 def test_new_commits_are_added_once_and_later_commits_exactly(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    repo = GitFixture.init(tmp_path / "alpha")
+    repo = GitRepo.init(tmp_path / "alpha")
     shas = repo.commits(2)
     watched = _watch(alpha=repo.path)
 
@@ -78,7 +78,7 @@ def test_new_commits_are_added_once_and_later_commits_exactly(
 
 
 def test_first_start_takes_only_the_newest_n(tmp_path: Path, instance: dg.DagsterInstance) -> None:
-    repo = GitFixture.init(tmp_path / "long")
+    repo = GitRepo.init(tmp_path / "long")
     shas = repo.commits(12)
     result = _tick(instance, _watch(initial=3, retain=10, long=repo.path), None)
     assert _keys(result) == [f"long@{s}" for s in shas[-3:]]
@@ -89,7 +89,7 @@ def test_first_start_takes_only_the_newest_n(tmp_path: Path, instance: dg.Dagste
 def test_force_push_requests_only_rewritten_commits_once(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    repo = GitFixture.init(tmp_path / "fp")
+    repo = GitRepo.init(tmp_path / "fp")
     base, _old1, old2 = repo.commits(3)
     watched = _watch(initial=5, fp=repo.path)
     first = _tick(instance, watched, None)
@@ -111,14 +111,14 @@ def test_force_push_requests_only_rewritten_commits_once(
 def test_broken_repo_is_logged_and_others_still_work(
     tmp_path: Path, instance: dg.DagsterInstance, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    good = GitFixture.init(tmp_path / "good")
-    gone = GitFixture.init(tmp_path / "gone")
+    good = GitRepo.init(tmp_path / "good")
+    gone = GitRepo.init(tmp_path / "gone")
     gone.commits(1)
     gone_cursor = _tick(instance, _watch(gone=gone.path), None).cursor
     shutil.rmtree(gone.path)
     not_git = tmp_path / "plain"
     not_git.mkdir()
-    nobranch = GitFixture.init(tmp_path / "nobranch")
+    nobranch = GitRepo.init(tmp_path / "nobranch")
     nobranch.commits(1)
     nobranch.git("branch", "-q", "-m", "main", "trunk")
     sha = good.commit()
@@ -136,7 +136,7 @@ def test_broken_repo_is_logged_and_others_still_work(
 
 
 def test_unreadable_cursor_is_a_first_start(tmp_path: Path, instance: dg.DagsterInstance) -> None:
-    repo = GitFixture.init(tmp_path / "c")
+    repo = GitRepo.init(tmp_path / "c")
     shas = repo.commits(2)
     result = _tick(instance, _watch(c=repo.path), "not json")
     assert _keys(result) == [f"c@{s}" for s in shas]
@@ -146,7 +146,7 @@ def test_unreadable_cursor_is_a_first_start(tmp_path: Path, instance: dg.Dagster
 def test_repositories_listed_in_the_repos_file_are_watched(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    repo = GitFixture.init(tmp_path / "listed")
+    repo = GitRepo.init(tmp_path / "listed")
     sha = repo.commit()
     listing = tmp_path / "repos.yaml"
     listing.write_text("listed: {path: listed, branch: main}\n")

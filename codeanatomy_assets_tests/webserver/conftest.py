@@ -107,11 +107,11 @@ def dagster_home(base: Path) -> Path:
 @pytest.fixture(scope="session")
 def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
     """Start the webserver once, with one registered commit partition; stop it at the end."""
-    from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
+    from codeanatomy_assets_tests.git_fixture import GitRepo
 
     base = tmp_path_factory.mktemp("webserver")
     home = dagster_home(base)
-    repo = GitFixture.init(base / "demo")
+    repo = GitRepo.init(base / "demo")
     sha = repo.commit({"pkg/__init__.py": "", "pkg/mod.py": "def f():\n    return 1\n"})
     materialized = importlib.util.find_spec("codeanatomy_assets.pipeline.execution") is not None
     with pytest.MonkeyPatch.context() as patch:
@@ -143,11 +143,11 @@ class Deployment:
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """Start ``dagster dev`` (webserver + daemon) as an operator would; stop its process group."""
-    from codeanatomy_assets_tests.sensors.git_fixture import GitFixture
+    from codeanatomy_assets_tests.git_fixture import GitRepo
 
     base = tmp_path_factory.mktemp("dagster_dev")
     home = dagster_home(base)
-    repo = GitFixture.init(base / "watched")
+    repo = GitRepo.init(base / "watched")
     shas = repo.commits(2)
     (base / "repos.yaml").write_text("watched: {path: watched, branch: main}\n")
     env = {
