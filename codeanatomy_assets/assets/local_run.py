@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
+from pydantic import ValidationError
 
 from codeanatomy_assets.assets.cpg import cpg_assets
 from codeanatomy_assets.checks import cpg_checks
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, encode_partition_key
+from codeanatomy_assets.pipeline.request import ConfigError
 from codeanatomy_assets.repo.git import GitRepository
 from codeanatomy_assets.resources import (
     ExecutionResource,
@@ -25,9 +27,9 @@ from codeanatomy_assets.resources import (
     WatchedRepo,
     WatchedReposResource,
 )
-from codeanatomy_assets.storage.lake import REPO_ID_PATTERN
+from codeanatomy_assets.storage.lake import REPO_ID_PATTERN, check_partition
 
-__all__ = ["default_repo_id", "materialize_partition"]
+__all__ = ["default_repo_id", "failure_message", "materialize_partition"]
 
 
 def default_repo_id(repo_path: str | os.PathLike[str]) -> str:
@@ -45,6 +47,15 @@ def _instance_for_run(instance: dg.DagsterInstance | None) -> dg.DagsterInstance
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral()
+
+
+def _execution(mode: str, workers: int | None, dask_address: str | None) -> ExecutionResource:
+    """The execution resource, its validation errors as ``ConfigError`` (key and choices)."""
+    try:
+        return ExecutionResource(execution_mode=mode, workers=workers, dask_address=dask_address)
+    except ValidationError as exc:
+        messages = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
+        raise ConfigError("; ".join(messages)) from None
 
 
 def materialize_partition(
@@ -78,28 +89,33 @@ def materialize_partition(
     Returns:
         The run's result: ``result.partition_key``, materializations with their metadata,
         and asset-check evaluations (``result.get_asset_check_evaluations()``).
+
+    Raises:
+        RepositoryError, RevisionError: the path or the revision is unusable.
+        LakeError: ``repo_id`` is not a valid slug.
+        ConfigError: unknown ``outputs`` or execution settings.
+        DagsterError: a step failed and ``raise_on_error`` is True (see ``failure_message``).
     """
     repo = GitRepository(repo_path)
     sha = repo.resolve(commit)
     rid = repo_id or default_repo_id(repo_path)
+    check_partition(rid, sha)  # LakeError naming repo_id and what is allowed
     key = encode_partition_key(rid, sha)
     selected = tuple(outputs) if outputs is not None else CPG_OUTPUTS
     unknown = sorted(set(selected) - set(CPG_OUTPUTS))
     if unknown:
-        raise ValueError(f"outputs {unknown} are unknown: allowed are {', '.join(CPG_OUTPUTS)}")
-    run_instance = _instance_for_run(instance)
-    partitions_name = COMMITS_PARTITIONS.name or ""
-    if not run_instance.has_dynamic_partition(partitions_name, key):
-        run_instance.add_dynamic_partitions(partitions_name, [key])
+        raise ConfigError(f"outputs {unknown} are unknown: allowed are {', '.join(CPG_OUTPUTS)}")
     resources = {
         "lake": lake or LakeResource(root=lake_root),
-        "execution": ExecutionResource(
-            execution_mode=execution_mode, workers=workers, dask_address=dask_address
-        ),
+        "execution": _execution(execution_mode, workers, dask_address),
         "watched_repos": WatchedReposResource(
             repos={rid: WatchedRepo(path=str(Path(repo_path).resolve()), branch=sha)}
         ),
     }
+    run_instance = _instance_for_run(instance)
+    partitions_name = COMMITS_PARTITIONS.name or ""
+    if not run_instance.has_dynamic_partition(partitions_name, key):
+        run_instance.add_dynamic_partitions(partitions_name, [key])
     return dg.materialize(
         [cpg_assets, cpg_checks],
         selection=[dg.AssetKey(name) for name in selected],
@@ -109,3 +125,18 @@ def materialize_partition(
         raise_on_error=raise_on_error,
         tags={"codeanatomy/repo_id": rid},
     )
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str | None:
+    """The first failed step's error, one line (``None`` when the run succeeded).
+
+    For callers that pass ``raise_on_error=False`` and report instead of raising: the cause
+    (e.g. the pipeline's exception) rather than Dagster's wrapper.
+    """
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            cause = error.cause if error is not None and error.cause is not None else error
+            text = cause.message.strip() if cause is not None else "step failed"
+            return f"step {event.step_key}: {text.splitlines()[-1] if text else 'failed'}"
+    return None if result.success else "run failed"

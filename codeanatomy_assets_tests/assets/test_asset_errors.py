@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 
-from codeanatomy_assets.assets import default_repo_id, materialize_partition
+from codeanatomy_assets.assets import default_repo_id, failure_message, materialize_partition
 from codeanatomy_assets.definitions import defs
+from codeanatomy_assets.pipeline.request import ConfigError
 from codeanatomy_assets.repo.git import RepositoryError
 from codeanatomy_assets.resources import LakeResource, WatchedReposResource
+from codeanatomy_assets.storage.lake import LakeError
 
 
 def test_unwatched_repo_id_fails_naming_it(tmp_path: Path) -> None:
@@ -29,6 +32,9 @@ def test_unwatched_repo_id_fails_naming_it(tmp_path: Path) -> None:
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "repo_id 'ghost' is not a watched repository" in str(failure.step_failure_data.error)
+    assert failure_message(result) == (
+        "step cpg: KeyError: \"repo_id 'ghost' is not a watched repository (configured: none)\""
+    )
 
 
 def test_materialize_partition_refuses_a_non_repository(tmp_path: Path) -> None:
@@ -36,13 +42,29 @@ def test_materialize_partition_refuses_a_non_repository(tmp_path: Path) -> None:
         materialize_partition(tmp_path / "missing", lake_root=str(tmp_path / "lake"))
 
 
-def test_materialize_partition_refuses_unknown_outputs(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"outputs": ["cpg_nodez"]}, ConfigError, r"outputs \['cpg_nodez'\] are unknown"),
+        ({"execution_mode": "gpu"}, ConfigError, r"execution_mode 'gpu' is not allowed: use one"),
+        ({"workers": 0}, ConfigError, r"workers 0 is not allowed"),
+        ({"repo_id": "Bad Id"}, LakeError, r"repo_id 'Bad Id' is invalid"),
+    ],
+)
+def test_materialize_partition_refuses_bad_arguments_before_any_work(
+    tmp_path: Path, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
     from codeanatomy_assets_tests.git_fixture import GitRepo
 
     repo = GitRepo.init(tmp_path / "r")
     repo.commit()
-    with pytest.raises(ValueError, match=r"outputs \['cpg_nodez'\] are unknown"):
-        materialize_partition(repo.path, outputs=["cpg_nodez"], lake_root=str(tmp_path / "l"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        with pytest.raises(error, match=message):
+            materialize_partition(
+                repo.path, lake_root=str(tmp_path / "l"), instance=instance, **kwargs
+            )
+        assert instance.get_dynamic_partitions("commits") == []
+    assert not (tmp_path / "l").exists()
 
 
 @pytest.mark.parametrize(
