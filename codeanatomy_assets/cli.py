@@ -104,6 +104,7 @@ def _build(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from datafusion import SessionContext
 
+    from codeanatomy_assets.storage.arrow_types import plain_strings
     from codeanatomy_assets.storage.lake import Lake, register_lake_tables
 
     lake = Lake(args.lake or _lake_default())
@@ -112,7 +113,7 @@ def _query(args: argparse.Namespace) -> int:
     if not names:
         return _fail(f"no Delta tables under {lake.root!r}: run `codeanatomy build` first")
     try:
-        table = ctx.sql(args.sql).to_arrow_table()
+        table = plain_strings(ctx.sql(args.sql).to_arrow_table())
     except Exception as exc:  # DataFusion raises plain Exceptions for SQL errors
         return _fail(f"query failed: {exc}")
     if args.format == "json":

@@ -29,6 +29,14 @@ Chunk = tuple[tuple[str, str], ...]  # (path, blob_id) pairs
 
 
 @dataclass(frozen=True)
+class Progress:
+    """Where extraction reports files done (a progress bar, a log); a class so that Hamilton
+    can check the input's type."""
+
+    advance: Callable[[int], None]
+
+
+@dataclass(frozen=True)
 class ExtractOptions:
     """How to extract: worker processes (1 = in this process) and the per-file size limit."""
 
@@ -139,7 +147,7 @@ def extract_commit(
     repo_path: str,
     entries: Sequence[BlobEntry],
     options: ExtractOptions,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, pa.Table]:
     """Evidence tables for every entry of a commit (see ``extract.evidence``)."""
     readable, scan = _scan_rows(entries, options)
@@ -149,7 +157,7 @@ def extract_commit(
         for i, chunk in enumerate(chunks):
             parts[i].append(extract_chunk(repo_path, chunk))
             if progress:
-                progress(len(chunk))
+                progress.advance(len(chunk))
     else:
         _run_pool(repo_path, chunks, parts, options.workers, progress)
     results = [scan] + [r for part in parts for r in part]
@@ -166,7 +174,7 @@ def _run_pool(
     chunks: list[Chunk],
     parts: list[list[dict[str, pa.Table]]],
     workers: int,
-    progress: Callable[[int], None] | None,
+    progress: Progress | None,
 ) -> None:
     ctx = multiprocessing.get_context("forkserver")
     broken: list[int] = []
@@ -184,7 +192,7 @@ def _run_pool(
                 try:
                     parts[i].append(in_flight.pop(i).result())
                     if progress:
-                        progress(len(chunks[i]))
+                        progress.advance(len(chunks[i]))
                 except BrokenProcessPool:
                     # The pool is gone: isolate this chunk, resubmit the rest to a new pool.
                     broken.append(i)
@@ -193,5 +201,5 @@ def _run_pool(
         for i in broken:
             parts[i].extend(_isolated(repo_path, chunks[i]))
             if progress:
-                progress(len(chunks[i]))
+                progress.advance(len(chunks[i]))
         broken = []

@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from codeanatomy_assets.extract.runner import Progress
 from codeanatomy_assets.obs.diagnostics import DiagnosticsCollector
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.manifest import manifest_table
@@ -74,7 +75,7 @@ def build_commit(
         "storage_options": dict(request.storage_options),
         "workers": _workers(request),
         "max_file_bytes": request.max_file_bytes,
-        "progress": progress,
+        "progress": Progress(progress) if progress is not None else None,
         "diagnostics": diagnostics,
     }
     recorded_inputs = {

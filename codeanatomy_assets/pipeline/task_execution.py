@@ -17,6 +17,7 @@ from codeanatomy_assets.cpg.nesting import NestSpec, nest
 from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
+from codeanatomy_assets.storage.arrow_types import plain_strings
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,17 +31,6 @@ class TaskExecutionSpec:
     plan_signature: str
     task_signature: str
     nest: NestSpec | None = None
-
-
-def _to_plain_strings(table: pa.Table) -> pa.Table:
-    """DataFusion may hand back string views; the contracts speak plain strings."""
-    fields = []
-    for f in table.schema:
-        t = f.type
-        if t == pa.string_view() or t == pa.large_string():
-            t = pa.string()
-        fields.append(pa.field(f.name, t, f.nullable))
-    return table.cast(pa.schema(fields)) if fields != list(table.schema) else table
 
 
 def execute_view(
@@ -63,5 +53,5 @@ def execute_view(
     if not spec.output:
         return result
     schema = OUTPUT_CONTRACTS[spec.task_name].schema
-    result = _to_plain_strings(result).select(schema.names)
+    result = plain_strings(result).select(schema.names)
     return result.cast(schema)

@@ -70,7 +70,10 @@ def infer_views(
                     raise PlanningError(f"view {spec.name!r} does not plan: {exc}") from exc
                 failures[spec.name] = str(exc)
                 continue
-            deps = tuple(sorted(scanned_tables(df.logical_plan())))
+            # Subqueries inside expressions (IN, EXISTS, scalar) are not plan inputs of the
+            # unoptimized plan; the optimizer turns them into joins, where their scans show.
+            scans = scanned_tables(df.logical_plan()) | scanned_tables(df.optimized_logical_plan())
+            deps = tuple(sorted(scans))
             schema = df.schema()
             ctx.register_record_batches(
                 spec.name, [[pa.RecordBatch.from_pylist([], schema=schema)]]

@@ -26,6 +26,8 @@ from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
+from codeanatomy_assets.storage.arrow_types import plain_strings
+
 PARTITION_COLUMNS: tuple[str, str] = ("repo_id", "commit")
 REPO_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 SHA_PATTERN = re.compile(r"^[0-9a-f]{40}$")
@@ -150,7 +152,7 @@ class Lake:
         ctx = SessionContext()
         ctx.register_table(name, dt)
         sql = f"SELECT * FROM \"{name}\" WHERE repo_id = '{repo_id}' AND \"commit\" = '{commit}'"
-        return ctx.sql(sql).to_arrow_table()
+        return plain_strings(ctx.sql(sql).to_arrow_table())
 
 
 def register_lake_tables(ctx: SessionContext, lake: Lake) -> list[str]:

@@ -5,12 +5,10 @@ Flow: repo_path + commit_sha -> commit_entries -> evidence (one table per eviden
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pyarrow as pa
 
 from codeanatomy_assets.extract.packages import packages_table
-from codeanatomy_assets.extract.runner import ExtractOptions, extract_commit
+from codeanatomy_assets.extract.runner import ExtractOptions, Progress, extract_commit
 from codeanatomy_assets.repo.git import BlobEntry, GitRepository
 
 
@@ -23,7 +21,7 @@ def evidence(
     repo_path: str,
     commit_entries: list[BlobEntry],
     extract_options: ExtractOptions,
-    progress: Callable[[int], None] | None,
+    progress: Progress | None,
 ) -> dict[str, pa.Table]:
     """Every evidence table of the commit (files, packages, ast_nodes, imports...)."""
     tables = extract_commit(repo_path, commit_entries, extract_options, progress)

@@ -1,0 +1,26 @@
+"""Arrow type normalization: readers may pick physical variants of the contract's types.
+
+DataFusion hands back ``string_view`` and Delta readers may give large types; contracts, CSV
+output and comparisons speak plain ``string`` and ``list``. One mapping, used everywhere.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+
+def normalize_type(dtype: pa.DataType) -> pa.DataType:
+    """Map string views, large strings and list variants (recursively) to the plain types."""
+    if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        return pa.string()
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_list_view(dtype):
+        return pa.list_(normalize_type(dtype.value_type))
+    if pa.types.is_struct(dtype):
+        return pa.struct([pa.field(f.name, normalize_type(f.type), f.nullable) for f in dtype])
+    return dtype
+
+
+def plain_strings(table: pa.Table) -> pa.Table:
+    """``table`` cast to normalized types (a no-op when nothing differs)."""
+    schema = pa.schema([pa.field(f.name, normalize_type(f.type), f.nullable) for f in table.schema])
+    return table if schema.equals(table.schema) else table.cast(schema)

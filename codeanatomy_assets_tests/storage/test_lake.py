@@ -1,0 +1,44 @@
+"""Partition writes replace exactly their partition; bad partition values are refused."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from codeanatomy_assets.storage.lake import Lake, LakeError, check_partition
+
+A, B = "a" * 40, "b" * 40
+
+
+def test_replace_exactly_one_partition(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_partition("t", pa.table({"x": [1, 2]}), "r", A)
+    lake.write_partition("t", pa.table({"x": [3]}), "r", B)
+    lake.write_partition("t", pa.table({"x": [4, 5, 6]}), "r", A)
+    lake.write_partition("t", pa.table({"x": [4, 5, 6]}), "r", A)
+    assert sorted(lake.read_partition("t", "r", A)["x"].to_pylist()) == [4, 5, 6]
+    assert lake.read_partition("t", "r", B)["x"].to_pylist() == [3]
+    assert lake.delete_partition("t", "r", A) == 3
+    assert lake.read_partition("t", "r", A).num_rows == 0
+    assert lake.table_names() == ["t"]
+
+
+def test_empty_write_creates_the_table(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    written = lake.write_partition("t", pa.table({"x": pa.array([], pa.int64())}), "r", A)
+    assert written.rows == 0 and written.schema.names == ["repo_id", "commit", "x"]
+    assert lake.read_partition("t", "r", A).num_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "commit", "message"),
+    [
+        ("Bad Id", A, "repo_id 'Bad Id' is invalid"),
+        ("x'; DROP", A, "repo_id"),
+        ("ok", "abc", "commit 'abc' is invalid"),
+        ("ok", "A" * 40, "commit"),
+    ],
+)
+def test_partition_values_are_checked(repo_id, commit, message):
+    with pytest.raises(LakeError, match=message):
+        check_partition(repo_id, commit)
