@@ -39,9 +39,12 @@ __all__ = ["CommitCursor", "branch_window", "build_commit_sensor", "new_commits"
 _CURSOR_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass
 class CommitCursor:
-    """The sensor's persisted state: the last branch head seen per repository."""
+    """The sensor's persisted state: the last branch head seen per repository.
+
+    Mutable on purpose: one evaluation parses it, updates ``heads`` while scanning, dumps it.
+    """
 
     heads: dict[str, str] = field(default_factory=dict)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +153,22 @@ def test_repositories_listed_in_the_repos_file_are_watched(
     listing.write_text("listed: {path: listed, branch: main}\n")
     result = _tick(instance, WatchedReposResource(repos_file=str(listing)), None)
     assert _keys(result) == [f"listed@{sha}"]
+
+
+def test_force_push_with_the_old_head_garbage_collected(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    repo = GitRepo.init(tmp_path / "gc")
+    base, old = repo.commits(2)
+    watched = _watch(initial=2, retain=10, gc=repo.path)
+    first = _tick(instance, watched, None)
+    repo.git("reset", "-q", "--hard", base)
+    rewritten = repo.commits(3)
+    repo.git("reflog", "expire", "--expire=now", "--all")
+    repo.git("gc", "-q", "--prune=now")
+    with pytest.raises(subprocess.CalledProcessError):
+        repo.git("cat-file", "-e", old)
+    # The cursor's head is gone from the object database: treated as a first start (newest
+    # ``initial_commits``), where the old head still present would have yielded all three.
+    second = _tick(instance, watched, first.cursor)
+    assert _keys(second) == [f"gc@{s}" for s in rewritten[-2:]]
