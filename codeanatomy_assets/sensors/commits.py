@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, encode_partition_key
-from codeanatomy_assets.repo.git import GitRepository, RevisionError
+from codeanatomy_assets.repo.git import GitRepository, RepositoryError, RevisionError
 from codeanatomy_assets.resources import WatchedRepo, WatchedReposResource
 
 if TYPE_CHECKING:  # not exported by `dagster`; only needed for annotations
@@ -70,8 +71,14 @@ def branch_window(watched: WatchedRepo, limit: int) -> tuple[GitRepository, list
     """Open a watched repository and return its newest ``limit`` branch commits, newest first.
 
     Raises ``RepositoryError`` or ``RevisionError`` when the path or the branch is unusable.
+    The path must be a repository's root (work tree or bare): git would otherwise discover an
+    enclosing repository, and its commits would be filed under the wrong repo_id.
     """
-    repo = GitRepository(watched.path)
+    root = Path(watched.path)
+    bare = (root / "HEAD").is_file() and (root / "objects").is_dir()
+    if root.is_dir() and not (root / ".git").exists() and not bare:
+        raise RepositoryError(f"not the root of a git repository: {root}")
+    repo = GitRepository(root)
     head = repo.resolve(watched.branch)
     return repo, [c.sha for c in repo.commits(head, limit=limit)]
 

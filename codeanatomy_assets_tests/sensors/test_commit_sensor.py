@@ -119,12 +119,16 @@ def test_broken_repo_is_logged_and_others_still_work(
     shutil.rmtree(gone.path)
     not_git = tmp_path / "plain"
     not_git.mkdir()
+    inner = good.path / "subdir"  # inside a repository, but not one: must not watch `good`
+    inner.mkdir()
     nobranch = GitRepo.init(tmp_path / "nobranch")
     nobranch.commits(1)
     nobranch.git("branch", "-q", "-m", "main", "trunk")
     sha = good.commit()
 
-    watched = _watch(good=good.path, gone=gone.path, plain=not_git, nobranch=nobranch.path)
+    watched = _watch(
+        good=good.path, gone=gone.path, plain=not_git, nobranch=nobranch.path, inner=inner
+    )
     capsys.readouterr()
     result = _tick(instance, watched, gone_cursor)
     assert _keys(result) == [f"good@{sha}"]
@@ -132,8 +136,9 @@ def test_broken_repo_is_logged_and_others_still_work(
     assert set(heads) == {"good", "gone"}  # the vanished repo keeps its last head
     # context.log is Dagster's logger, which writes to stderr rather than propagating.
     skipped = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
-    assert len(skipped) == 3, skipped
+    assert len(skipped) == 4, skipped
     assert any("repo=nobranch" in m and "RevisionError" in m for m in skipped)
+    assert any("repo=inner" in m and "not the root of a git repository" in m for m in skipped)
 
 
 def test_unreadable_cursor_is_a_first_start(tmp_path: Path, instance: dg.DagsterInstance) -> None:
