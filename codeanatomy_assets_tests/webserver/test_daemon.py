@@ -44,6 +44,23 @@ CHECKS = """
 """
 
 
+FAILURES = """
+{ runsOrError { ... on Runs { results { status eventConnection { events {
+  __typename ... on ExecutionStepFailureEvent { error { message cause { message } } } } } } } } }
+"""
+
+
+def _why(url: str, deployment: Any) -> str:
+    """The failed steps' causes, else the end of the deployment's log."""
+    causes = [
+        (e["error"]["cause"] or e["error"])["message"]
+        for run in graphql(url, FAILURES)["runsOrError"]["results"]
+        for e in run["eventConnection"]["events"]
+        if e.get("error")
+    ]
+    return "\n".join(causes) or deployment.log.read_text(errors="replace")[-3000:]
+
+
 def _runs(url: str) -> list[dict[str, Any]]:
     return list(graphql(url, RUNS)["runsOrError"]["results"])
 
@@ -60,8 +77,9 @@ def test_sensor_runs_build_every_new_commit(dagster_dev: Any) -> None:
         if "FAILURE" in statuses or statuses.count("SUCCESS") == len(dagster_dev.shas):
             break
         time.sleep(2)
-    log_tail = dagster_dev.log.read_text(errors="replace")[-3000:]
-    assert [r["status"] for r in runs] == ["SUCCESS"] * len(dagster_dev.shas), log_tail
+    assert [r["status"] for r in runs] == ["SUCCESS"] * len(dagster_dev.shas), _why(
+        url, dagster_dev
+    )
 
     expected = {f"watched@{sha}" for sha in dagster_dev.shas}
     partitions = {
