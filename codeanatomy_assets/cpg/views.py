@@ -81,12 +81,29 @@ def _edge(
     )
 
 
+_CFG_EDGE_SOURCE = (
+    "cfg_edges e JOIN block_ids a ON e.path = a.path AND e.owner_idx = a.owner_idx "
+    "AND e.src_block = a.block_index JOIN block_ids b ON e.path = b.path "
+    "AND e.owner_idx = b.owner_idx AND e.dst_block = b.block_index"
+)
+_REACHING_SOURCE = (
+    "reaching_defs r JOIN ast_node_ids d ON r.path = d.path AND r.def_idx = d.idx "
+    "JOIN ast_node_ids u ON r.path = u.path AND r.use_idx = u.idx"
+)
+
+
 def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     """Every view of the graph for one repository (its id is part of every node id)."""
     repo = sql_literal(repo_id)
 
     def nid(path: str, kind: str, disc: str, bstart: str, bend: str) -> str:
         return node_id_sql(repo_id, path, kind, disc, bstart, bend)
+
+    def _edge_rows(kind: str, src: str, dst: str, disc: str, source: str, value: str) -> str:
+        """An edge's id beside a value of its rows, for the edge's properties."""
+        edge = edge_id_sql(repo_id, sql_literal(kind), src, dst, disc)
+        column = value.rsplit(".", 1)[-1]
+        return f"(SELECT {edge} AS edge_id, {value} AS {column} FROM {source}) x"
 
     repo_node = nid("''", "'REPOSITORY'", "''", "0", "0")
     quote2, external = "''", "'EXTERNAL'"
@@ -122,6 +139,22 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         SELECT s.*, {nid("s.path", "'SCOPE'", "s.scope_path", "s.bstart", "s.bend")} AS node_id,
                f.file_id
         FROM scopes s JOIN file_ids f ON s.path = f.path""",
+    )
+    add(
+        "block_ids",
+        f"""
+        SELECT b.*, {
+            nid(
+                "b.path",
+                "'BASIC_BLOCK'",
+                "o.qualified_name || '#' || b.block_kind || '#' || CAST(b.block_index AS VARCHAR)",
+                "b.bstart",
+                "b.bend",
+            )
+        } AS node_id,
+               o.node_id AS owner_id, o.file_id,
+               o.qualified_name || '#' || CAST(b.block_index AS VARCHAR) AS qualified_name
+        FROM cfg_blocks b JOIN ast_node_ids o ON b.path = o.path AND b.owner_idx = o.idx""",
     )
     add(
         "symbol_ids",
@@ -254,6 +287,17 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             "'symtable'",
         ),
         nodes_from(
+            "block_ids",
+            "node_id",
+            "'BASIC_BLOCK'",
+            "path",
+            "file_id",
+            "block_kind",
+            "qualified_name",
+            *ast_span,
+            "'cfg'",
+        ),
+        nodes_from(
             "external_ids",
             "node_id",
             "'EXTERNAL'",
@@ -381,6 +425,45 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             "y.path, y.bstart, y.bend, 'symtable' AS origin",
             repo_id=repo_id,
         ),
+        _edge(
+            "CONTAINS",
+            "b.owner_id",
+            "b.node_id",
+            "''",
+            "block_ids b",
+            "b.path, b.bstart, b.bend, 'cfg' AS origin",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "CONTAINS",
+            "b.node_id",
+            "n.node_id",
+            "''",
+            "cfg_statements s JOIN block_ids b ON s.path = b.path "
+            "AND s.owner_idx = b.owner_idx AND s.block_index = b.block_index "
+            "JOIN ast_node_ids n ON s.path = n.path AND s.stmt_idx = n.idx",
+            "n.path, n.bstart, n.bend, 'cfg' AS origin",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "CFG_NEXT",
+            "a.node_id",
+            "b.node_id",
+            "e.label",
+            _CFG_EDGE_SOURCE,
+            "a.path, a.bstart, a.bend, 'cfg' AS origin",
+            repo_id=repo_id,
+        ),
+        _edge(
+            "REACHING_DEF",
+            "d.node_id",
+            "u.node_id",
+            "r.name",
+            _REACHING_SOURCE,
+            "u.path, u.bstart, u.bend, 'dataflow' AS origin",
+            method="'reaching_defs'",
+            repo_id=repo_id,
+        ),
     ]
     add(
         "cpg_edges",
@@ -432,6 +515,27 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         _prop("node", "file_id", "is_stub", "is_stub", "file_ids", "is_stub IS NOT NULL"),
         _prop("node", "node_id", "is_namespace", "is_namespace", "package_ids", "TRUE"),
         _prop("node", "node_id", "scope_type", "scope_type", "scope_ids", "TRUE"),
+        _prop("node", "node_id", "block_kind", "block_kind", "block_ids", "TRUE"),
+        _prop(
+            "edge",
+            "edge_id",
+            "cfg_label",
+            "label",
+            _edge_rows(
+                "CFG_NEXT", "a.node_id", "b.node_id", "e.label", _CFG_EDGE_SOURCE, "e.label"
+            ),
+            "TRUE",
+        ),
+        _prop(
+            "edge",
+            "edge_id",
+            "variable",
+            "name",
+            _edge_rows(
+                "REACHING_DEF", "d.node_id", "u.node_id", "r.name", _REACHING_SOURCE, "r.name"
+            ),
+            "TRUE",
+        ),
         # Only flags that hold are stored: an absent is_<flag> row means False.
         *(
             _prop("node", "node_id", f"is_{flag}", f"is_{flag}", "symbol_ids", f"is_{flag}")

@@ -118,6 +118,18 @@ PROP_KEYS: dict[str, PropKey] = {
             PropKey(f"is_{flag}", ValueType.BOOL, f"symtable flag: the symbol is {flag}")
             for flag in _SYMBOL_FLAGS
         ),
+        PropKey(
+            "block_kind",
+            ValueType.STRING,
+            "entry, exit, body, loop_header, handler or finally (extract.cfg)",
+        ),
+        PropKey(
+            "cfg_label",
+            ValueType.STRING,
+            "branch label of a CFG_NEXT edge: next, true, false, case, loop, break, "
+            "continue, return, raise, exception, finally, with_exit",
+        ),
+        PropKey("variable", ValueType.STRING, "the variable a REACHING_DEF edge carries"),
         PropKey("ast_field", ValueType.STRING, "AST field of the child on an AST_CHILD edge"),
         PropKey("ast_field_index", ValueType.INT, "position in a list field, on AST_CHILD"),
     )

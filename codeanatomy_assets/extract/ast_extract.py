@@ -36,6 +36,8 @@ _DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _FOLDED = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
 _ASYNC_TYPES = (ast.AsyncFunctionDef, ast.AsyncFor, ast.AsyncWith)
 _LITERAL_CHARS = 200
+# Nodes (besides Name, arg, alias and defs) at whose position a definition may be reported.
+_BINDING_TYPES = (ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping)
 
 # Symtable names of the scopes an ast node opens (for matching scopes to spans).
 SCOPE_NAMES: dict[type, str] = {
@@ -49,11 +51,20 @@ SCOPE_NAMES: dict[type, str] = {
 
 @dataclass
 class AstEvidence:
-    """What one file's tree yields; ``scope_spans`` feeds the symtable extractor."""
+    """What one file's tree yields.
+
+    Besides the rows, lookups for the extractors that run on the same tree and report
+    ``ast`` positions (``(lineno, col_offset)``, UTF-8 columns): ``scope_spans`` for
+    ``symtable``; ``statements``, ``owners`` and ``bindings`` for the CFG and reaching
+    definitions, so their rows can point at node rows instead of repeating positions.
+    """
 
     nodes: Columns = field(default_factory=lambda: Columns(AST_NODES))
     imports: Columns = field(default_factory=lambda: Columns(IMPORTS))
     scope_spans: dict[tuple[str, int], list[Span]] = field(default_factory=dict)
+    statements: dict[tuple[int, int], int] = field(default_factory=dict)
+    owners: dict[tuple[str, int], int] = field(default_factory=dict)
+    bindings: dict[tuple[int, int], list[tuple[int, str]]] = field(default_factory=dict)
 
 
 def module_name_for(path: str) -> str:
@@ -166,6 +177,7 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
         if ntype is ast.Name:
             name = node.id  # type: ignore[attr-defined]
             ctx = type(node.ctx).__name__  # type: ignore[attr-defined]
+            ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name))  # type: ignore[attr-defined]
         elif ntype is ast.Attribute:
             name = node.attr  # type: ignore[attr-defined]
             ctx = type(node.ctx).__name__  # type: ignore[attr-defined]
@@ -179,6 +191,7 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
             name = node.arg  # type: ignore[attr-defined]
             qual = f"{owner_qual}.{name}" if owner_qual else name
             param_kind, param_index = param_info.get(id(node), (None, None))
+            ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name))  # type: ignore[attr-defined]
         elif ntype is ast.Module:
             qual = module_name
             child_def = idx
@@ -191,6 +204,8 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
             child_owner = qual
             if not isinstance(node, ast.Lambda):
                 decorator_count = len(node.decorator_list)
+                ev.owners[(local, node.lineno)] = idx
+                ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name))
             ev.scope_spans.setdefault(
                 ("lambda" if ntype is ast.Lambda else name, span.line_start), []
             ).append(span)
@@ -205,6 +220,14 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
             operator = ",".join(type(o).__name__ for o in node.ops)  # type: ignore[attr-defined]
         elif ntype is ast.keyword or ntype is ast.alias:
             name = node.arg if ntype is ast.keyword else node.name  # type: ignore[attr-defined]
+            if ntype is ast.alias:
+                ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name or ""))  # type: ignore[attr-defined]
+        elif ntype in _BINDING_TYPES:
+            ev.bindings.setdefault((node.lineno, node.col_offset), []).append(  # type: ignore[attr-defined]
+                (idx, getattr(node, "name", None) or "")
+            )
+        if isinstance(node, ast.stmt):
+            ev.statements.setdefault((node.lineno, node.col_offset), idx)
         if ntype in SCOPE_NAMES and ntype is not ast.Lambda:
             ev.scope_spans.setdefault((SCOPE_NAMES[ntype], span.line_start), []).append(span)
         if isinstance(node, _ASYNC_TYPES):

@@ -125,6 +125,36 @@ SYMBOLS = pa.schema(
     ]
 )
 
+_OWNER = [
+    ("path", _S),
+    ("owner_idx", _I32),  # the MODULE/CLASS/FUNCTION row whose body the CFG is
+    ("block_index", _I32),  # 0 = entry, 1 = exit, then source order (see extract.cfg)
+]
+
+CFG_BLOCKS = pa.schema([*_OWNER, ("block_kind", _S), *_SPAN])
+
+CFG_STATEMENTS = pa.schema([*_OWNER, ("stmt_idx", _I32)])
+
+CFG_EDGES = pa.schema(
+    [
+        ("path", _S),
+        ("owner_idx", _I32),
+        ("src_block", _I32),
+        ("dst_block", _I32),
+        ("label", _S),  # next, true, false, case, loop, break, continue, return, raise...
+    ]
+)
+
+REACHING_DEFS = pa.schema(
+    [
+        ("path", _S),
+        ("owner_idx", _I32),
+        ("name", _S),
+        ("def_idx", _I32),  # the defining node row (Name target, arg, alias, def...)
+        ("use_idx", _I32),  # the Name load row
+    ]
+)
+
 ERRORS = pa.schema(
     [
         ("path", _S),
@@ -144,7 +174,21 @@ EVIDENCE_SCHEMAS: dict[str, pa.Schema] = {
     "imports": IMPORTS,
     "scopes": SCOPES,
     "symbols": SYMBOLS,
+    "cfg_blocks": CFG_BLOCKS,
+    "cfg_statements": CFG_STATEMENTS,
+    "cfg_edges": CFG_EDGES,
+    "reaching_defs": REACHING_DEFS,
     "errors": ERRORS,
 }
 # Tables produced per file by the extraction workers (files/packages come from the scan).
-PER_FILE_TABLES: tuple[str, ...] = ("ast_nodes", "imports", "scopes", "symbols", "errors")
+PER_FILE_TABLES: tuple[str, ...] = (
+    "ast_nodes",
+    "imports",
+    "scopes",
+    "symbols",
+    "cfg_blocks",
+    "cfg_statements",
+    "cfg_edges",
+    "reaching_defs",
+    "errors",
+)

@@ -12,12 +12,15 @@ import io
 import tokenize
 
 from codeanatomy_assets.extract.ast_extract import extract_ast, module_name_for
+from codeanatomy_assets.extract.cfg import CfgError
 from codeanatomy_assets.extract.columns import Columns
 from codeanatomy_assets.extract.evidence import ERRORS, FILES
+from codeanatomy_assets.extract.flow_extract import extract_flow
 from codeanatomy_assets.extract.symtable_extract import extract_symtable
 from codeanatomy_assets.normalize.spans import LineIndex
 
 EXTRACTOR_VERSION = "1"
+_FLOW_TABLES = ("cfg_blocks", "cfg_statements", "cfg_edges", "reaching_defs")
 # Exceptions a parser may raise on hostile input. MemoryError and RecursionError are caught
 # on purpose: one pathological file must not end the run.
 _PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
@@ -121,9 +124,19 @@ def extract_file(
         scopes, symbols = extract_symtable(text, path, module_name, whole, ev.scope_spans)
     except _PARSE_ERRORS as exc:
         _error(errors, path, "symtable", exc, index)
-        return
-    tables["scopes"].extend(scopes)
-    tables["symbols"].extend(symbols)
+    else:
+        tables["scopes"].extend(scopes)
+        tables["symbols"].extend(symbols)
+    # A failure half-way would leave a partial CFG: flow rows are built in scratch columns
+    # and kept only when the whole file succeeded.
+    flow = {name: Columns(tables[name].schema) for name in _FLOW_TABLES}
+    try:
+        extract_flow(tree, path, index, ev, flow)
+    except (*_PARSE_ERRORS, CfgError) as exc:
+        _error(errors, path, "cfg", exc, index)
+    else:
+        for name in _FLOW_TABLES:
+            tables[name].extend(flow[name])
 
 
 def new_tables() -> tuple[Columns, dict[str, Columns]]:

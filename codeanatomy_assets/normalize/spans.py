@@ -97,6 +97,14 @@ class LineIndex:
         bend, cend = self.offset(end_line, end_col)
         return Span(bstart, bend, line, cstart, end_line, cend)
 
+    def line_end(self, line: int) -> tuple[int, int]:
+        """Byte offset and code-point column of the end of ``line`` (before its newline)."""
+        if line < 1 or line > len(self._starts):
+            return len(self._data), 0
+        raw = self._line_bytes(line).rstrip(b"\r\n")
+        col = len(raw) if raw.isascii() else len(raw.decode(self._encoding, errors="replace"))
+        return self._starts[line - 1] + len(raw), col
+
     def whole(self) -> Span:
         """The span of the whole file (what FILE and MODULE nodes cover)."""
         last = max(self.line_count, 1)
