@@ -142,15 +142,21 @@ def _print_table(rows: list[dict[str, object]], columns: list[str]) -> None:
 
 
 def _materialize(args: argparse.Namespace) -> int:
-    from codeanatomy_assets.assets.local_run import materialize_partition
+    from codeanatomy_assets.assets.local_run import failure_message, materialize_partition
 
     result = materialize_partition(
         repo_path=args.repo,
         repo_id=args.repo_id,
         commit=args.commit,
         lake_root=args.lake or _lake_default(),
+        raise_on_error=False,
     )
-    return 0 if result.success else 1
+    if not result.success:
+        return _fail(f"materialization failed: {failure_message(result)}")
+    events = result.get_asset_materialization_events()
+    partition = result.dagster_run.tags.get("dagster/partition")
+    print(f"materialized {len(events)} assets for partition {partition} through Dagster")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

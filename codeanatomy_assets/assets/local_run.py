@@ -8,7 +8,6 @@ webserver and no configured watch list: the repository given is watched for this
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,16 +26,9 @@ from codeanatomy_assets.resources import (
     WatchedRepo,
     WatchedReposResource,
 )
-from codeanatomy_assets.storage.lake import REPO_ID_PATTERN, check_partition
+from codeanatomy_assets.storage.lake import check_partition, default_repo_id
 
 __all__ = ["default_repo_id", "failure_message", "materialize_partition"]
-
-
-def default_repo_id(repo_path: str | os.PathLike[str]) -> str:
-    """A path-safe slug from the repository directory's name (``My Repo`` -> ``my-repo``)."""
-    name = Path(repo_path).resolve().name.lower()
-    slug = re.sub(r"[^a-z0-9_.-]+", "-", name).lstrip("_.-")[:64].rstrip("-") or "repo"
-    return slug if REPO_ID_PATTERN.match(slug) else "repo"
 
 
 def _instance_for_run(instance: dg.DagsterInstance | None) -> dg.DagsterInstance:

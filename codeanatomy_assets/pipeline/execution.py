@@ -5,6 +5,11 @@ revision, lake writable, partition values), so a bad request fails in millisecon
 message that names the key. Per-file failures are rows in ``extract_errors``, not failures
 of the build; a failure of the build itself is recorded in ``run_manifest`` with status
 ``failed`` before it is raised.
+
+Around the Hamilton run: a ``codeanatomy.build`` span (node and task spans nest under it), a
+Dask backend in remote mode (closed at the end, with the local cluster it may have started),
+and after it the cache lineage export and the ``pipeline_events`` table, written with the
+manifest (both only when ``run_manifest`` is among the requested outputs, or on failure).
 """
 
 from __future__ import annotations
@@ -13,20 +18,34 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+from opentelemetry.trace import Status, StatusCode
 
 from codeanatomy_assets.extract.runner import Progress
 from codeanatomy_assets.obs.diagnostics import DiagnosticsCollector
+from codeanatomy_assets.obs.otel import Telemetry
+from codeanatomy_assets.pipeline.cache import (
+    CacheLineage,
+    PlanCacheAdapter,
+    cache_dir_for,
+    cache_lineage,
+)
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
+from codeanatomy_assets.pipeline.events import events_table
 from codeanatomy_assets.pipeline.manifest import manifest_table
 from codeanatomy_assets.pipeline.outputs import write_output
+from codeanatomy_assets.pipeline.remote import RemoteBackend
 from codeanatomy_assets.pipeline.request import BuildRequest, BuildResult, OutputWrite
+from codeanatomy_assets.pipeline.run_context import RunContext
+from codeanatomy_assets.plan.execution_plan import ExecutionPlan
 from codeanatomy_assets.repo.git import GitRepository
 from codeanatomy_assets.storage.lake import Lake, check_partition
+
+PIPELINE_EVENTS_TABLE = "pipeline_events"
 
 
 def default_repo_id(repo_path: str | os.PathLike[str]) -> str:
@@ -42,16 +61,65 @@ def _workers(request: BuildRequest) -> int:
     return request.workers or max(os.cpu_count() or 1, 1)
 
 
+def _plan_record(plan: ExecutionPlan) -> dict[str, Any]:
+    return {
+        "signature": plan.signature,
+        "tasks": {t.name: t.task_signature for t in plan.tasks},
+        "critical_path": list(plan.critical_path),
+        "critical_path_cost": plan.critical_path_cost,
+    }
+
+
+def _task_timings(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        e["task_name"]: {"seconds": e["duration_s"], "executor": e["executor"]}
+        for e in events
+        if e["event"] == "task_finish"
+    }
+
+
+def _export_lineage(
+    dr: Any, context: RunContext, cache_dir: Any, plan: ExecutionPlan
+) -> CacheLineage | None:
+    """The run's cache lineage as JSON under ``<cache_dir>/lineage``, also as events."""
+    hamilton_run_id = context.attributes.get("hamilton_run_id")
+    if cache_dir is None or hamilton_run_id is None:
+        return None
+    adapter = dr.cache
+    if not isinstance(adapter, PlanCacheAdapter):
+        return None
+    try:
+        lineage = cache_lineage(
+            adapter,
+            hamilton_run_id,
+            cache_dir / "lineage" / context.repo_id / context.commit / f"{context.run_id}.json",
+            {"run_id": context.run_id, "plan_signature": plan.signature},
+        )
+    finally:
+        adapter.forget(hamilton_run_id)
+    for row in lineage.rows:
+        context.collector.record(
+            "cache",
+            node=row["node"],
+            status=row["status"],
+            code_version=row["code_version"],
+            data_version=row["data_version"],
+        )
+    return lineage
+
+
 def build_commit(
     request: BuildRequest,
     *,
     factory: DriverFactory | None = None,
     progress: Callable[[int], None] | None = None,
     on_files: Callable[[int], None] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> BuildResult:
     """Build the requested outputs of one commit into the lake; see module docstring."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
+    stages: dict[str, float] = {}
     request.validate()
     repo = GitRepository(request.repo_path)
     sha = repo.resolve(request.commit)
@@ -59,11 +127,33 @@ def build_commit(
     check_partition(repo_id, sha)
     lake = Lake(request.lake_root, dict(request.storage_options))
     lake.ensure_writable()
+    stages["resolve_s"] = time.perf_counter() - t0
     factory = factory or DriverFactory()
+    mark = time.perf_counter()
     plan = factory.plan()
-    dr = factory.driver({"execution_mode": request.execution_mode})
+    stages["plan_s"] = time.perf_counter() - mark
+    cache_dir = cache_dir_for(request.lake_root, request.cache_dir) if request.use_cache else None
+    driver_config: dict[str, Any] = {
+        "execution_mode": request.execution_mode,
+        "cache_dir": str(cache_dir) if cache_dir is not None else None,
+    }
+    if request.execution_mode == "remote":
+        driver_config["remote_cost_threshold"] = request.remote_cost_threshold
+    mark = time.perf_counter()
+    dr = factory.driver(driver_config)
+    stages["driver_s"] = time.perf_counter() - mark
     run_id = uuid.uuid4().hex
-    diagnostics = DiagnosticsCollector()
+    owned_telemetry = telemetry is None
+    telemetry = telemetry or Telemetry.from_env()
+    collector = DiagnosticsCollector()
+    context = RunContext(run_id, repo_id, sha, request.execution_mode, collector, telemetry)
+    collector.record(
+        "plan",
+        plan_signature=plan.signature,
+        tasks=len(plan.tasks),
+        critical_path=list(plan.critical_path),
+        critical_path_cost=plan.critical_path_cost,
+    )
     selected = request.selected_outputs
     final_vars = [f"write_{name}" for name in selected if name != "run_manifest"]
     final_vars += ["files", "errors", "commit_entries"]
@@ -76,7 +166,7 @@ def build_commit(
         "workers": _workers(request),
         "max_file_bytes": request.max_file_bytes,
         "progress": Progress(progress) if progress is not None else None,
-        "diagnostics": diagnostics,
+        "run_context": context,
     }
     recorded_inputs = {
         "repo_path": str(request.repo_path),
@@ -85,65 +175,121 @@ def build_commit(
         "repo_id": repo_id,
         "outputs": list(selected),
     }
-    config = {
+    config: dict[str, Any] = {
         "execution_mode": request.execution_mode,
         "workers": inputs["workers"],
         "max_file_bytes": request.max_file_bytes,
+        "use_cache": request.use_cache,
+        "cache_dir": driver_config["cache_dir"],
+        "plan": _plan_record(plan),
     }
     if on_files is not None:
         on_files(sum(1 for e in repo.python_entries(sha) if e.skipped is None))
-    try:
-        results = dr.execute(final_vars, inputs=inputs)
-    except Exception as exc:
-        failed = manifest_table(
-            run_id=run_id,
-            status="failed",
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            plan_signature=plan.signature,
-            execution_mode=request.execution_mode,
-            file_count=0,
-            error_count=0,
-            outputs={},
-            timings=diagnostics.node_durations(),
-            inputs=recorded_inputs,
-            config=config,
-            error=f"{type(exc).__name__}: {exc}",
-        )
-        lake.write_partition("run_manifest", failed, repo_id, sha)
-        raise
-    outputs: dict[str, OutputWrite] = {
-        name: results[f"write_{name}"] for name in selected if name != "run_manifest"
-    }
-    files: pa.Table = results["files"]
-    errors: pa.Table = results["errors"]
-    status = "success"
-    timings = {"total_s": time.perf_counter() - t0, **diagnostics.node_durations()}
-    if "run_manifest" in selected:
-        manifest = manifest_table(
-            run_id=run_id,
-            status=status,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            plan_signature=plan.signature,
-            execution_mode=request.execution_mode,
-            file_count=files.num_rows,
-            error_count=errors.num_rows,
-            outputs=outputs,
-            timings=timings,
-            inputs=recorded_inputs,
-            config=config,
-        )
-        outputs["run_manifest"] = write_output("run_manifest", manifest, lake, repo_id, sha)
+    outputs: dict[str, OutputWrite] = {}
+    results: dict[str, Any] = {}
+    error: Exception | None = None
+    span_attributes = {**context.span_attributes(), "codeanatomy.plan_signature": plan.signature}
+    with telemetry.tracer.start_as_current_span(
+        "codeanatomy.build", attributes=span_attributes, record_exception=False
+    ) as run_span:
+        context.run_span = run_span
+        mark = time.perf_counter()
+        try:
+            if request.execution_mode == "remote":
+                context.remote = RemoteBackend.open(
+                    request.dask_address, request.remote_timeout_s, request.workers
+                )
+                config["remote"] = {
+                    "dask_address": context.remote.address,
+                    "local_cluster": context.remote.cluster is not None,
+                    "cost_threshold": request.remote_cost_threshold,
+                    "timeout_s": request.remote_timeout_s,
+                }
+                collector.record("remote_backend", **config["remote"])
+                stages["remote_connect_s"] = time.perf_counter() - mark
+            results = dr.execute(final_vars, inputs=inputs)
+            outputs = {
+                name: results[f"write_{name}"] for name in selected if name != "run_manifest"
+            }
+        except Exception as exc:
+            error = exc
+            run_span.record_exception(exc)
+            run_span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            stages["execute_s"] = time.perf_counter() - mark - stages.get("remote_connect_s", 0.0)
+            if context.remote is not None:
+                context.remote.close()
+        lineage = _export_lineage(dr, context, cache_dir, plan)
+        if lineage is not None:
+            config["cache"] = lineage.summary()
+        status = "failed" if error is not None else "success"
+        run_span.set_attribute("codeanatomy.status", status)
+        files: pa.Table | None = results.get("files")
+        errors: pa.Table | None = results.get("errors")
+        file_count = files.num_rows if files is not None else 0
+        error_count = errors.num_rows if errors is not None else 0
+        for name, write in outputs.items():
+            telemetry.output_rows.record(write.rows, {"output": name})
+        if error is not None or "run_manifest" in selected:
+            mark = time.perf_counter()
+            events = collector.snapshot()
+            written = lake.write_partition(
+                PIPELINE_EVENTS_TABLE, events_table(run_id, events), repo_id, sha
+            )
+            events_write = OutputWrite(
+                name=PIPELINE_EVENTS_TABLE,
+                table_uri=written.table_uri,
+                version=written.version,
+                rows=written.rows,
+                schema=written.schema,
+            )
+            stages["write_events_s"] = time.perf_counter() - mark
+            timings: dict[str, Any] = {
+                "total_s": time.perf_counter() - t0,
+                "stages": stages,
+                "nodes": collector.node_durations(),
+                "tasks": _task_timings(events),
+            }
+            manifest = manifest_table(
+                run_id=run_id,
+                status=status,
+                started_at=started,
+                finished_at=datetime.now(UTC),
+                plan_signature=plan.signature,
+                execution_mode=request.execution_mode,
+                file_count=file_count,
+                error_count=error_count,
+                outputs={**outputs, PIPELINE_EVENTS_TABLE: events_write},
+                timings=timings,
+                inputs=recorded_inputs,
+                config=config,
+                error=f"{type(error).__name__}: {error}" if error is not None else None,
+            )
+            write = write_output("run_manifest", manifest, lake, repo_id, sha)
+            if "run_manifest" in selected:
+                outputs["run_manifest"] = write
+    duration = time.perf_counter() - t0
+    telemetry.run_duration.record(duration, {"status": status, "mode": request.execution_mode})
+    if owned_telemetry:
+        telemetry.shutdown()
+    if error is not None:
+        raise error
     return BuildResult(
         run_id=run_id,
         repo_id=repo_id,
         commit=sha,
         status=status,
         plan_signature=plan.signature,
-        duration_s=time.perf_counter() - t0,
-        file_count=files.num_rows,
-        error_count=errors.num_rows,
+        duration_s=duration,
+        file_count=file_count,
+        error_count=error_count,
         outputs=outputs,
-        timings=timings,
+        timings=_flat_timings(duration, stages, collector.node_durations()),
     )
+
+
+def _flat_timings(
+    total: float, stages: Mapping[str, float], nodes: Mapping[str, float]
+) -> dict[str, float]:
+    """``BuildResult.timings``: total, ``stage.<name>`` and seconds per node."""
+    return {"total_s": total, **{f"stage.{k}": v for k, v in stages.items()}, **nodes}

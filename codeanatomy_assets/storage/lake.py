@@ -38,6 +38,13 @@ class LakeError(ValueError):
     """The lake cannot be used: unwritable root, malformed partition values..."""
 
 
+def default_repo_id(repo_path: str | os.PathLike[str]) -> str:
+    """A valid repo_id from the repository directory's name (``My Repo`` -> ``my-repo``)."""
+    name = Path(repo_path).resolve().name.lower()
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", name).lstrip("_.-")[:64].rstrip("-") or "repo"
+    return slug if REPO_ID_PATTERN.match(slug) else "repo"
+
+
 @dataclass(frozen=True, slots=True)
 class TableWrite:
     """What one partition write did: table URI, the Delta version it created, rows written."""
