@@ -1,0 +1,188 @@
+"""The benchmark that keeps us honest: this Python's standard library, commit by commit.
+
+    .venv/bin/python benchmarks/run_benchmark.py [--out benchmarks/results/latest.json]
+
+In one run, on one machine: (1) the stdlib (``sysconfig.get_paths()["stdlib"]`` without
+site-packages) becomes a git repository in a temp directory; (2) baseline: ``ast.parse`` of
+every file in one process; (3) ``codeanatomy build`` of that commit; (4) a commit changing one
+file, built; (5) a commit changing 1 % of the files, built; (6) the full build again through
+Dagster (every asset of the partition, in process) on a fresh lake. Each figure is wall time,
+CPU time and peak RSS of the whole process tree; ratios are printed against the same run's
+baseline and full build, and everything is written as JSON. Targets (issue 6, not asserted):
+full <= 4x baseline, one-file commit <= 5 % of full, 1 % commit <= 15 %, peak RSS <= 2 GB,
+Dagster <= CLI + 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+
+
+@dataclass
+class Measure:
+    """One measured step: wall and CPU seconds, peak RSS (MB) of the whole process tree."""
+
+    name: str
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, from /proc."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+def run_measured(name: str, cmd: list[str], env: dict[str, str] | None = None) -> Measure:
+    """Run ``cmd``, sampling the tree's RSS every 100 ms; fail loudly if it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kb(proc.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    done.set()
+    sampler.join()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        sys.stdout.write(out.decode(errors="replace"))
+        raise SystemExit(f"{name}: exit {proc.returncode}")
+    return Measure(name, wall, cpu, peak / 1024)
+
+
+def make_stdlib_repo(target: Path) -> tuple[Path, int]:
+    """Copy the stdlib's Python files into a new git repository; returns it and the file count."""
+    src = Path(sysconfig.get_paths()["stdlib"])
+    count = 0
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src)
+        if rel.parts[0] == "site-packages" or "__pycache__" in rel.parts or path.is_symlink():
+            continue
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+        count += 1
+    subprocess.run([*_GIT, "init", "-q", "-b", "main"], cwd=target, check=True)
+    subprocess.run([*_GIT, "add", "-A"], cwd=target, check=True)
+    subprocess.run([*_GIT, "commit", "-q", "-m", "stdlib"], cwd=target, check=True)
+    return target, count
+
+
+def baseline(repo: Path) -> Measure:
+    """``ast.parse`` of every file in this process: the floor any extractor pays."""
+    files = sorted(repo.rglob("*.py"))
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    for path in files:
+        try:
+            ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError):
+            continue
+    wall = time.perf_counter() - start
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return Measure("baseline_ast_parse", wall, cpu, ru1.ru_maxrss / 1024)
+
+
+def commit_change(repo: Path, count: int, message: str) -> None:
+    """Append a function to ``count`` files spread evenly over the repository, and commit."""
+    files = sorted(p for p in repo.rglob("*.py") if ".git" not in p.parts)
+    step = max(len(files) // count, 1)
+    for path in files[::step][:count]:
+        with path.open("a", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(f"\n\ndef _bench_{int(time.time() * 1000)}(x):\n    return x + 1\n")
+    subprocess.run([*_GIT, "commit", "-q", "-am", message], cwd=repo, check=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
+    parser.add_argument("--skip-dagster", action="store_true")
+    args = parser.parse_args()
+    cli = [sys.executable, "-m", "codeanatomy_assets.cli"]
+    with tempfile.TemporaryDirectory(prefix="codeanatomy-bench-") as tmp:
+        work = Path(tmp)
+        repo, files = make_stdlib_repo(work / "stdlib")
+        print(f"stdlib repository: {files} files at {repo}", flush=True)
+        measures = [baseline(repo)]
+        lake = str(work / "lake")
+        build = [*cli, "build", str(repo), "--lake", lake, "--repo-id", "stdlib", "--no-progress"]
+        measures.append(run_measured("full_build", build))
+        commit_change(repo, 1, "one file")
+        measures.append(run_measured("one_file_commit", build))
+        commit_change(repo, max(files // 100, 1), "one percent")
+        measures.append(run_measured("one_percent_commit", build))
+        if not args.skip_dagster:
+            env = {**os.environ, "DAGSTER_HOME": str(work / "dagster_home")}
+            Path(env["DAGSTER_HOME"]).mkdir()
+            mat = [*cli, "materialize", str(repo), "--commit", "HEAD~2", "--lake",
+                   str(work / "lake_dagster"), "--repo-id", "stdlib"]  # fmt: skip
+            measures.append(run_measured("dagster_full_build", mat, env))
+    by = {m.name: m for m in measures}
+    ratios = {
+        "full_over_baseline": by["full_build"].wall_s / by["baseline_ast_parse"].wall_s,
+        "one_file_over_full": by["one_file_commit"].wall_s / by["full_build"].wall_s,
+        "one_percent_over_full": by["one_percent_commit"].wall_s / by["full_build"].wall_s,
+    }
+    if "dagster_full_build" in by:
+        ratios["dagster_minus_cli_s"] = by["dagster_full_build"].wall_s - by["full_build"].wall_s
+    print(f"\n{'step':<22}{'wall s':>10}{'cpu s':>10}{'peak RSS MB':>14}")
+    for m in measures:
+        print(f"{m.name:<22}{m.wall_s:>10.2f}{m.cpu_s:>10.2f}{m.peak_rss_mb:>14.0f}")
+    print()
+    for key, value in ratios.items():
+        print(f"{key:<24}{value:>10.3f}")
+    result = {
+        "files": files,
+        "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "measures": [asdict(m) for m in measures],
+        "ratios": ratios,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"\nwritten {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

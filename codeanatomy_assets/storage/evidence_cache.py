@@ -1,0 +1,139 @@
+"""Content-keyed evidence cache: a file's evidence is extracted once per blob, then reused.
+
+A later commit that contains the same blob at the same path reuses its rows instead of
+parsing again: a commit that changes one file of 1,800 extracts one file. The key is
+``sha256(blob_id, path, module name, extractor version)`` (the path and the module name are in
+the rows; the version changes whenever what the extractors emit changes).
+
+The cache is a set of Delta tables under ``<lake>/_evidence_cache/`` (one per per-file
+evidence table, plus ``files``), each row tagged with ``cache_key`` and the ``cache_write`` id
+of the build that stored it. ``files`` is written last and is the commit marker: a key counts
+as cached only when its ``files`` row exists, so a crash between tables leaves no half entry.
+Two builds storing the same key concurrently both succeed (appends never conflict); readers
+keep only the rows of the smallest ``cache_write`` per key, so nothing is ever doubled.
+Files whose errors depend on the machine (timeouts, crashed workers) are never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from datafusion import SessionContext
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from codeanatomy_assets.storage.arrow_types import plain_strings
+from codeanatomy_assets.storage.lake import Lake
+
+CACHE_DIR = "_evidence_cache"
+# Error kinds that say something about the machine or the moment, not about the file.
+UNCACHEABLE_ERRORS = frozenset(
+    {"WorkerCrashed", "timeout", "Timeout", "FileTimeout", "MemoryError"}
+)
+
+
+def cache_key(blob_id: str, path: str, module_name: str, version: str) -> str:
+    """The content key of one file's evidence."""
+    raw = "\x1f".join((blob_id, path, module_name, version)).encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class EvidenceCache:
+    """Evidence rows by content key, in Delta tables beside the lake's outputs."""
+
+    lake: Lake
+    version: str
+    schemas: Mapping[str, pa.Schema]  # the per-file evidence tables, "files" included
+
+    def _uri(self, name: str) -> str:
+        return self.lake.table_uri(f"{CACHE_DIR}/{name}")
+
+    def _table(self, name: str) -> DeltaTable | None:
+        try:
+            return DeltaTable(
+                self._uri(name), storage_options=dict(self.lake.storage_options) or None
+            )
+        except TableNotFoundError:
+            return None
+
+    def _context(self, keys: Sequence[str]) -> SessionContext | None:
+        marker = self._table("files")
+        if marker is None or not keys:
+            return None
+        ctx = SessionContext()
+        ctx.register_table("cached_files", marker)
+        ctx.register_record_batches("wanted", [pa.table({"k": list(keys)}).to_batches()])
+        return ctx
+
+    def hits(self, keys: Sequence[str]) -> set[str]:
+        """The keys whose evidence is complete in the cache."""
+        ctx = self._context(keys)
+        if ctx is None:
+            return set()
+        rows = ctx.sql(
+            "SELECT DISTINCT f.cache_key FROM cached_files f JOIN wanted w ON f.cache_key = w.k"
+        ).to_arrow_table()
+        return set(rows.column(0).to_pylist())
+
+    def load(self, keys: Sequence[str]) -> dict[str, pa.Table]:
+        """The cached rows of ``keys`` (which must be hits), per evidence table."""
+        out = {name: schema.empty_table() for name, schema in self.schemas.items()}
+        ctx = self._context(keys)
+        if ctx is None:
+            return out
+        ctx.register_view(
+            "winners",
+            ctx.sql(
+                "SELECT f.cache_key, min(f.cache_write) AS cache_write FROM cached_files f "
+                "JOIN wanted w ON f.cache_key = w.k GROUP BY f.cache_key"
+            ),
+        )
+        for name, schema in self.schemas.items():
+            table = self._table(name)
+            if table is None:
+                continue
+            ctx.register_table(f"rows_{name}", table)
+            columns = ", ".join(f't."{c}"' for c in schema.names)
+            result = ctx.sql(
+                f"SELECT {columns} FROM rows_{name} t JOIN winners w "
+                "ON t.cache_key = w.cache_key AND t.cache_write = w.cache_write"
+            ).to_arrow_table()
+            out[name] = plain_strings(result).cast(schema)
+        return out
+
+    def store(self, tables: Mapping[str, pa.Table], keys_by_path: Mapping[str, str]) -> int:
+        """Append the rows of every file in ``keys_by_path`` that is safe to cache.
+
+        Returns the number of files stored. ``files`` goes last: it marks them complete.
+        """
+        errors = tables.get("errors")
+        unsafe: set[str] = set()
+        if errors is not None and errors.num_rows:
+            bad = pc.is_in(errors["error_kind"], value_set=pa.array(sorted(UNCACHEABLE_ERRORS)))
+            unsafe = set(errors.filter(bad)["path"].to_pylist())
+        keep = {p: k for p, k in keys_by_path.items() if p not in unsafe}
+        if not keep:
+            return 0
+        paths = pa.array(list(keep), pa.string())
+        keys = pa.array(list(keep.values()), pa.string())
+        write_id = uuid.uuid4().hex
+        for name in [n for n in self.schemas if n != "files"] + ["files"]:
+            table = tables.get(name)
+            if table is None:
+                continue
+            rows = table.filter(pc.is_in(table["path"], value_set=paths))
+            positions = pc.index_in(rows["path"], value_set=paths)
+            rows = rows.append_column("cache_key", keys.take(positions)).append_column(
+                "cache_write", pa.array([write_id] * rows.num_rows, pa.string())
+            )
+            write_deltalake(
+                self._uri(name), rows, mode="append",
+                storage_options=dict(self.lake.storage_options) or None,
+            )  # fmt: skip
+        return len(keep)
