@@ -130,6 +130,27 @@ RUN_MANIFEST = pa.schema(
 )
 
 
+# Diagnostics events of one build (node and task timings, task routing, plan, cache outcome),
+# one row per event, written by ``pipeline.execution`` beside ``run_manifest``. Not a CPG
+# output: it is not in ``OUTPUT_CONTRACTS`` and has no asset.
+PIPELINE_EVENTS = pa.schema(
+    [
+        ("run_id", _S),
+        ("seq", _I64),  # order of recording within the run
+        ("event", _S),  # plan, graph_start, node_start, node_finish, task_routing, ...
+        ("time_unix_ms", _I64),
+        ("node", _S),
+        ("task_name", _S),
+        ("task_kind", _S),
+        ("executor", _S),  # local | remote (routing), local | dask (where a task ran)
+        ("duration_s", pa.float64()),
+        ("rows", _I64),
+        ("success", pa.bool_()),
+        ("detail_json", _S),  # every other field of the event
+    ]
+)
+
+
 @dataclass(frozen=True, slots=True)
 class OutputContract:
     """What an output promises: its schema, whether an empty result is a failure, and why."""

@@ -1,7 +1,8 @@
-"""Diagnostics events of one run: node start/finish with durations, plan events.
+"""Diagnostics events of one run: node start/finish with durations, plan events, routing.
 
-The collector is created per run (never module-level) and handed to lifecycle hooks; the run
-manifest reads the per-node timings back from it.
+The collector is created per run (never module-level) and handed to lifecycle hooks and the
+execution manager; the run manifest reads the per-node timings back from it, and the build
+persists every event as a row of ``pipeline_events``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ class DiagnosticsCollector:
         payload = {"event": event, "time_unix_ms": int(time.time() * 1000), **fields}
         with self._lock:
             self.events.append(payload)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """A copy of the events so far, in recording order."""
+        with self._lock:
+            return list(self.events)
 
     def node_durations(self) -> dict[str, float]:
         """Seconds per finished node, by node name."""

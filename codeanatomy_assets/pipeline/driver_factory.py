@@ -3,6 +3,10 @@
 A driver is the compiled DAG: building one costs the plan's synthesis and Hamilton's graph
 construction, so a process that builds many partitions (a Dagster run, the benchmark) reuses
 it. The cache lives in the factory object a caller owns, never in a module global.
+
+Config keys: ``execution_mode`` (``remote`` adds Hamilton's dynamic execution with the plan
+execution manager of ``pipeline.remote``), ``remote_cost_threshold``, and ``cache_dir``
+(Hamilton's cache there, with the policy of ``pipeline.cache``; None: no cache).
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hamilton import driver
 
+from codeanatomy_assets.pipeline.cache import cache_adapter
 from codeanatomy_assets.pipeline.hooks import DiagnosticsHook
 from codeanatomy_assets.pipeline.modules import static_modules
+from codeanatomy_assets.pipeline.remote import PlanExecutionManager
+from codeanatomy_assets.pipeline.request import DEFAULT_REMOTE_COST_THRESHOLD
 from codeanatomy_assets.pipeline.task_module_builder import (
     build_execution_plan_module,
     build_task_execution_module,
@@ -62,13 +70,17 @@ class DriverFactory:
             build_execution_plan_module(plan, names["plan"]),
             build_task_execution_module(plan, names["tasks"]),
         ]
-        built = (
-            driver.Builder()
-            .with_modules(*modules)
-            .with_config(config)
-            .with_adapters(DiagnosticsHook())
-            .build()
-        )
+        hook = DiagnosticsHook()
+        builder = driver.Builder().with_modules(*modules).with_config(config).with_adapters(hook)
+        cache_dir = config.get("cache_dir")
+        if cache_dir:
+            builder = builder.with_adapters(cache_adapter(Path(cache_dir)))
+        if config.get("execution_mode") == "remote":
+            threshold = float(config.get("remote_cost_threshold", DEFAULT_REMOTE_COST_THRESHOLD))
+            manager = PlanExecutionManager(contexts=hook.context, cost_threshold=threshold)
+            builder = builder.enable_dynamic_execution(allow_experimental_mode=True)
+            builder = builder.with_execution_manager(manager)
+        built = builder.build()
         self.builds += 1
         self._drivers[key] = built
         while len(self._drivers) > DRIVER_CACHE_SIZE:

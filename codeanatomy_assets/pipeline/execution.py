@@ -15,7 +15,6 @@ manifest (both only when ``run_manifest`` is among the requested outputs, or on 
 from __future__ import annotations
 
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -43,16 +42,9 @@ from codeanatomy_assets.pipeline.request import BuildRequest, BuildResult, Outpu
 from codeanatomy_assets.pipeline.run_context import RunContext
 from codeanatomy_assets.plan.execution_plan import ExecutionPlan
 from codeanatomy_assets.repo.git import GitRepository
-from codeanatomy_assets.storage.lake import Lake, check_partition
+from codeanatomy_assets.storage.lake import Lake, check_partition, default_repo_id
 
 PIPELINE_EVENTS_TABLE = "pipeline_events"
-
-
-def default_repo_id(repo_path: str | os.PathLike[str]) -> str:
-    """A path-safe slug of the repository directory's name."""
-    name = os.path.basename(os.path.abspath(os.fspath(repo_path))).lower()
-    slug = re.sub(r"[^a-z0-9_.-]+", "-", name).strip("-.") or "repo"
-    return slug[:64]
 
 
 def _workers(request: BuildRequest) -> int:

@@ -1,7 +1,14 @@
 """The run manifest: one row that says what a build read, did and wrote.
 
 Pure function of what the run observed; ``execution`` writes it as the ``run_manifest``
-output. JSON columns hold the nested parts (outputs, timings, inputs, config, versions).
+output. JSON columns hold the nested parts, so the schema stays the contract's:
+
+- ``outputs_json``: per output, table URI, Delta version, rows (``pipeline_events`` included).
+- ``timings_json``: ``total_s``, ``stages`` (resolve, plan, driver, execute, write...),
+  ``nodes`` (seconds per Hamilton node) and ``tasks`` (seconds and placement per plan task).
+- ``inputs_json``: repository, revision, resolved commit, repo id, outputs asked for.
+- ``config_json``: execution mode and its settings, ``plan`` (signature and per-task
+  fingerprints), ``cache`` (hits, misses, lineage file), ``error`` when the run failed.
 """
 
 from __future__ import annotations
@@ -18,10 +25,21 @@ from codeanatomy_assets import __version__
 from codeanatomy_assets.cpg.schemas import RUN_MANIFEST
 from codeanatomy_assets.pipeline.request import OutputWrite
 
-_PACKAGES = ("dagster", "apache-hamilton", "datafusion", "deltalake", "pyarrow", "pygit2")
+_PACKAGES = (
+    "dagster",
+    "apache-hamilton",
+    "datafusion",
+    "deltalake",
+    "pyarrow",
+    "pygit2",
+    "rustworkx",
+    "opentelemetry-sdk",
+    "distributed",
+)
 
 
 def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that decide what a build produces."""
     out = {"codeanatomy-assets": __version__}
     for name in _PACKAGES:
         try:
@@ -42,7 +60,7 @@ def manifest_table(
     file_count: int,
     error_count: int,
     outputs: Mapping[str, OutputWrite],
-    timings: Mapping[str, float],
+    timings: Mapping[str, Any],
     inputs: Mapping[str, Any],
     config: Mapping[str, Any],
     error: str | None = None,
@@ -64,7 +82,7 @@ def manifest_table(
         "file_count": file_count,
         "error_count": error_count,
         "outputs_json": json.dumps(written, sort_keys=True),
-        "timings_json": json.dumps(dict(sorted(timings.items())), sort_keys=True),
+        "timings_json": json.dumps(dict(timings), sort_keys=True, default=str),
         "inputs_json": json.dumps(dict(inputs), sort_keys=True, default=str),
         "config_json": json.dumps({**dict(config), "error": error}, sort_keys=True, default=str),
         "package_versions_json": json.dumps(package_versions(), sort_keys=True),

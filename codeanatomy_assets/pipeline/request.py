@@ -16,7 +16,11 @@ import pyarrow as pa
 
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
 
-EXECUTION_MODES: tuple[str, ...] = ("serial", "parallel")
+EXECUTION_MODES: tuple[str, ...] = ("serial", "parallel", "remote")
+# Plan tasks whose cost tag is at least this run on the Dask cluster in remote mode (the
+# whole-program joins: cpg_edges, cpg_props, normalize_outputs, import_targets by default).
+DEFAULT_REMOTE_COST_THRESHOLD = 10.0
+DEFAULT_REMOTE_TIMEOUT_S = 900.0
 
 
 class ConfigError(ValueError):
@@ -29,6 +33,11 @@ class BuildRequest:
 
     ``commit`` may be any revision (``HEAD``, a branch, a short sha); it is resolved to the
     full sha before anything runs. ``outputs`` None means every CPG output.
+    ``execution_mode`` ``remote`` runs extraction and plan tasks whose cost is at least
+    ``remote_cost_threshold`` on the Dask scheduler at ``dask_address`` (a local cluster is
+    started for the build when it is None); each remote call waits at most
+    ``remote_timeout_s``. ``use_cache`` turns Hamilton's cache on (``cache_dir``, default
+    next to a local lake: see ``pipeline.cache.cache_dir_for``).
     """
 
     repo_path: Path
@@ -41,6 +50,10 @@ class BuildRequest:
     storage_options: Mapping[str, str] = field(default_factory=dict)
     dask_address: str | None = None
     max_file_bytes: int = 8 * 1024 * 1024
+    use_cache: bool = True
+    cache_dir: str | None = None
+    remote_cost_threshold: float = DEFAULT_REMOTE_COST_THRESHOLD
+    remote_timeout_s: float = DEFAULT_REMOTE_TIMEOUT_S
 
     def validate(self) -> None:
         """Fail before any work, naming the key and the allowed values."""
@@ -59,6 +72,8 @@ class BuildRequest:
             raise ConfigError(f"workers {self.workers} is not allowed: use an integer >= 1")
         if self.max_file_bytes < 1:
             raise ConfigError("max_file_bytes must be a positive number of bytes")
+        if self.remote_timeout_s <= 0:
+            raise ConfigError(f"remote_timeout_s {self.remote_timeout_s} must be > 0 seconds")
 
     @property
     def selected_outputs(self) -> tuple[str, ...]:

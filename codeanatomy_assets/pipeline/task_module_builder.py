@@ -17,7 +17,9 @@ from typing import Any
 import pyarrow as pa
 from hamilton.function_modifiers import check_output_custom, group, inject, source, tag, value
 
+from codeanatomy_assets.pipeline.cache import CODE_VERSION_TAG, task_code_version
 from codeanatomy_assets.pipeline.outputs import write_output
+from codeanatomy_assets.pipeline.placement import run_task
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.task_execution import TaskExecutionSpec, execute_view
 from codeanatomy_assets.pipeline.validators import ContractValidator
@@ -74,6 +76,9 @@ def _tags(task: PlanTask, plan: ExecutionPlan) -> dict[str, str]:
         "schedule_index": str(task.schedule_index),
         "plan_signature": plan.signature,
         "plan_task_signature": task.task_signature,
+        # Hamilton cannot version these closures by source (all share one), so the cache uses
+        # the plan task signature plus the execution code's digest (``pipeline.cache``).
+        CODE_VERSION_TAG: task_code_version(task.task_signature),
     }
 
 
@@ -87,10 +92,13 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
         task.task_signature,
         task.nest,
     )
+    tags = _tags(task, plan)
     if task.kind == "scan":
 
         def scan_task(evidence: dict[str, pa.Table], task_spec: TaskExecutionSpec) -> pa.Table:
-            return evidence[task_spec.task_name]
+            return run_task(
+                task_spec.task_name, tags, evidence.__getitem__, task_spec.task_name, remote=None
+            )
 
         scan_task.__annotations__ = {
             "evidence": dict[str, pa.Table],
@@ -103,7 +111,9 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
         def view_task(
             dependencies: dict[str, pa.Table], task_spec: TaskExecutionSpec, repo_id: str
         ) -> pa.Table:
-            return execute_view(task_spec, dependencies, repo_id)
+            return run_task(
+                task_spec.task_name, tags, execute_view, task_spec, dict(dependencies), repo_id
+            )
 
         view_task.__annotations__ = {
             "dependencies": dict[str, pa.Table],
@@ -115,7 +125,9 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
         fn = inject(dependencies=group(**deps), task_spec=value(spec))(view_task)
         if task.output:
             fn = check_output_custom(ContractValidator(task.name))(fn)
-    return tag(**_tags(task, plan))(fn)
+    # Every node of the task (an output view's raw, contract and final nodes) carries the
+    # tags: routing and the cache read them from the node that does the work.
+    return tag(target_=..., **tags)(fn)
 
 
 def _write_node(output: str) -> Callable[..., OutputWrite]:
