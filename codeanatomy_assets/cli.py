@@ -1,6 +1,7 @@
 """``codeanatomy``: build one commit's CPG into the lake, query the lake with SQL.
 
     codeanatomy build REPO [--commit REV] [--lake DIR] [--repo-id ID] [--workers N] [--mode M]
+                      [--dask-address tcp://HOST:PORT] [--no-cache]
     codeanatomy query "SQL" [--lake DIR] [--format table|csv|json]
     codeanatomy materialize REPO [--commit REV] [--lake DIR] [--repo-id ID]   (through Dagster)
 
@@ -35,7 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--repo-id", default=None, help="repository id (default: directory name)")
     build.add_argument("--workers", type=int, default=None, help="extraction processes")
-    build.add_argument("--mode", default="parallel", help="execution mode: serial or parallel")
+    build.add_argument(
+        "--mode",
+        default="parallel",
+        help="execution mode: serial, parallel (local processes) or remote (Dask)",
+    )
+    build.add_argument(
+        "--dask-address",
+        default=None,
+        help="remote mode: Dask scheduler (default: a local cluster for this build)",
+    )
+    build.add_argument("--no-cache", action="store_true", help="do not use Hamilton's cache")
     build.add_argument("--max-file-bytes", type=int, default=8 * 1024 * 1024)
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     query = sub.add_parser("query", help="run SQL over every table of the lake")
@@ -67,6 +78,8 @@ def _build(args: argparse.Namespace) -> int:
         repo_id=args.repo_id,
         workers=args.workers,
         execution_mode=args.mode,
+        dask_address=args.dask_address,
+        use_cache=not args.no_cache,
         max_file_bytes=args.max_file_bytes,
     )
     bar = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,8 +66,10 @@ def _otlp_span_exporter() -> SpanExporter | None:
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
-        _log.warning("otlp trace exporter requested but opentelemetry-exporter-otlp-proto-http "
-                     "is not installed: spans are not exported")  # fmt: skip
+        _log.warning(
+            "otlp trace exporter requested but opentelemetry-exporter-otlp-proto-http "
+            "is not installed: spans are not exported"
+        )
         return None
     return OTLPSpanExporter()  # endpoint, headers... from OTEL_EXPORTER_OTLP_*
 
@@ -75,8 +78,10 @@ def _otlp_metric_exporter() -> MetricExporter | None:
     try:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     except ImportError:
-        _log.warning("otlp metric exporter requested but opentelemetry-exporter-otlp-proto-http "
-                     "is not installed: metrics are not exported")  # fmt: skip
+        _log.warning(
+            "otlp metric exporter requested but opentelemetry-exporter-otlp-proto-http "
+            "is not installed: metrics are not exported"
+        )
         return None
     return OTLPMetricExporter()
 
@@ -123,12 +128,19 @@ class Telemetry:
         """Providers for the exporters the ``OTEL_*`` variables name (see module docstring)."""
         span_exporters: list[SpanExporter] = []
         for name in exporter_names("traces", env):
-            exporter = ConsoleSpanExporter() if name == "console" else _otlp_span_exporter()
+            # out= at call time: the SDK's default is the sys.stdout of its import.
+            exporter = (
+                ConsoleSpanExporter(out=sys.stdout) if name == "console" else _otlp_span_exporter()
+            )
             if exporter is not None:
                 span_exporters.append(exporter)
         metric_exporters: list[MetricExporter] = []
         for name in exporter_names("metrics", env):
-            m_exporter = ConsoleMetricExporter() if name == "console" else _otlp_metric_exporter()
+            m_exporter = (
+                ConsoleMetricExporter(out=sys.stdout)
+                if name == "console"
+                else _otlp_metric_exporter()
+            )
             if m_exporter is not None:
                 metric_exporters.append(m_exporter)
         if not span_exporters and not metric_exporters:

@@ -38,7 +38,12 @@ from codeanatomy_assets.pipeline.events import events_table
 from codeanatomy_assets.pipeline.manifest import manifest_table
 from codeanatomy_assets.pipeline.outputs import write_output
 from codeanatomy_assets.pipeline.remote import RemoteBackend
-from codeanatomy_assets.pipeline.request import BuildRequest, BuildResult, OutputWrite
+from codeanatomy_assets.pipeline.request import (
+    BuildRequest,
+    BuildResult,
+    ConfigError,
+    OutputWrite,
+)
 from codeanatomy_assets.pipeline.run_context import RunContext
 from codeanatomy_assets.plan.execution_plan import ExecutionPlan
 from codeanatomy_assets.repo.git import GitRepository
@@ -136,7 +141,10 @@ def build_commit(
     stages["driver_s"] = time.perf_counter() - mark
     run_id = uuid.uuid4().hex
     owned_telemetry = telemetry is None
-    telemetry = telemetry or Telemetry.from_env()
+    try:
+        telemetry = telemetry or Telemetry.from_env()
+    except ValueError as exc:  # a malformed OTEL_* variable: a configuration error
+        raise ConfigError(str(exc)) from exc
     collector = DiagnosticsCollector()
     context = RunContext(run_id, repo_id, sha, request.execution_mode, collector, telemetry)
     collector.record(

@@ -79,7 +79,7 @@ class RemoteBackend:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",
         )
         client = Client(cluster)
         return cls(client, timeout_s, cluster.scheduler_address, cluster)
