@@ -8,6 +8,7 @@ so nesting is a zero-copy ``ListArray`` over the sorted columns.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -49,3 +50,28 @@ def nest(table: pa.Table, spec: NestSpec) -> pa.Table:
         columns[spec.count] = pc.subtract(ends, starts).cast(pa.int64())
     columns[spec.into] = pa.ListArray.from_arrays(offsets, struct)
     return pa.table(columns)
+
+
+def nest_batches(batches: Iterable[pa.RecordBatch], spec: NestSpec) -> Iterator[pa.Table]:
+    """``nest`` over a stream of batches sorted by ``spec.key``, in bounded memory.
+
+    A key's rows may straddle two batches: the last run of each batch is held back and
+    prepended to the next one, so every key is nested exactly once.
+    """
+    pending: pa.Table | None = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        table = pa.Table.from_batches([batch])
+        if pending is not None:
+            table = pa.concat_tables([pending, table.cast(pending.schema)])
+        keys = table[spec.key].combine_chunks()
+        last = keys[len(keys) - 1]
+        tail_start = len(keys)
+        while tail_start > 0 and keys[tail_start - 1] == last:
+            tail_start -= 1
+        pending = table.slice(tail_start)
+        if tail_start:
+            yield nest(table.slice(0, tail_start), spec)
+    if pending is not None and pending.num_rows:
+        yield nest(pending, spec)

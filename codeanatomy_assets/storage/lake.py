@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -118,15 +118,40 @@ class Lake:
 
     def write_partition(self, name: str, table: pa.Table, repo_id: str, commit: str) -> TableWrite:
         """Replace the ``(repo_id, commit)`` partition of table ``name`` with ``table``'s rows."""
+        return self.write_partition_stream(name, table.schema, table.to_batches, repo_id, commit)
+
+    def write_partition_stream(
+        self,
+        name: str,
+        schema: pa.Schema,
+        batches: Callable[[], Iterable[pa.RecordBatch]],
+        repo_id: str,
+        commit: str,
+    ) -> TableWrite:
+        """Replace a partition with rows streamed from ``batches()``, in one transaction.
+
+        Rows are never all in memory at once. ``batches`` is a factory, not an iterator: when
+        a concurrent writer wins the commit race, the write is retried from a fresh stream.
+        """
         check_partition(repo_id, commit)
-        data = _with_partition_columns(table, repo_id, commit)
         predicate = f"repo_id = '{repo_id}' AND commit = '{commit}'"
         uri = self.table_uri(name)
+        out_schema = _partition_schema(schema)
+        rows = 0
         for attempt in range(_COMMIT_RETRIES):
+            rows = 0
+
+            def tagged() -> Iterator[pa.RecordBatch]:
+                nonlocal rows
+                for batch in batches():
+                    rows += batch.num_rows
+                    yield _with_partition_columns(batch, repo_id, commit, out_schema)
+
+            reader = pa.RecordBatchReader.from_batches(out_schema, tagged())
             try:
                 write_deltalake(
                     uri,
-                    data,
+                    reader,
                     mode="overwrite",
                     partition_by=list(PARTITION_COLUMNS),
                     predicate=predicate,
@@ -139,7 +164,7 @@ class Lake:
                 time.sleep(0.05 * (2**attempt))
         written = self.table(name)
         assert written is not None
-        return TableWrite(name, uri, int(written.version()), data.num_rows, data.schema)
+        return TableWrite(name, uri, int(written.version()), rows, out_schema)
 
     def delete_partition(self, name: str, repo_id: str, commit: str) -> int:
         """Delete a partition's rows from table ``name``; returns the rows deleted."""
@@ -172,15 +197,17 @@ def register_lake_tables(ctx: SessionContext, lake: Lake) -> list[str]:
     return names
 
 
-def _with_partition_columns(table: pa.Table, repo_id: str, commit: str) -> pa.Table:
-    """Put the partition columns first, replacing any existing ones."""
-    for column in PARTITION_COLUMNS:
-        if column in table.column_names:
-            table = table.drop_columns([column])
-    n = table.num_rows
-    repo = pa.array([repo_id] * n, pa.string())
-    sha = pa.array([commit] * n, pa.string())
-    return pa.Table.from_arrays(
-        [repo, sha, *table.columns],
-        schema=pa.schema([("repo_id", pa.string()), ("commit", pa.string()), *table.schema]),
-    )
+def _partition_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the partition columns first (replacing any of the same name)."""
+    rest = [f for f in schema if f.name not in PARTITION_COLUMNS]
+    return pa.schema([("repo_id", pa.string()), ("commit", pa.string()), *rest])
+
+
+def _with_partition_columns(
+    batch: pa.RecordBatch, repo_id: str, commit: str, schema: pa.Schema
+) -> pa.RecordBatch:
+    """The batch with constant partition columns first, as ``schema`` says."""
+    n = batch.num_rows
+    columns = [pa.array([repo_id] * n, pa.string()), pa.array([commit] * n, pa.string())]
+    columns += [batch.column(f.name) for f in schema if f.name not in PARTITION_COLUMNS]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

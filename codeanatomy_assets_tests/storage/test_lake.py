@@ -42,3 +42,19 @@ def test_empty_write_creates_the_table(tmp_path):
 def test_partition_values_are_checked(repo_id, commit, message):
     with pytest.raises(LakeError, match=message):
         check_partition(repo_id, commit)
+
+
+def test_streamed_write_replaces_the_partition_in_one_version(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_partition("t", pa.table({"x": [1]}), "r", A)
+    schema = pa.schema([("x", pa.int64())])
+    calls = []
+
+    def batches():
+        calls.append(1)
+        for i in range(5):
+            yield pa.RecordBatch.from_pydict({"x": [i, i]}, schema=schema)
+
+    written = lake.write_partition_stream("t", schema, batches, "r", A)
+    assert (written.rows, written.version, len(calls)) == (10, 1, 1)
+    assert sorted(lake.read_partition("t", "r", A)["x"].to_pylist()) == sorted([0, 1, 2, 3, 4] * 2)
