@@ -56,6 +56,8 @@ _EXECUTION_MODULES = (
 )
 # Inputs that are handles, not data: constant for the cache key.
 IGNORED_INPUTS = frozenset({"progress", "run_context", "lake_root", "storage_options", "workers"})
+# Computed handles (where to write, not what): constant for the cache key.
+_HANDLE_NODES = frozenset({"lake"})
 # Cheap nodes whose values feed cached nodes: run every time, versioned by content.
 _VERSIONED_NODES = frozenset({"commit_entries", "extract_options"})
 _DQ_TAG = "hamilton.data_quality.contains_dq_results"
@@ -79,6 +81,8 @@ def cache_behavior(name: str, tags: Mapping[str, Any], is_input: bool) -> Cachin
     """The cache policy of one node (see module docstring)."""
     if is_input:
         return CachingBehavior.IGNORE if name in IGNORED_INPUTS else CachingBehavior.DEFAULT
+    if name in _HANDLE_NODES:
+        return CachingBehavior.IGNORE
     if name in _VERSIONED_NODES:
         return CachingBehavior.RECOMPUTE
     kind = tags.get("task_kind")

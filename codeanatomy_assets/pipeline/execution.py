@@ -167,6 +167,7 @@ def build_commit(
         "max_file_bytes": request.max_file_bytes,
         "progress": Progress(progress) if progress is not None else None,
         "run_context": context,
+        "use_evidence_cache": request.use_cache,
     }
     recorded_inputs = {
         "repo_path": str(request.repo_path),
