@@ -19,9 +19,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from hamilton import driver
 from opentelemetry.trace import Status, StatusCode
 
 from codeanatomy_assets.extract.runner import Progress
@@ -76,7 +78,7 @@ def _task_timings(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _export_lineage(
-    dr: Any, context: RunContext, cache_dir: Any, plan: ExecutionPlan
+    dr: driver.Driver, context: RunContext, cache_dir: Path | None, plan: ExecutionPlan
 ) -> CacheLineage | None:
     """The run's cache lineage as JSON under ``<cache_dir>/lineage``, also as events."""
     hamilton_run_id = context.attributes.get("hamilton_run_id")

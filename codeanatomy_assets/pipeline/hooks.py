@@ -16,7 +16,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from codeanatomy_assets.pipeline.run_context import _CURRENT, RunContext
+from codeanatomy_assets.pipeline.run_context import RunContext, enter_run, exit_run
 
 _TAG_ATTRIBUTES = ("layer", "kind", "task_name", "task_kind", "task_cost", "output")
 
@@ -39,7 +39,7 @@ class DiagnosticsHook(api.GraphExecutionHook, api.NodeExecutionHook):
         context = inputs.get("run_context")
         if isinstance(context, RunContext):
             self._contexts[run_id] = context
-            self._tokens[run_id] = _CURRENT.set(context)
+            self._tokens[run_id] = enter_run(context)
             context.attributes["hamilton_run_id"] = run_id
             context.collector.record("graph_start", final_vars=list(final_vars))
 
@@ -49,7 +49,7 @@ class DiagnosticsHook(api.GraphExecutionHook, api.NodeExecutionHook):
         context = self._contexts.pop(run_id, None)
         token = self._tokens.pop(run_id, None)
         if token is not None:
-            _CURRENT.reset(token)
+            exit_run(token)
         if context is not None:
             context.collector.record(
                 "graph_finish", success=success, error=repr(error) if error else None

@@ -73,7 +73,12 @@ def run_task(
         if rows is not None:
             span.set_attribute("codeanatomy.rows", int(rows))
     context.collector.record(
-        "task_finish", node=name, task_name=name, task_kind=tags.get("task_kind"),
-        executor=where, duration_s=elapsed, rows=rows,
-    )  # fmt: skip
+        "task_finish",
+        node=name,
+        task_name=name,
+        task_kind=tags.get("task_kind"),
+        executor=where,
+        duration_s=elapsed,
+        rows=rows,
+    )
     return result

@@ -86,7 +86,9 @@ class RemoteBackend:
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on a worker and wait for it (``RemoteTimeoutError`` past the limit)."""
-        future = self.client.submit(fn, *args, pure=False)
+        # Arguments (Arrow tables) go to the cluster as data, not inside the task graph.
+        scattered = self.client.scatter(list(args), hash=False, timeout=self.timeout_s)
+        future = self.client.submit(fn, *scattered, pure=False)
         try:
             return future.result(timeout=self.timeout_s)  # type: ignore[no-any-return]
         except TimeoutError as exc:
@@ -95,6 +97,8 @@ class RemoteBackend:
                 f"{getattr(fn, '__name__', fn)} did not finish on {self.address} within "
                 f"remote_timeout_s={self.timeout_s}"
             ) from exc
+        finally:
+            self.client.cancel(scattered)
 
     def close(self) -> None:
         """Close the client, then the cluster this backend started (never a shared one)."""

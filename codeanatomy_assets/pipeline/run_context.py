@@ -60,14 +60,14 @@ def current_run() -> RunContext | None:
     return _CURRENT.get()
 
 
-@contextmanager
-def running(context: RunContext) -> Iterator[None]:
-    """Make ``context`` current for the duration of a graph execution."""
-    token = _CURRENT.set(context)
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
+def enter_run(context: RunContext) -> contextvars.Token[RunContext | None]:
+    """Make ``context`` current (the hook, at graph start); ``exit_run`` undoes it."""
+    return _CURRENT.set(context)
+
+
+def exit_run(token: contextvars.Token[RunContext | None]) -> None:
+    """Restore the context that was current before ``enter_run`` (at graph end)."""
+    _CURRENT.reset(token)
 
 
 def placement() -> str:
