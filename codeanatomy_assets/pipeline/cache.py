@@ -67,12 +67,13 @@ def is_work_node(name: str, tags: Mapping[str, Any]) -> bool:
     """Whether node ``name`` runs its plan task (rather than validating or passing it on).
 
     An output view is three nodes with the same tags: ``<task>_raw`` runs the SQL,
-    ``<task>_contract`` validates it, ``<task>`` passes the table on.
+    ``<task>_contract`` validates it, ``<task>`` passes the table on; a ``write_<task>`` node
+    carrying the task's tags runs the task itself, straight into its Delta partition.
     """
     task = tags.get("task_name")
     if task is None or tags.get(_DQ_TAG):
         return False
-    if name == f"{task}_raw":
+    if name in (f"{task}_raw", f"write_{task}"):
         return True
     return name == task and tags.get("output") != "True"
 
@@ -83,6 +84,8 @@ def cache_behavior(name: str, tags: Mapping[str, Any], is_input: bool) -> Cachin
         return CachingBehavior.IGNORE if name in IGNORED_INPUTS else CachingBehavior.DEFAULT
     if name in _HANDLE_NODES:
         return CachingBehavior.IGNORE
+    if tags.get("kind") == "write":  # an effect: never skipped, never stored
+        return CachingBehavior.DISABLE
     if name in _VERSIONED_NODES:
         return CachingBehavior.RECOMPUTE
     kind = tags.get("task_kind")

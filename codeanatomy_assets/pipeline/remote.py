@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 REMOTE_KINDS = frozenset({"extract"})
+CONNECT_TIMEOUT_S = 30.0  # an unreachable scheduler fails the build in seconds, not minutes
 
 
 class RemoteTimeoutError(TimeoutError):
@@ -72,7 +73,7 @@ class RemoteBackend:
                 "'codeanatomy-assets[remote]'"
             ) from exc
         if address is not None:
-            client = Client(address, timeout=timeout_s)
+            client = Client(address, timeout=min(timeout_s, CONNECT_TIMEOUT_S))
             return cls(client, timeout_s, address)
         cluster = LocalCluster(
             n_workers=workers or 2,

@@ -8,6 +8,7 @@ timings.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,11 @@ class BuildRequest:
             raise ConfigError(f"workers {self.workers} is not allowed: use an integer >= 1")
         if self.max_file_bytes < 1:
             raise ConfigError("max_file_bytes must be a positive number of bytes")
+        if self.execution_mode == "remote" and importlib.util.find_spec("distributed") is None:
+            raise ConfigError(
+                "execution_mode 'remote' needs dask.distributed, which is not installed: "
+                "pip install 'codeanatomy-assets[remote]'"
+            )
         if self.remote_timeout_s <= 0:
             raise ConfigError(f"remote_timeout_s {self.remote_timeout_s} must be > 0 seconds")
 

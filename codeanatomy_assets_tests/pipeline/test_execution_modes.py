@@ -8,6 +8,7 @@ say where their work actually ran.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,7 +137,29 @@ def test_remote_without_address_starts_and_closes_a_local_cluster(git_repo, lake
     remote = json.loads(manifest["config_json"])["remote"]
     assert remote["local_cluster"] is True
     host, port = remote["dask_address"].removeprefix("tcp://").rsplit(":", 1)
-    import socket
-
     with socket.socket() as probe:  # the build's cluster is gone: nothing listens there
         assert probe.connect_ex((host, int(port))) != 0
+
+
+def test_unreachable_scheduler_fails_the_build_and_is_recorded(git_repo, lake_root) -> None:
+    repo = git_repo()
+    sha = repo.commit(FILES)
+    with socket.socket() as holder:  # a port nobody serves Dask on
+        holder.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{holder.getsockname()[1]}"
+    request = BuildRequest(
+        repo_path=repo.path,
+        lake_root=lake_root,
+        repo_id="fixture",
+        execution_mode="remote",
+        dask_address=address,
+        remote_timeout_s=2,
+        use_cache=False,
+    )
+    started = time.perf_counter()
+    with pytest.raises(OSError, match="connect"):
+        build_commit(request)
+    assert time.perf_counter() - started < 30
+    (manifest,) = Lake(lake_root).read_partition("run_manifest", "fixture", sha).to_pylist()
+    assert manifest["status"] == "failed"
+    assert address in json.loads(manifest["config_json"])["error"]
