@@ -3,20 +3,37 @@
 Workers open the repository themselves and read blobs from git objects, so the parent never
 holds more than the chunks in flight (``2 x workers``). Results are assembled in chunk
 order, so the output does not depend on which worker finished first. A worker that dies
-(a parser crashing the interpreter) breaks the pool; its chunk is then re-run one file per
-fresh process so that the one culprit becomes an error row and every other file is kept.
+(a parser crashing the interpreter) breaks the pool; its chunk is then re-run one file at a
+time in a fresh process, so that the one culprit becomes an error row and every other file is
+kept.
+
+Time limits (``ExtractOptions.file_timeout_s``): each file runs under a ``SIGALRM`` interval
+timer whose handler raises ``FileTimeout`` in the middle of whatever Python code runs; the
+file's partial rows are dropped and it becomes one ``timeout`` error row. A signal handler only
+runs between bytecodes, so a single C call (``ast.parse`` of a 7 MB file takes ~18 s) cannot be
+interrupted: in pool workers a ``faulthandler`` watchdog thread, which needs no GIL, ends the
+process at ``hard_timeout_s``, and crash isolation then records the file. In this process the
+timer is used only on the main thread with no other interval timer armed (signals cannot be
+delivered to other threads); elsewhere the limit is not enforced and a warning says so.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import logging
 import multiprocessing
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from types import FrameType, TracebackType
 
 import pyarrow as pa
 
+from codeanatomy_assets.extract.ast_extract import module_name_for
 from codeanatomy_assets.extract.columns import Columns
 from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS, FILES, PER_FILE_TABLES
 from codeanatomy_assets.extract.file_extract import extract_file, new_tables, skipped_error
@@ -24,6 +41,8 @@ from codeanatomy_assets.repo.git import BlobEntry, GitRepository
 
 CHUNK_FILES = 48
 CHUNK_BYTES = 4 * 1024 * 1024
+DEFAULT_FILE_TIMEOUT_S = 20.0
+_log = logging.getLogger(__name__)
 
 Chunk = tuple[tuple[str, str], ...]  # (path, blob_id) pairs
 
@@ -38,21 +57,169 @@ class Progress:
 
 @dataclass(frozen=True)
 class ExtractOptions:
-    """How to extract: worker processes (1 = in this process) and the per-file size limit."""
+    """How to extract: worker processes (1 = in this process) and the per-file limits.
+
+    ``file_timeout_s`` is the wall-clock seconds one file may take (None: unlimited); see
+    the module docstring for where it is enforced.
+    """
 
     workers: int = 1
     max_file_bytes: int = 8 * 1024 * 1024
+    file_timeout_s: float | None = DEFAULT_FILE_TIMEOUT_S
 
 
-def extract_chunk(repo_path: str, chunk: Chunk) -> dict[str, pa.Table]:
-    """Evidence tables for the files of one chunk (the unit of work sent to a worker)."""
+class FileTimeout(BaseException):
+    """The per-file time limit expired (raised by the ``SIGALRM`` handler).
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` in an
+    extractor can swallow it and carry on with a half-built file.
+    """
+
+
+def hard_timeout_s(file_timeout_s: float) -> float:
+    """When a pool worker stuck in one C call is ended: the soft limit plus a grace period."""
+    return file_timeout_s * 1.5 + 1.0
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise FileTimeout
+
+
+class _FileTimer:
+    """Arms the per-file limit around each file of a chunk (see the module docstring).
+
+    ``hard`` (pool workers only) adds the ``faulthandler`` watchdog that ends the process;
+    never in the caller's process, which it would end with the whole build.
+    """
+
+    def __init__(self, seconds: float | None, *, hard: bool) -> None:
+        self.seconds = seconds
+        self.hard = hard
+        self.enforced = seconds is not None and timer_available()
+        self._previous: Callable[[int, FrameType | None], object] | int | None = None
+
+    def __enter__(self) -> _FileTimer:
+        if self.enforced:
+            self._previous = signal.signal(signal.SIGALRM, _on_alarm)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.enforced:
+            self.disarm()
+            signal.signal(signal.SIGALRM, self._previous)
+
+    def arm(self) -> None:
+        if self.enforced and self.seconds is not None:
+            if self.hard:
+                faulthandler.dump_traceback_later(hard_timeout_s(self.seconds), exit=True)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def disarm(self) -> None:
+        if self.enforced:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if self.hard:
+                faulthandler.cancel_dump_traceback_later()
+
+
+def timer_available() -> bool:
+    """Whether this thread can enforce the per-file limit: the main thread, with an interval
+    timer, and no other ``ITIMER_REAL`` armed (pytest-timeout, a caller's own alarm)."""
+    return (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    )
+
+
+def _where(tb: TracebackType | None) -> str:
+    """The innermost function a timeout interrupted, e.g. ``extract_symtable``."""
+    names: list[str] = []
+    while tb is not None:
+        names.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    while names and names[-1] == _on_alarm.__name__:
+        names.pop()
+    return names[-1] if names else "?"
+
+
+def extract_chunk(
+    repo_path: str, chunk: Chunk, file_timeout_s: float | None = None, *, hard: bool = False
+) -> dict[str, pa.Table]:
+    """Evidence tables for the files of one chunk (the unit of work sent to a worker).
+
+    Each file is extracted into scratch tables and merged only when it finished, so a file
+    stopped by its time limit leaves no partial rows, only its ``timeout`` error row.
+    """
     repo = GitRepository(repo_path)
     files, tables = new_tables()
-    for path, blob_id in chunk:
-        extract_file(path, blob_id, repo.blob(blob_id), files, tables)
+    with _FileTimer(file_timeout_s, hard=hard) as timer:
+        for path, blob_id in chunk:
+            data = repo.blob(blob_id)
+            one_files, one_tables = new_tables()
+            started = time.perf_counter()
+            try:
+                try:
+                    timer.arm()
+                    extract_file(path, blob_id, data, one_files, one_tables)
+                finally:
+                    timer.disarm()
+            except FileTimeout as exc:
+                _timed_out(files, tables["errors"], path, blob_id, len(data), file_timeout_s,
+                           time.perf_counter() - started, _where(exc.__traceback__))  # fmt: skip
+                continue
+            files.extend(one_files)
+            for name, cols in tables.items():
+                cols.extend(one_tables[name])
     out = {name: cols.to_table() for name, cols in tables.items()}
     out["files"] = files.to_table()
     return out
+
+
+def _worker_chunk(
+    repo_path: str, chunk: Chunk, file_timeout_s: float | None
+) -> dict[str, pa.Table]:
+    """``extract_chunk`` in a pool worker: with the hard limit, since a worker may die."""
+    return extract_chunk(repo_path, chunk, file_timeout_s, hard=True)
+
+
+def _timed_out(
+    files: Columns,
+    errors: Columns,
+    path: str,
+    blob_id: str,
+    size: int | None,
+    limit: float | None,
+    elapsed: float,
+    where: str,
+) -> None:
+    """The rows of a file stopped by its time limit: status ``error`` and a ``timeout`` row."""
+    errors.append(
+        path=path,
+        extractor="limits",
+        error_kind="timeout",
+        message=f"stopped after {elapsed:.1f} s in {where}: file_timeout_s={limit}",
+        line=None,
+        col=None,
+        bstart=None,
+    )
+    files.append(
+        path=path,
+        blob_id=blob_id,
+        size_bytes=size,
+        module_name=module_name_for(path),
+        package_path=path.rsplit("/", 1)[0] if "/" in path else "",
+        is_stub=path.endswith(".pyi"),
+        status="error",
+        encoding=None,
+        line_count=None,
+        line_end=None,
+        col_end=None,
+    )
 
 
 def _chunks(entries: Sequence[BlobEntry]) -> Iterator[Chunk]:
@@ -101,14 +268,16 @@ def _scan_rows(
     return readable, {"files": files.to_table(), "errors": errors.to_table()}
 
 
-def _crashed(chunk: Chunk, message: str) -> dict[str, pa.Table]:
+def _crashed(
+    chunk: Chunk, message: str, kind: str = "WorkerCrashed", extractor: str = "ast"
+) -> dict[str, pa.Table]:
     files = Columns(FILES)
     errors = Columns(EVIDENCE_SCHEMAS["errors"])
     for path, blob_id in chunk:
         errors.append(
             path=path,
-            extractor="ast",
-            error_kind="WorkerCrashed",
+            extractor=extractor,
+            error_kind=kind,
             message=message,
             line=None,
             col=None,
@@ -130,17 +299,44 @@ def _crashed(chunk: Chunk, message: str) -> dict[str, pa.Table]:
     return {"files": files.to_table(), "errors": errors.to_table()}
 
 
-def _isolated(repo_path: str, chunk: Chunk) -> list[dict[str, pa.Table]]:
-    """Re-run a chunk whose worker died, one file per fresh process."""
-    results = []
-    ctx = multiprocessing.get_context("spawn")
-    for item in chunk:
+def _isolated(
+    repo_path: str, chunk: Chunk, file_timeout_s: float | None
+) -> list[dict[str, pa.Table]]:
+    """Re-run a chunk whose worker died, one file at a time in a fresh process.
+
+    One file in flight names the culprit when the process dies: that file becomes an error
+    row (``timeout`` when the watchdog ended it at the hard limit, else ``WorkerCrashed``)
+    and the remaining files go on in a new process. Processes are started per crash, not per
+    file, so a chunk of 48 innocent files costs one process start, not 48.
+    """
+    results: list[dict[str, pa.Table]] = []
+    ctx = multiprocessing.get_context("forkserver")
+    remaining = list(chunk)
+    while remaining:
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-            try:
-                results.append(pool.submit(extract_chunk, repo_path, (item,)).result())
-            except BrokenProcessPool:
-                results.append(_crashed((item,), "the extractor process died on this file"))
+            while remaining:
+                item = remaining.pop(0)
+                started = time.perf_counter()
+                try:
+                    results.append(pool.submit(_worker_chunk, repo_path, (item,),
+                                               file_timeout_s).result())  # fmt: skip
+                except BrokenProcessPool:
+                    results.append(_died(item, file_timeout_s, time.perf_counter() - started))
+                    break
     return results
+
+
+def _died(
+    item: tuple[str, str], file_timeout_s: float | None, elapsed: float
+) -> dict[str, pa.Table]:
+    """The rows of a file whose process died: ended by the hard time limit, or crashed."""
+    if file_timeout_s is not None and elapsed >= hard_timeout_s(file_timeout_s):
+        message = (
+            f"process ended after {elapsed:.1f} s, stuck in one C call past "
+            f"file_timeout_s={file_timeout_s} (hard limit {hard_timeout_s(file_timeout_s):.1f} s)"
+        )
+        return _crashed((item,), message, kind="timeout", extractor="limits")
+    return _crashed((item,), "the extractor process died on this file")
 
 
 def extract_commit(
@@ -153,13 +349,19 @@ def extract_commit(
     readable, scan = _scan_rows(entries, options)
     chunks = list(_chunks(readable))
     parts: list[list[dict[str, pa.Table]]] = [[] for _ in chunks]
+    timeout = options.file_timeout_s
     if options.workers <= 1 or len(chunks) <= 1:
+        if chunks and timeout is not None and not timer_available():
+            _log.warning(
+                "file_timeout_s=%s is not enforced: extraction runs in this process outside "
+                "the main thread (or under another interval timer)", timeout
+            )  # fmt: skip
         for i, chunk in enumerate(chunks):
-            parts[i].append(extract_chunk(repo_path, chunk))
+            parts[i].append(extract_chunk(repo_path, chunk, timeout))
             if progress:
                 progress.advance(len(chunk))
     else:
-        _run_pool(repo_path, chunks, parts, options.workers, progress)
+        _run_pool(repo_path, chunks, parts, options.workers, progress, timeout)
     results = [scan] + [r for part in parts for r in part]
     return {
         name: pa.concat_tables(
@@ -175,6 +377,7 @@ def _run_pool(
     parts: list[list[dict[str, pa.Table]]],
     workers: int,
     progress: Progress | None,
+    file_timeout_s: float | None = None,
 ) -> None:
     ctx = multiprocessing.get_context("forkserver")
     broken: list[int] = []
@@ -187,7 +390,7 @@ def _run_pool(
             while queue or in_flight:
                 while queue and len(in_flight) < 2 * workers:
                     i = queue.pop(0)
-                    in_flight[i] = pool.submit(extract_chunk, repo_path, chunks[i])
+                    in_flight[i] = pool.submit(_worker_chunk, repo_path, chunks[i], file_timeout_s)
                 i = min(in_flight)
                 try:
                     parts[i].append(in_flight.pop(i).result())
@@ -199,7 +402,7 @@ def _run_pool(
                     pending = sorted(set(in_flight) | set(queue))
                     break
         for i in broken:
-            parts[i].extend(_isolated(repo_path, chunks[i]))
+            parts[i].extend(_isolated(repo_path, chunks[i], file_timeout_s))
             if progress:
                 progress.advance(len(chunks[i]))
         broken = []
