@@ -1,7 +1,7 @@
 """``codeanatomy``: build one commit's CPG into the lake, query the lake with SQL.
 
     codeanatomy build REPO [--commit REV] [--lake DIR] [--repo-id ID] [--workers N] [--mode M]
-                      [--dask-address tcp://HOST:PORT] [--no-cache]
+                      [--dask-address tcp://HOST:PORT] [--no-cache] [--file-timeout S]
     codeanatomy query "SQL" [--lake DIR] [--format table|csv|json]
     codeanatomy materialize REPO [--commit REV] [--lake DIR] [--repo-id ID]   (through Dagster)
 
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_LAKE = ".codeanatomy/lake"
+DEFAULT_FILE_TIMEOUT_S = 20.0  # extract.runner's default, repeated so --help stays import-free
 
 
 def _lake_default() -> str:
@@ -48,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--no-cache", action="store_true", help="do not use Hamilton's cache")
     build.add_argument("--max-file-bytes", type=int, default=8 * 1024 * 1024)
+    build.add_argument(
+        "--file-timeout",
+        type=float,
+        default=DEFAULT_FILE_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"seconds one file may take (default {DEFAULT_FILE_TIMEOUT_S:g}; 0: no limit)",
+    )
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     query = sub.add_parser("query", help="run SQL over every table of the lake")
     query.add_argument("sql")
@@ -81,6 +89,7 @@ def _build(args: argparse.Namespace) -> int:
         dask_address=args.dask_address,
         use_cache=not args.no_cache,
         max_file_bytes=args.max_file_bytes,
+        file_timeout_s=args.file_timeout or None,
     )
     bar = None
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
+from codeanatomy_assets.extract.runner import DEFAULT_FILE_TIMEOUT_S
 
 EXECUTION_MODES: tuple[str, ...] = ("serial", "parallel", "remote")
 # Plan tasks whose cost tag is at least this run on the Dask cluster in remote mode (the
@@ -51,6 +52,9 @@ class BuildRequest:
     storage_options: Mapping[str, str] = field(default_factory=dict)
     dask_address: str | None = None
     max_file_bytes: int = 8 * 1024 * 1024
+    # Wall-clock seconds one file may take to extract (None: no limit); a file over it is a
+    # `timeout` row in extract_errors. Enforced as ``extract.runner`` explains.
+    file_timeout_s: float | None = DEFAULT_FILE_TIMEOUT_S
     use_cache: bool = True
     cache_dir: str | None = None
     remote_cost_threshold: float = DEFAULT_REMOTE_COST_THRESHOLD
@@ -73,6 +77,11 @@ class BuildRequest:
             raise ConfigError(f"workers {self.workers} is not allowed: use an integer >= 1")
         if self.max_file_bytes < 1:
             raise ConfigError("max_file_bytes must be a positive number of bytes")
+        if self.file_timeout_s is not None and not self.file_timeout_s > 0:
+            raise ConfigError(
+                f"file_timeout_s {self.file_timeout_s} is not allowed: use seconds > 0, "
+                "or None for no limit"
+            )
         if self.execution_mode == "remote" and importlib.util.find_spec("distributed") is None:
             raise ConfigError(
                 "execution_mode 'remote' needs dask.distributed, which is not installed: "

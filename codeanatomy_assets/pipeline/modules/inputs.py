@@ -1,6 +1,7 @@
 """Input nodes: turn the run's plain inputs into the typed handles other nodes use.
 
-Flow: lake_root + storage_options -> lake; workers + max_file_bytes -> extract_options.
+Flow: lake_root + storage_options -> lake; workers + max_file_bytes + file_timeout_s
+-> extract_options.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ def lake(lake_root: str, storage_options: dict[str, str]) -> Lake:
     return Lake(lake_root, storage_options)
 
 
-def extract_options(workers: int, max_file_bytes: int) -> ExtractOptions:
-    """How extraction runs: worker processes and the per-file size limit."""
-    return ExtractOptions(workers=workers, max_file_bytes=max_file_bytes)
+def extract_options(
+    workers: int, max_file_bytes: int, file_timeout_s: float | None
+) -> ExtractOptions:
+    """How extraction runs: worker processes and the per-file size and time limits."""
+    return ExtractOptions(
+        workers=workers, max_file_bytes=max_file_bytes, file_timeout_s=file_timeout_s
+    )
