@@ -58,7 +58,7 @@ def test_second_build_hits_and_one_changed_file_invalidates_only_its_dependents(
     factory = DriverFactory()
     cold = _lineage(_build(repo.path, lake_root, factory))
     cached = {name for name, row in cold.items() if row["behavior"] == "default"}
-    assert "evidence" in cached and {"cpg_nodes_raw", "package_ids"} <= cached
+    assert {"evidence", "package_ids", "ast_node_ids", "module_index"} <= cached
     assert _statuses(cold, "hit") == set()
     nodes_before = Lake(lake_root).read_partition("cpg_nodes", "fixture", first)
 
@@ -76,22 +76,19 @@ def test_second_build_hits_and_one_changed_file_invalidates_only_its_dependents(
     assert changed["packages"]["data_version"] == warm["packages"]["data_version"]
     assert changed["errors"]["data_version"] == warm["errors"]["data_version"]
     assert changed["ast_nodes"]["data_version"] != warm["ast_nodes"]["data_version"]
-    # Views whose inputs kept their data versions are hits: over packages and errors, and,
-    # since the edit keeps every span (1 -> 2), downstream of recomputed tables that came out
-    # equal (symbols, imports, and the edges: both adjacency views are reused).
-    assert _statuses(changed, "hit") == {
-        "package_ids",
-        "extract_errors_raw",
-        "symbol_ids",
-        "external_ids",
-        "cpg_edges_by_src_raw",
-        "cpg_edges_by_dst_raw",
-    }
-    assert changed["cpg_edges_raw"]["data_version"] == warm["cpg_edges_raw"]["data_version"]
-    assert _statuses(changed, "miss") == cached - _statuses(changed, "hit")
-    assert {"evidence", "file_ids", "ast_node_ids", "cpg_nodes_raw", "cpg_props_raw"} <= (
-        _statuses(changed, "miss")
-    )
+    # The cache is exact: a node is a hit iff its code and every input kept their versions.
+    hits, misses = _statuses(changed, "hit"), _statuses(changed, "miss")
+    assert hits | misses == cached
+    for name in cached:
+        before, after = warm[name], changed[name]
+        same = (before["code_version"], before["dependencies_data_versions"]) == (
+            after["code_version"],
+            after["dependencies_data_versions"],
+        )
+        assert same == (name in hits), name
+    # Views over packages or errors only are reused; those over the changed rows are not.
+    assert {"package_ids", "evidence", "file_ids", "ast_node_ids"} & hits == {"package_ids"}
+    assert {"evidence", "file_ids", "ast_node_ids", "module_index"} <= misses
     # Only the changed file was parsed; the four others came from the evidence cache.
     (stats,) = _events(lake_root, second, "evidence_cache")
     detail = json.loads(stats["detail_json"])
@@ -113,11 +110,10 @@ def test_generated_nodes_are_versioned_by_their_plan_task(git_repo, lake_root) -
     factory = DriverFactory()
     lineage = _lineage(_build(repo.path, lake_root, factory))
     plan = factory.plan()
-    for task in ("cpg_nodes", "cpg_edges", "module_index"):
-        node = f"{task}_raw" if plan.task(task).output else task
-        assert lineage[node]["code_version"] == task_code_version(plan.task(task).task_signature)
+    for task in ("file_ids", "ast_node_ids", "module_index", "package_ids"):
+        assert lineage[task]["code_version"] == task_code_version(plan.task(task).task_signature)
     # The closures share one source; their versions still differ, task by task.
-    assert lineage["cpg_nodes_raw"]["code_version"] != lineage["cpg_edges_raw"]["code_version"]
+    assert lineage["file_ids"]["code_version"] != lineage["package_ids"]["code_version"]
     deps = lineage["package_ids"]["dependencies_data_versions"]
     assert deps["packages"] == lineage["packages"]["data_version"]
 

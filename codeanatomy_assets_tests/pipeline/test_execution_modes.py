@@ -20,6 +20,7 @@ from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.execution import PIPELINE_EVENTS_TABLE, build_commit
 from codeanatomy_assets.pipeline.remote import RemoteBackend, RemoteTimeoutError
+from codeanatomy_assets.pipeline.request import DEFAULT_REMOTE_COST_THRESHOLD as REMOTE_COST
 from codeanatomy_assets.pipeline.request import BuildRequest
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
@@ -91,19 +92,17 @@ def test_three_modes_write_identical_tables(git_repo, tmp_path: Path, dask_clust
                 continue
             assert other.to_pylist() == serial.to_pylist(), (name, mode)  # same order too
     events = Lake(lakes["remote"]).read_partition(PIPELINE_EVENTS_TABLE, "fixture", sha).to_pylist()
-    routed = {e["node"]: e["executor"] for e in events if e["event"] == "task_routing"}
-    # Extraction and the views at or above the cost threshold (10) go to Dask.
-    assert {n for n, where in routed.items() if where == "remote"} == {
-        "evidence",
-        "cpg_edges_raw",
-        "cpg_props_raw",
-        "normalize_outputs_raw",
-        "import_targets",
-    }
-    assert routed["package_ids"] == "local" and routed["files"] == "local"
-    ran = {e["task_name"]: e["executor"] for e in events if e["event"] == "task_finish"}
-    assert ran["evidence"] == ran["cpg_edges"] == ran["import_targets"] == "dask"
-    assert ran["package_ids"] == ran["files"] == "local"
+    routing = [e for e in events if e["event"] == "task_routing"]
+    # Extraction and the views at or above the cost threshold go to Dask; the rest stay here.
+    plan = factory.plan()
+    heavy = {t.name for t in plan.tasks if t.kind == "view" and t.cost >= REMOTE_COST}
+    assert {"cpg_edges", "import_targets"} <= heavy
+    remote = {e["task_name"] for e in routing if e["executor"] == "remote"}
+    assert remote == {"evidence", *heavy}
+    assert {"package_ids", "files"} <= {e["task_name"] for e in routing} - remote
+    finished = [e for e in events if e["event"] == "task_finish"]
+    assert {e["task_name"] for e in finished if e["executor"] == "dask"} == remote
+    assert {e["task_name"] for e in finished if e["executor"] == "local"}.isdisjoint(remote)
     manifest = Lake(lakes["remote"]).read_partition("run_manifest", "fixture", sha).to_pylist()[0]
     remote = json.loads(manifest["config_json"])["remote"]
     assert remote["dask_address"] == dask_cluster.scheduler_address
