@@ -93,6 +93,18 @@ def resolve_import_target(
     return ".".join([*base, module] if module else base)
 
 
+def _literal_text(value: object) -> str:
+    """The literal's ``repr``, cut to ``_LITERAL_CHARS``.
+
+    An int of more than 4,300 decimal digits is valid source when written in hex, but its
+    ``repr`` raises ``ValueError`` (CPython's int-to-str limit): such ints are shown in hex.
+    """
+    try:
+        return repr(value)[:_LITERAL_CHARS]
+    except ValueError:
+        return hex(value)[:_LITERAL_CHARS] if isinstance(value, int) else type(value).__name__
+
+
 def _dotted(node: ast.AST) -> str | None:
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
@@ -184,7 +196,7 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
         elif ntype is ast.Constant:
             value = node.value  # type: ignore[attr-defined]
             literal_type = type(value).__name__
-            literal_value = repr(value)[:_LITERAL_CHARS]
+            literal_value = _literal_text(value)
         elif ntype is ast.Call:
             name = _dotted(node.func)  # type: ignore[attr-defined]
         elif ntype is ast.arg:

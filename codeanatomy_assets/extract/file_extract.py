@@ -39,11 +39,14 @@ def _error(
         col = max(offset - 1, 0)
         if index is not None:
             bstart = index.char_offset(line, col)
-    message = (
-        str(exc)
-        if not isinstance(exc, RecursionError)
-        else ("nesting too deep for the parser (RecursionError)")
-    )
+    if isinstance(exc, RecursionError):
+        message = "nesting too deep for the parser (RecursionError)"
+    elif isinstance(exc, MemoryError) and not str(exc):
+        # The 3.11 parser raises a bare MemoryError when its stack overflows (~3,000 nested
+        # unary operators or lambdas): say so rather than leave the cause empty.
+        message = "the parser's stack ran out (MemoryError): nesting too deep or too complex"
+    else:
+        message = str(exc) or type(exc).__name__
     errors.append(
         path=path,
         extractor=extractor,
@@ -53,6 +56,20 @@ def _error(
         col=col,
         bstart=bstart,
     )
+
+
+def _decode_cause(data: bytes, exc: BaseException) -> BaseException:
+    """The precise cause of a decode failure.
+
+    ``detect_encoding`` reports bytes that are not UTF-8 in the first two lines as an
+    "invalid or missing encoding declaration"; the UTF-8 error names the byte and its offset.
+    """
+    if isinstance(exc, SyntaxError) and str(exc).startswith("invalid or missing encoding"):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as utf8:
+            return utf8
+    return exc
 
 
 def skipped_error(errors: Columns, path: str, reason: str, detail: str) -> None:
@@ -84,7 +101,7 @@ def extract_file(
         index = LineIndex(data, encoding)
         text = data.decode(encoding)
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-        _error(errors, path, "decode", exc, None)
+        _error(errors, path, "decode", _decode_cause(data, exc), None)
         status = "error"
         text = None
     tree = None
