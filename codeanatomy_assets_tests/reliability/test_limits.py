@@ -1,0 +1,102 @@
+"""Per-file time limit: a file over it is one ``timeout`` row and leaves no partial rows.
+
+Two real kinds of slow file: one slow in Python code (many definitions: the ``SIGALRM``
+handler interrupts the extractors), one slow inside a single C call (``ast.parse`` of many
+long call chains holds the GIL for seconds: only the worker's ``faulthandler`` watchdog can
+end it, which really kills the worker process, and the pool's crash isolation recovers).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from codeanatomy_assets.extract.runner import ExtractOptions, extract_commit
+from codeanatomy_assets.pipeline.execution import build_commit
+from codeanatomy_assets.pipeline.request import BuildRequest
+from codeanatomy_assets.repo.git import GitRepository
+from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets_tests.git_fixture import GitRepo
+
+# ~1 MB of definitions: seconds of Python-level extraction, a fraction of it in ast.parse.
+SLOW_IN_PYTHON = "".join(f"def f{i}(a, b=1, *c, **d):\n    return a + b\n" for i in range(20_000))
+# ~1.3 MB of call chains: ast.parse alone takes several seconds in one C call.
+SLOW_IN_C = "".join(f"f(a, b, c)[{i}].x.y\n" for i in range(60_000))
+_LIMIT = 0.5
+
+
+def _ordinary(n: int) -> dict[str, str | bytes | None]:
+    return {f"pkg/mod_{i}.py": f"def f{i}():\n    return {i}\n" for i in range(n)}
+
+
+@pytest.mark.slow
+def test_pool_timeouts_soft_and_hard_kill_of_a_real_worker(tmp_path: Path) -> None:
+    repo = GitRepo.init(tmp_path / "repo")
+    sha = repo.commit({**_ordinary(60), "slow_python.py": SLOW_IN_PYTHON, "slow_c.py": SLOW_IN_C})
+    lake_root = str(tmp_path / "lake")
+    result = build_commit(
+        BuildRequest(
+            repo_path=repo.path,
+            lake_root=lake_root,
+            repo_id="slow",
+            execution_mode="parallel",
+            workers=2,
+            file_timeout_s=_LIMIT,
+            use_cache=False,
+        )
+    )
+    assert result.status == "success"
+    lake = Lake(lake_root)
+    errors = {e["path"]: e for e in lake.read_partition("extract_errors", "slow", sha).to_pylist()}
+    assert set(errors) == {"slow_python.py", "slow_c.py"}
+    for row in errors.values():
+        assert (row["extractor"], row["error_kind"]) == ("limits", "timeout")
+        assert f"file_timeout_s={_LIMIT}" in row["message"]
+    assert errors["slow_python.py"]["message"].startswith("stopped after")
+    # Killed by the watchdog: the worker process really died, the pool recovered.
+    assert errors["slow_c.py"]["message"].startswith("process ended after")
+    nodes = lake.read_partition("cpg_nodes", "slow", sha).to_pylist()
+    by_path = {n["path"] for n in nodes if n["node_kind"] in ("MODULE", "FUNCTION")}
+    assert "slow_python.py" not in by_path and "slow_c.py" not in by_path  # no partial rows
+    assert {f"pkg/mod_{i}.py" for i in range(60)} <= by_path
+    manifest = lake.read_partition("run_manifest", "slow", sha).to_pylist()
+    assert '"file_timeout_s": 0.5' in manifest[0]["config_json"]
+
+
+def test_serial_timeout_in_this_process_keeps_the_rest(tmp_path: Path) -> None:
+    repo = GitRepo.init(tmp_path / "repo")
+    sha = repo.commit({**_ordinary(3), "slow_python.py": SLOW_IN_PYTHON})
+    entries = GitRepository(repo.path).python_entries(sha)
+    tables = extract_commit(str(repo.path), entries, ExtractOptions(workers=1, file_timeout_s=0.3))
+    (row,) = tables["errors"].to_pylist()
+    assert (row["path"], row["extractor"], row["error_kind"]) == (
+        "slow_python.py",
+        "limits",
+        "timeout",
+    )
+    assert not [p for p in tables["ast_nodes"]["path"].to_pylist() if p == "slow_python.py"]
+    files = tables["files"].to_pylist()
+    statuses = {f["path"]: f["status"] for f in files}
+    assert statuses == {**{f"pkg/mod_{i}.py": "ok" for i in range(3)}, "slow_python.py": "error"}
+
+
+def test_off_the_main_thread_the_limit_is_reported_as_not_enforced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    repo = GitRepo.init(tmp_path / "repo")
+    sha = repo.commit(_ordinary(2))
+    entries = GitRepository(repo.path).python_entries(sha)
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        out["tables"] = extract_commit(str(repo.path), entries, ExtractOptions(file_timeout_s=5))
+
+    with caplog.at_level(logging.WARNING, logger="codeanatomy_assets.extract.runner"):
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    assert "file_timeout_s=5 is not enforced" in caplog.text
+    assert out["tables"]["files"].num_rows == 2  # type: ignore[index]
