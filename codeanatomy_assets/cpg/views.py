@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codeanatomy_assets.cpg.nesting import NestSpec
+from codeanatomy_assets.cpg.resolution_edges import resolution_edges
+from codeanatomy_assets.cpg.resolution_views import resolution_views
 from codeanatomy_assets.cpg.vocabulary import PROP_KEYS, SYMBOL_FLAGS
 from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS
 from codeanatomy_assets.normalize.ids import edge_id_sql, node_id_sql, sql_literal
@@ -118,12 +120,33 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         SELECT f.*, {nid("f.path", "'FILE'", "''", "0", "coalesce(f.size_bytes, 0)")} AS file_id
         FROM files f""",
     )
+    # Module names are root-aware (``extract.packages``): the extractors name modules by
+    # path, and ``strip`` characters of that name (the import root's dotted path and a dot)
+    # come off every qualified name and relative import target of the file.
+    add(
+        "file_roots",
+        """
+        SELECT path, substr(module_name, strip + 1) AS module_name, strip,
+               root || '.' AS root_prefix FROM (
+            SELECT f.path, f.module_name, coalesce(length(r.path) + 1, 0) AS strip,
+                   replace(r.path, '/', '.') AS root,
+                   row_number() OVER (PARTITION BY f.path ORDER BY length(r.path) DESC)
+                       AS rank
+            FROM files f LEFT JOIN packages r ON r.is_import_root
+                 AND f.path LIKE r.path || '/%'
+            WHERE f.module_name IS NOT NULL) x
+        WHERE rank = 1""",
+    )
     add(
         "ast_node_ids",
         f"""
-        SELECT a.*, {nid("a.path", "a.node_kind", "a.discriminator", "a.bstart", "a.bend")}
+        SELECT a.* EXCLUDE (qualified_name),
+               CASE WHEN r.strip = 0 THEN a.qualified_name
+                    ELSE substr(a.qualified_name, r.strip + 1) END AS qualified_name,
+               {nid("a.path", "a.node_kind", "a.discriminator", "a.bstart", "a.bend")}
                AS node_id, f.file_id
-        FROM ast_nodes a JOIN file_ids f ON a.path = f.path""",
+        FROM ast_nodes a JOIN file_ids f ON a.path = f.path
+        JOIN file_roots r ON a.path = r.path""",
     )
     add(
         "package_ids",
@@ -136,9 +159,13 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     add(
         "scope_ids",
         f"""
-        SELECT s.*, {nid("s.path", "'SCOPE'", "s.scope_path", "s.bstart", "s.bend")} AS node_id,
+        SELECT s.* EXCLUDE (qualified_name),
+               CASE WHEN r.strip = 0 THEN s.qualified_name
+                    ELSE substr(s.qualified_name, r.strip + 1) END AS qualified_name,
+               {nid("s.path", "'SCOPE'", "s.scope_path", "s.bstart", "s.bend")} AS node_id,
                f.file_id
-        FROM scopes s JOIN file_ids f ON s.path = f.path""",
+        FROM scopes s JOIN file_ids f ON s.path = f.path
+        JOIN file_roots r ON s.path = r.path""",
     )
     add(
         "block_ids",
@@ -184,18 +211,25 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
                     WHEN i.target = '' THEN i.name
                     ELSE i.target || '.' || i.name END AS dotted,
                coalesce(sub.node_id, mod.node_id) AS module_id
-        FROM imports i
+        FROM (SELECT i.* EXCLUDE (target),
+                     CASE WHEN i.level > 0 AND r.strip > 0 AND starts_with(i.target, r.root_prefix)
+                          THEN substr(i.target, r.strip + 1) ELSE i.target END AS target
+              FROM imports i JOIN file_roots r ON i.path = r.path) i
         JOIN ast_node_ids n ON i.path = n.path AND i.idx = n.idx
         LEFT JOIN module_index sub ON sub.qualified_name = (
             CASE WHEN i.name IS NULL OR i.name = '*' THEN NULL
                  WHEN i.target = '' THEN i.name ELSE i.target || '.' || i.name END)
         LEFT JOIN module_index mod ON mod.qualified_name = i.target""",
     )
+    for name, sql in resolution_views(repo_id, nid):
+        add(name, sql)
+    # Externals named by imports, and by resolved calls, bases and builtin names.
     add(
         "external_ids",
         f"""
         SELECT DISTINCT dotted, {nid("''", "'EXTERNAL'", "dotted", "0", "0")} AS node_id
-        FROM import_targets WHERE module_id IS NULL""",
+        FROM (SELECT dotted FROM import_targets WHERE module_id IS NULL
+              UNION ALL SELECT dotted FROM resolution_externals) x""",
     )
 
     node_cols = [c.strip() for c in _NODE_COLUMNS.split(",")]
@@ -464,6 +498,7 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             method="'reaching_defs'",
             repo_id=repo_id,
         ),
+        *(sql for _, sql in resolution_edges(repo_id, nid)),
     ]
     add(
         "cpg_edges",
@@ -534,6 +569,36 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             _edge_rows(
                 "REACHING_DEF", "d.node_id", "u.node_id", "r.name", _REACHING_SOURCE, "r.name"
             ),
+            "TRUE",
+        ),
+        _prop("node", "class_id", "mro", "mro", "mro_names", "TRUE"),
+        *(
+            _prop(
+                "node",
+                "node_id",
+                key,
+                "text",
+                "(SELECT DISTINCT o.node_id, t.text, t.name FROM ref_targets t "
+                "JOIN ast_node_ids o ON o.path = t.path AND o.idx = t.owner_idx "
+                "WHERE t.role = 'annotation') a",
+                f"name {op} 'return' AND text IS NOT NULL",
+            )
+            for key, op in (("annotation", "<>"), ("return_annotation", "="))
+        ),
+        _prop(
+            "edge",
+            "edge_id",
+            "use_kind",
+            "use_kind",
+            "(SELECT "
+            + edge_id_sql(
+                repo_id,
+                "CASE WHEN s.use_kind = 'read' THEN 'READS' ELSE 'WRITES' END",
+                "s.use_id",
+                "s.symbol_id",
+                "s.use_kind",
+            )
+            + " AS edge_id, s.use_kind FROM name_use_symbols s) u",
             "TRUE",
         ),
         # Only flags that hold are stored: an absent is_<flag> row means False.

@@ -34,19 +34,23 @@ class EdgeKind(StrEnum):
     AST_CHILD = "AST_CHILD"  # syntax parent -> child; props: ast_field, ast_field_index
     CONTAINS = "CONTAINS"  # repository/package/file/module/definition -> what lies in it
     DEFINES = "DEFINES"  # module/class/function -> class/function defined directly in it
-    REFERENCES = "REFERENCES"
-    READS = "READS"
-    WRITES = "WRITES"
+    REFERENCES = "REFERENCES"  # NAME read -> the definition it reads (def, class, parameter,
+    # assignment target of another scope; through an import: the imported definition)
+    READS = "READS"  # NAME -> SYMBOL of the scope it resolves to (prop use_kind)
+    WRITES = "WRITES"  # NAME store/del -> SYMBOL it binds (prop use_kind)
     IMPORTS = "IMPORTS"  # IMPORT node -> MODULE of the repository, or EXTERNAL
-    CALLS = "CALLS"
-    INHERITS = "INHERITS"
-    DECORATES = "DECORATES"
+    CALLS = "CALLS"  # caller def/module -> callee def or EXTERNAL; resolution_method, confidence
+    INHERITS = "INHERITS"  # class -> base class (CLASS or EXTERNAL), discriminated by position
+    DECORATES = "DECORATES"  # decorator definition -> the def or class it decorates
     HAS_PARAMETER = "HAS_PARAMETER"  # function -> parameter, in signature order
     ARGUMENT = "ARGUMENT"
     CFG_NEXT = "CFG_NEXT"
     REACHING_DEF = "REACHING_DEF"
     SCOPE_PARENT = "SCOPE_PARENT"  # scope -> its enclosing scope
     BINDS = "BINDS"  # scope -> symbol bound in it
+    # parameter / function (its return) / annotated target -> a repository CLASS named in
+    # its annotation (also inside subscripts and string forward references)
+    ANNOTATED_WITH = "ANNOTATED_WITH"
 
 
 class ValueType(StrEnum):
@@ -131,6 +135,15 @@ PROP_KEYS: dict[str, PropKey] = {
         ),
         PropKey("variable", ValueType.STRING, "the variable a REACHING_DEF edge carries"),
         PropKey("ast_field", ValueType.STRING, "AST field of the child on an AST_CHILD edge"),
+        PropKey(
+            "mro",
+            ValueType.JSON,
+            "method resolution order of a class: json list of qualified names (EXTERNAL "
+            "bases by dotted path; `object` left out)",
+        ),
+        PropKey("annotation", ValueType.STRING, "source text of a parameter/variable annotation"),
+        PropKey("return_annotation", ValueType.STRING, "source text of a return annotation"),
+        PropKey("use_kind", ValueType.STRING, "read, write or delete, on READS/WRITES"),
         PropKey("ast_field_index", ValueType.INT, "position in a list field, on AST_CHILD"),
     )
 }

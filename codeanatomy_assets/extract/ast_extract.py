@@ -56,7 +56,8 @@ class AstEvidence:
     Besides the rows, lookups for the extractors that run on the same tree and report
     ``ast`` positions (``(lineno, col_offset)``, UTF-8 columns): ``scope_spans`` for
     ``symtable``; ``statements``, ``owners`` and ``bindings`` for the CFG and reaching
-    definitions, so their rows can point at node rows instead of repeating positions.
+    definitions, so their rows can point at node rows instead of repeating positions;
+    ``index_of`` for extractors that walk the same tree objects (``binding_extract``).
     """
 
     nodes: Columns = field(default_factory=lambda: Columns(AST_NODES))
@@ -65,6 +66,7 @@ class AstEvidence:
     statements: dict[tuple[int, int], int] = field(default_factory=dict)
     owners: dict[tuple[str, int], int] = field(default_factory=dict)
     bindings: dict[tuple[int, int], list[tuple[int, str]]] = field(default_factory=dict)
+    index_of: dict[int, int] = field(default_factory=dict)  # id(ast node) -> its row idx
 
 
 def module_name_for(path: str) -> str:
@@ -152,6 +154,7 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
     while stack:
         node, parent, fname, findex, def_idx, prefix, owner_qual, parent_span = stack.pop()
         idx += 1
+        ev.index_of[id(node)] = idx
         ntype = type(node)
         ast_type = ntype.__name__
         kind = _KIND_BY_TYPE.get(ntype, _AST_NODE)

@@ -43,6 +43,7 @@ PACKAGES = pa.schema(
         ("name", _S),
         ("qualified_name", _S),
         ("is_namespace", _B),
+        ("is_import_root", _B),  # module names below are relative to it (extract.packages)
     ]
 )
 
@@ -155,6 +156,48 @@ REACHING_DEFS = pa.schema(
     ]
 )
 
+# Facts for name, call and import resolution (``extract.binding_extract``): each row says
+# which reference an expression makes, resolved as far as one file allows. ``ref_kind``:
+# node (a def/class/lambda row of this file, ``ref_idx``), dotted (an absolute dotted path
+# through an import, ``ref_text``), builtin, star (a module-level name no binding explains),
+# param (a parameter ``ref_text`` at ``position`` of function row ``ref_idx``), none.
+# ``attrs`` is the attribute chain read on the reference; ``receiver`` how the result is
+# used: '' (the thing itself), instance / class (an instance of / the class of a class
+# reference), super (the MRO after the class), result (what calling it returns); ``member``
+# the attribute then looked up on the receiver (``a = A(); a.m()``: node A, result, m).
+RESOLUTION_REFS = pa.schema(
+    [
+        ("path", _S),
+        ("site_idx", _I32),  # the expression row (Call, decorator, base, annotation...)
+        ("role", _S),  # call, decorator, base, annotation, binding, export, return, argument
+        ("owner_idx", _I32),  # caller scope / class / annotated node / call (for arguments)
+        ("name", _S),  # bound or exported name, keyword, or annotation kind
+        ("position", _I32),  # base index, argument position, decorated def row
+        ("ref_kind", _S),
+        ("ref_idx", _I32),
+        ("ref_text", _S),
+        ("ref_relative", _B),  # ref_text came from a relative import (root-aware rewrite)
+        ("attrs", _S),
+        ("receiver", _S),
+        ("member", _S),  # attribute looked up on the receiver (a method name)
+        ("method", _S),  # how the file resolved it: local, enclosing, global, import, self...
+        ("confidence", pa.float64()),
+        ("text", _S),  # source text of annotations and bases
+    ]
+)
+
+NAME_USES = pa.schema(
+    [
+        ("path", _S),
+        ("use_idx", _I32),  # a Name row
+        ("name", _S),
+        ("use_kind", _S),  # read, write, delete
+        ("scope_kind", _S),  # local, enclosing, global, class, builtin, unresolved
+        ("scope_idx", _I32),  # the row opening the resolving scope (module 0, def, lambda)
+        ("binding_idx", _I32),  # a binding row of the resolving scope (NULL: none)
+    ]
+)
+
 ERRORS = pa.schema(
     [
         ("path", _S),
@@ -178,6 +221,8 @@ EVIDENCE_SCHEMAS: dict[str, pa.Schema] = {
     "cfg_statements": CFG_STATEMENTS,
     "cfg_edges": CFG_EDGES,
     "reaching_defs": REACHING_DEFS,
+    "resolution_refs": RESOLUTION_REFS,
+    "name_uses": NAME_USES,
     "errors": ERRORS,
 }
 # Tables produced per file by the extraction workers (files/packages come from the scan).
@@ -190,5 +235,7 @@ PER_FILE_TABLES: tuple[str, ...] = (
     "cfg_statements",
     "cfg_edges",
     "reaching_defs",
+    "resolution_refs",
+    "name_uses",
     "errors",
 )

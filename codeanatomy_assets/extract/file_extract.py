@@ -12,6 +12,7 @@ import io
 import tokenize
 
 from codeanatomy_assets.extract.ast_extract import extract_ast, module_name_for
+from codeanatomy_assets.extract.binding_extract import extract_bindings
 from codeanatomy_assets.extract.cfg import CfgError
 from codeanatomy_assets.extract.columns import Columns
 from codeanatomy_assets.extract.evidence import ERRORS, FILES
@@ -21,6 +22,7 @@ from codeanatomy_assets.normalize.spans import LineIndex
 
 EXTRACTOR_VERSION = "1"
 _FLOW_TABLES = ("cfg_blocks", "cfg_statements", "cfg_edges", "reaching_defs")
+_BINDING_TABLES = ("resolution_refs", "name_uses")
 # Exceptions a parser may raise on hostile input. MemoryError and RecursionError are caught
 # on purpose: one pathological file must not end the run.
 _PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
@@ -137,6 +139,15 @@ def extract_file(
         return
     tables["ast_nodes"].extend(ev.nodes)
     tables["imports"].extend(ev.imports)
+    # Resolution facts, like flow rows, are kept only when the whole file succeeded.
+    facts = {name: Columns(tables[name].schema) for name in _BINDING_TABLES}
+    try:
+        extract_bindings(tree, path, text, ev, facts)
+    except _PARSE_ERRORS as exc:
+        _error(errors, path, "bindings", exc, index)
+    else:
+        for name in _BINDING_TABLES:
+            tables[name].extend(facts[name])
     try:
         scopes, symbols = extract_symtable(text, path, module_name, whole, ev.scope_spans)
     except _PARSE_ERRORS as exc:

@@ -1,0 +1,379 @@
+"""Whole-program resolution as SQL: imports, re-exports, calls, inheritance, MRO, names.
+
+The per-file facts (``resolution_refs``, ``name_uses``) already say which reference each
+expression makes; what needs the whole commit is joined here:
+
+1. ``ref_dotted``: every reference as a dotted path (a def row's qualified name, an import's
+   absolute path, ``builtins.x``, ``<module>.x`` for a name only a star import can explain).
+2. ``dotted_r0`` .. ``dotted_r{ROUNDS}``: a dotted path resolved to a definition. Each round
+   either finds it in ``def_index``, or a class prefix (``C.m``: the member is looked up in
+   the MRO later), or the longest module prefix ``M`` and rewrites ``M.N.rest`` through M's
+   module-level binding of ``N`` (a re-export, an alias) or through M's star imports
+   (honouring ``__all__``). A bounded number of rounds is enough for real re-export chains
+   (the stdlib needs 2); what is left and lies outside the repository is EXTERNAL.
+3. ``class_bases`` -> ``class_mro``: the linearization of every class of the repository,
+   from the DFS of its resolved bases in bounded rounds (see ``class_mro``).
+4. ``call_targets``: per call site, the definitions it may reach, with the resolution
+   method and confidence; ``resolution_edges`` and ``resolution_props`` feed the outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+ROUNDS = 4  # re-export / alias hops of dotted resolution
+MRO_DEPTH = 8  # inheritance depth the MRO rounds follow
+_PAD = 4  # digits per base index in the DFS key
+
+NodeId = Callable[[str, str, str, str, str], str]
+
+
+def _dotted_round(i: int) -> str:
+    """Round ``i``: rows still pending (``cur``) either resolve or are rewritten."""
+    prev = f"dotted_r{i - 1}"
+    return f"""
+    WITH pending AS (SELECT start, cur FROM {prev} WHERE node_id IS NULL AND NOT done),
+    parts AS (
+        SELECT start, cur, k, string_to_array(cur, '.') AS a,
+               CAST(cardinality(string_to_array(cur, '.')) AS BIGINT) AS n
+        FROM (SELECT start, cur,
+                     unnest(range(1, CAST(cardinality(string_to_array(cur, '.')) AS BIGINT))) AS k
+              FROM pending) x),
+    split AS (
+        SELECT p.start, p.cur, p.k, array_to_string(array_slice(p.a, 1, p.k), '.') AS head,
+               array_element(p.a, p.k + 1) AS name,
+               array_to_string(array_slice(p.a, p.k + 2, p.n), '.') AS tail
+        FROM parts p),
+    module_split AS (
+        SELECT start, cur, head, name, tail FROM (
+            SELECT s.*, row_number() OVER (PARTITION BY s.start ORDER BY s.k DESC) AS rn
+            FROM split s JOIN module_index m ON m.qualified_name = s.head) z
+        WHERE rn = 1),
+    direct AS (
+        SELECT s.start, b.target || CASE WHEN s.tail = '' THEN '' ELSE '.' || s.tail END
+                   AS cur
+        FROM module_split s JOIN module_names b ON b.module = s.head AND b.name = s.name),
+    starred AS (
+        SELECT s.start, b.target || '.' || s.name
+                   || CASE WHEN s.tail = '' THEN '' ELSE '.' || s.tail END AS cur
+        FROM module_split s JOIN module_names b ON b.module = s.head AND b.name = '*'
+        LEFT JOIN module_names own ON own.module = s.head AND own.name = s.name
+        LEFT JOIN module_exports e ON e.module = b.target AND e.name = s.name
+        LEFT JOIN (SELECT DISTINCT module FROM module_exports) ex ON ex.module = b.target
+        WHERE own.module IS NULL
+          AND (e.name IS NOT NULL OR (ex.module IS NULL AND s.name NOT LIKE '\\_%' ESCAPE '\\'))),
+    rewritten AS (SELECT * FROM direct UNION SELECT * FROM starred)
+    SELECT r.start, r.cur, d.node_id, d.node_kind, CAST(NULL AS VARCHAR) AS member,
+           FALSE AS done
+    FROM rewritten r LEFT JOIN def_index d ON d.qualified_name = r.cur
+    UNION ALL
+    SELECT start, cur, node_id, node_kind, member, TRUE AS done
+    FROM {prev} WHERE node_id IS NOT NULL OR done
+    UNION ALL
+    SELECT p.start, p.cur, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
+           CAST(NULL AS VARCHAR), TRUE
+    FROM pending p LEFT JOIN rewritten r ON p.start = r.start WHERE r.start IS NULL"""
+
+
+def _first_round() -> str:
+    """Round 0: exact definitions, then ``Class.member`` partials."""
+    return """
+    WITH starts AS (SELECT DISTINCT dotted AS start FROM ref_dotted WHERE dotted IS NOT NULL)
+    SELECT s.start, s.start AS cur,
+           coalesce(d.node_id, c.node_id) AS node_id,
+           coalesce(d.node_kind, c.node_kind) AS node_kind,
+           CASE WHEN d.node_id IS NULL AND c.node_id IS NOT NULL
+                THEN regexp_replace(s.start, '^.*[.]', '') END AS member,
+           FALSE AS done
+    FROM starts s
+    LEFT JOIN def_index d ON d.qualified_name = s.start
+    LEFT JOIN def_index c ON d.node_id IS NULL AND c.node_kind = 'CLASS'
+         AND c.qualified_name = regexp_replace(s.start, '[.][^.]*$', '')"""
+
+
+def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str]]:
+    """The intermediate views, in an order that plans (the planner re-derives it anyway)."""
+    external = nid("''", "'EXTERNAL'", "x.dotted", "0", "0")
+    ext_base = nid("''", "'EXTERNAL'", "r.external", "0", "0")
+    ext_builtin = nid("''", "'EXTERNAL'", "'builtins.' || u.name", "0", "0")
+    ext_import = nid("''", "'EXTERNAL'", "t.external", "0", "0")
+    views: list[tuple[str, str]] = [
+        (
+            "def_index",
+            """
+            SELECT d.qualified_name, d.node_id, d.node_kind, d.path, d.idx
+            FROM ast_node_ids d
+            JOIN ast_node_ids m ON d.path = m.path AND m.node_kind = 'MODULE'
+            JOIN module_index mi ON mi.node_id = m.node_id
+            WHERE d.node_kind IN ('MODULE', 'CLASS', 'FUNCTION')
+              AND d.qualified_name IS NOT NULL""",
+        ),
+        (
+            "ref_dotted",
+            """
+            SELECT r.*, f.module_name,
+                   CASE WHEN r.attrs = '' THEN n.node_id END AS ref_node_id,
+                   CASE WHEN r.attrs = '' THEN n.node_kind END AS ref_node_kind,
+                   CASE WHEN r.ref_kind = 'node' AND r.attrs = '' THEN NULL
+                        ELSE CASE r.ref_kind
+                            WHEN 'node' THEN n.qualified_name
+                            WHEN 'dotted' THEN CASE WHEN r.ref_relative AND f.strip > 0
+                                AND starts_with(r.ref_text, f.root_prefix)
+                                THEN substr(r.ref_text, f.strip + 1) ELSE r.ref_text END
+                            WHEN 'builtin' THEN 'builtins.' || r.ref_text
+                            WHEN 'star' THEN f.module_name || '.' || r.ref_text END
+                             || CASE WHEN r.attrs = '' THEN '' ELSE '.' || r.attrs END
+                   END AS dotted
+            FROM resolution_refs r JOIN file_roots f ON r.path = f.path
+            LEFT JOIN ast_node_ids n ON r.ref_kind = 'node' AND n.path = r.path
+                 AND n.idx = r.ref_idx""",
+        ),
+        (
+            "module_names",
+            """
+            SELECT DISTINCT module_name AS module, name, coalesce(dotted, ref_qualified) AS target
+            FROM (SELECT d.module_name, d.name, d.dotted, n.qualified_name AS ref_qualified
+                  FROM ref_dotted d LEFT JOIN ast_node_ids n ON d.ref_node_id = n.node_id
+                  WHERE d.role = 'binding' AND d.receiver = '') b
+            WHERE coalesce(dotted, ref_qualified) IS NOT NULL""",
+        ),
+        (
+            "module_exports",
+            """
+            SELECT DISTINCT module_name AS module, name FROM ref_dotted WHERE role = 'export'""",
+        ),
+        (
+            # First components of the repository's modules and packages: a dotted path
+            # starting with one of them is never EXTERNAL (unresolved instead).
+            "repo_top_names",
+            """
+            SELECT DISTINCT split_part(qualified_name, '.', 1) AS qualified_name FROM (
+                SELECT qualified_name FROM module_index
+                UNION ALL SELECT qualified_name FROM package_ids) x""",
+        ),
+        ("dotted_r0", _first_round()),
+        *((f"dotted_r{i}", _dotted_round(i)) for i in range(1, ROUNDS + 1)),
+        (
+            "dotted_targets",
+            f"""
+            SELECT DISTINCT r.start, r.node_id, r.node_kind, r.member,
+                   CASE WHEN r.node_id IS NULL AND m.qualified_name IS NULL
+                        THEN r.start END AS external
+            FROM dotted_r{ROUNDS} r
+            LEFT JOIN repo_top_names m ON m.qualified_name = split_part(r.start, '.', 1)""",
+        ),
+        (
+            "resolution_externals",
+            f"""
+            SELECT DISTINCT x.dotted, {external} AS node_id FROM (
+                SELECT external AS dotted FROM dotted_targets WHERE external IS NOT NULL
+                UNION ALL
+                SELECT 'builtins.' || name FROM name_uses WHERE scope_kind = 'builtin'
+                   AND use_kind = 'read') x""",
+        ),
+        (
+            # A reference resolved: the node, or a class and a member to look up in its MRO.
+            "ref_targets",
+            """
+            SELECT r.path, r.site_idx, r.role, r.owner_idx, r.name, r.position, r.ref_kind,
+                   r.ref_idx, r.ref_text, r.receiver, r.member AS ref_member, r.method,
+                   r.confidence, r.text,
+                   coalesce(r.ref_node_id, t.node_id) AS node_id,
+                   coalesce(r.ref_node_kind, t.node_kind) AS node_kind,
+                   t.member AS class_member, t.external
+            FROM ref_dotted r LEFT JOIN dotted_targets t ON r.dotted = t.start""",
+        ),
+        (
+            "class_bases",
+            f"""
+            SELECT c.node_id AS class_id, r.position AS base_index, r.node_id AS base_id,
+                   r.external, coalesce(r.node_id, {ext_base}) AS base_node, r.path,
+                   b.bstart, b.bend, r.confidence
+            FROM ref_targets r
+            JOIN ast_node_ids c ON c.path = r.path AND c.idx = r.owner_idx
+            JOIN ast_node_ids b ON b.path = r.path AND b.idx = r.site_idx
+            WHERE r.role = 'base' AND (r.external IS NOT NULL
+                  OR (r.node_kind = 'CLASS' AND r.class_member IS NULL
+                      AND r.receiver = ''))""",
+        ),
+        *_mro_views(),
+        *_call_views(),
+        (
+            # The symtable scope a scope-opening row is (module, def, lambda, comprehension).
+            "row_scopes",
+            """
+            SELECT a.path, a.idx, s.scope_path, s.node_id AS scope_id
+            FROM ast_node_ids a JOIN scope_ids s ON a.path = s.path AND a.bstart = s.bstart
+                 AND a.bend = s.bend AND (a.node_kind = 'MODULE') = (s.scope_path = 'top')
+            WHERE a.node_kind IN ('MODULE', 'CLASS', 'FUNCTION')
+               OR a.ast_type IN ('ListComp', 'SetComp', 'DictComp', 'GeneratorExp')""",
+        ),
+        (
+            "name_use_symbols",
+            """
+            SELECT DISTINCT u.path, u.use_idx, u.use_kind, n.node_id AS use_id, y.node_id
+                   AS symbol_id, n.bstart, n.bend
+            FROM name_uses u JOIN ast_node_ids n ON n.path = u.path AND n.idx = u.use_idx
+            JOIN row_scopes r ON r.path = u.path AND r.idx = u.scope_idx
+            JOIN symbol_ids y ON y.path = u.path AND y.scope_path = r.scope_path
+                 AND y.name = u.name""",
+        ),
+        (
+            # A read of a name -> the binding it reads; imported names through the import.
+            "references_rows",
+            f"""
+            SELECT n.node_id, n.path, n.bstart, n.bend, CASE
+                   WHEN u.scope_kind = 'builtin' THEN {ext_builtin}
+                   WHEN t.node_id IS NOT NULL THEN t.node_id
+                   WHEN t.external IS NOT NULL THEN {ext_import}
+                   ELSE b.node_id END AS dst,
+                   CASE WHEN t.node_id IS NOT NULL OR t.external IS NOT NULL THEN 'import'
+                        ELSE u.scope_kind END AS method
+            FROM name_uses u JOIN ast_node_ids n ON n.path = u.path AND n.idx = u.use_idx
+            LEFT JOIN ast_node_ids b ON b.path = u.path AND b.idx = u.binding_idx
+            LEFT JOIN ref_targets t ON b.ast_type = 'alias' AND t.role = 'binding'
+                 AND t.path = u.path AND t.site_idx = u.binding_idx AND t.receiver = ''
+                 AND t.class_member IS NULL
+            WHERE u.use_kind = 'read'
+              AND (u.binding_idx IS NOT NULL OR u.scope_kind = 'builtin')""",
+        ),
+        (
+            "mro_names",
+            """
+            SELECT c.node_id AS class_id, '[' || array_to_string(array_agg(
+                       '"' || coalesce(a.qualified_name, x.dotted) || '"'
+                       ORDER BY m.position), ',') || ']' AS mro
+            FROM ast_node_ids c JOIN class_mro m ON m.class_id = c.node_id
+            LEFT JOIN ast_node_ids a ON a.node_id = m.anc_id
+            LEFT JOIN resolution_externals x ON x.node_id = m.anc_id
+            WHERE c.node_kind = 'CLASS' GROUP BY c.node_id""",
+        ),
+    ]
+    return views
+
+
+def _mro_views() -> list[tuple[str, str]]:
+    """DFS of the bases, left to right, with a sortable key; the MRO keeps each class's last
+    occurrence (the order C3 gives for every consistent hierarchy without a conflicting
+    local precedence; see the report in ``class_mro``'s tests)."""
+    out = [
+        (
+            "mro_walk0",
+            """
+            SELECT node_id AS class_id, node_id AS anc_id, '' AS dfs_key, 0 AS depth
+            FROM ast_node_ids WHERE node_kind = 'CLASS'""",
+        )
+    ]
+    for i in range(1, MRO_DEPTH + 1):
+        out.append(
+            (
+                f"mro_walk{i}",
+                f"""
+                SELECT * FROM mro_walk{i - 1}
+                UNION ALL
+                SELECT w.class_id, b.base_node, w.dfs_key || lpad(CAST(b.base_index AS VARCHAR),
+                       {_PAD}, '0') || '.', w.depth + 1
+                FROM mro_walk{i - 1} w JOIN class_bases b ON b.class_id = w.anc_id
+                WHERE w.depth = {i - 1}""",
+            )
+        )
+    out.append(
+        (
+            "class_mro",
+            f"""
+            SELECT class_id, anc_id, row_number() OVER (
+                       PARTITION BY class_id ORDER BY last_key) - 1 AS position
+            FROM (SELECT class_id, anc_id, max(dfs_key) AS last_key
+                  FROM mro_walk{MRO_DEPTH} GROUP BY class_id, anc_id) m""",
+        )
+    )
+    return out
+
+
+def _call_views() -> list[tuple[str, str]]:
+    # Members of a class are the defs directly in its body (``def_idx`` is the class row).
+    lookup = """
+        SELECT m.class_id, d.name AS member, d.node_id, m.position
+        FROM class_mro m JOIN ast_node_ids a ON a.node_id = m.anc_id
+        JOIN ast_node_ids d ON d.path = a.path AND d.def_idx = a.idx
+        WHERE d.node_kind IN ('FUNCTION', 'CLASS') AND d.name <> '<lambda>'"""
+    return [
+        ("class_members", lookup),
+        (
+            # Per (site, ref): what is looked up on which class, and from which MRO position.
+            "member_requests",
+            """
+            SELECT r.*, coalesce(r.class_member, nullif(r.ref_member, '')) AS wanted,
+                   CASE WHEN r.receiver = 'super' THEN 1 ELSE 0 END AS from_position
+            FROM ref_targets r
+            WHERE r.node_kind = 'CLASS' AND (r.class_member IS NOT NULL
+                  OR (r.receiver IN ('instance', 'class', 'super', 'result')
+                      AND r.ref_member <> ''))""",
+        ),
+        (
+            "member_targets",
+            """
+            SELECT path, site_idx, role, owner_idx, position, node_id, method, confidence,
+                   position_found FROM (
+                SELECT q.path, q.site_idx, q.role, q.owner_idx, q.position, c.node_id,
+                       q.method, q.confidence, c.position AS position_found,
+                       rank() OVER (PARTITION BY q.path, q.site_idx, q.role, q.node_id,
+                                    q.wanted ORDER BY c.position) AS rk
+                FROM member_requests q JOIN class_members c ON c.class_id = q.node_id
+                     AND c.member = q.wanted AND c.position >= q.from_position) x
+            WHERE rk = 1""",
+        ),
+        (
+            "call_targets",
+            """
+            SELECT path, site_idx, role, owner_idx, node_id, external, method, confidence
+            FROM (
+            SELECT path, site_idx, role, owner_idx, node_id, external, method, confidence
+            FROM ref_targets
+            WHERE role IN ('call', 'decorator') AND class_member IS NULL
+              AND (receiver = '' OR (receiver = 'result' AND ref_member = ''
+                                     AND node_kind = 'CLASS'))
+              AND (node_id IS NOT NULL OR external IS NOT NULL)
+            UNION ALL
+            SELECT path, site_idx, role, owner_idx, node_id, CAST(NULL AS VARCHAR),
+                   CASE WHEN position_found > 0 AND method <> 'super' THEN 'mro'
+                        ELSE method END, confidence
+            FROM member_targets WHERE role IN ('call', 'decorator')
+            UNION ALL
+            SELECT r.path, r.site_idx, r.role, r.owner_idx, c.node_id, CAST(NULL AS VARCHAR),
+                   'constructor', r.confidence
+            FROM ref_targets r JOIN class_members c ON c.class_id = r.node_id
+                 AND c.member = '__init__'
+            JOIN (SELECT class_id, min(position) AS first_position FROM class_members
+                  WHERE member = '__init__' GROUP BY class_id) i ON i.class_id = c.class_id
+            WHERE r.role = 'call' AND r.node_kind = 'CLASS' AND r.class_member IS NULL
+              AND r.receiver = ''
+              AND c.position = i.first_position
+            UNION ALL
+            SELECT r.path, r.site_idx, r.role, r.owner_idx, v.node_id, v.external, 'return',
+                   r.confidence * v.confidence
+            FROM ref_targets r JOIN ast_node_ids f ON f.node_id = r.node_id
+            JOIN ref_targets v ON v.role = 'return' AND v.path = f.path
+                 AND v.owner_idx = f.idx AND v.receiver = '' AND v.class_member IS NULL
+            WHERE r.role = 'call' AND r.receiver = 'result' AND r.ref_member = ''
+              AND r.node_kind = 'FUNCTION' AND (v.node_id IS NOT NULL OR v.external IS NOT NULL)
+            ) t""",
+        ),
+        (
+            # Calls through a parameter: the arguments passed at every resolved call of the
+            # function, by position or keyword.
+            "param_call_targets",
+            """
+            SELECT p.path, p.site_idx, p.role, p.owner_idx, a.node_id, a.external,
+                   'argument' AS method, p.confidence * a.confidence AS confidence
+            FROM ref_targets p
+            JOIN ast_node_ids f ON f.path = p.path AND f.idx = p.ref_idx
+            JOIN call_targets c ON c.node_id = f.node_id AND c.role = 'call'
+            JOIN ref_targets a ON a.role = 'argument' AND a.path = c.path
+                 AND a.owner_idx = c.site_idx
+                 AND (a.position = p.position OR a.name = p.ref_text)
+                 AND a.receiver = '' AND a.class_member IS NULL
+            WHERE p.role = 'call' AND p.ref_kind = 'param' AND p.receiver = ''
+              AND (a.node_id IS NOT NULL OR a.external IS NOT NULL)""",
+        ),
+    ]

@@ -1,0 +1,49 @@
+"""Resolution fixtures: every case's edges exactly (missing and extra both fail)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codeanatomy_assets_tests.resolution.accuracy import call_accuracy, differences
+from codeanatomy_assets_tests.resolution.case import Case
+from codeanatomy_assets_tests.resolution.cases import CASES, all_files
+from codeanatomy_assets_tests.resolution.graph import Graph, build_graph
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
+    root: Path = tmp_path_factory.mktemp("resolution")
+    return build_graph(all_files(), root / "repo", str(root / "lake"))
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(CASES) >= 40
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case_edges_exactly(graph: Graph, case: Case) -> None:
+    for diff in differences(graph, case):
+        assert not diff.missing and not diff.extra, diff
+    for key, expected in case.props.items():
+        assert graph.node_props(key, case.under) == expected, key
+    for kind, edges in case.known_missing.items():
+        assert not edges & graph.pairs(kind, case.under), "known gap now resolved: update the case"
+
+
+def test_call_graph_accuracy(graph: Graph) -> None:
+    precision, recall, *_ = call_accuracy(graph, CASES)
+    assert precision == 1.0
+    assert recall >= 0.95
+
+
+def test_two_possible_targets_share_the_confidence(graph: Graph) -> None:
+    calls = [
+        e
+        for e in graph.edges
+        if e["edge_kind"] == "CALLS"
+        and graph.nodes[e["src_node_id"]]["path"] == "call_two_targets/m.py"
+    ]
+    assert sorted(e["confidence"] for e in calls) == [0.5, 0.5]
