@@ -176,7 +176,7 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str]]:
             "ref_targets",
             """
             SELECT r.path, r.site_idx, r.role, r.owner_idx, r.name, r.position, r.ref_kind,
-                   r.ref_idx, r.ref_text, r.receiver, r.member AS ref_member, r.method,
+                   r.attrs, r.ref_idx, r.ref_text, r.receiver, r.member AS ref_member, r.method,
                    r.confidence, r.text,
                    coalesce(r.ref_node_id, t.node_id) AS node_id,
                    coalesce(r.ref_node_kind, t.node_kind) AS node_kind,
@@ -373,7 +373,7 @@ def _call_views() -> list[tuple[str, str]]:
                  AND a.owner_idx = c.site_idx
                  AND (a.position = p.position OR a.name = p.ref_text)
                  AND a.receiver = '' AND a.class_member IS NULL
-            WHERE p.role = 'call' AND p.ref_kind = 'param' AND p.receiver = ''
+            WHERE p.role = 'call' AND p.ref_kind = 'param' AND p.receiver = '' AND p.attrs = ''
               AND (a.node_id IS NOT NULL OR a.external IS NOT NULL)""",
         ),
     ]

@@ -72,7 +72,16 @@ class _Resolver:
 
     def binding_refs(self, b: Binding, how: str, depth: int) -> list[Ref]:
         if b.ref is not None:
-            return [replace(b.ref, method=how) if b.ref.method == "local" else b.ref]
+            refs = [replace(b.ref, method=how) if b.ref.method == "local" else b.ref]
+            if b.annotation is not None and b.scope is not None and depth < _MAX_DEPTH:
+                # ``def f(a: A)``: ``a`` is an instance of A (strings too: ``a: "A"``).
+                for named in _annotation_names(b.annotation)[:1]:
+                    refs.extend(
+                        replace(r, receiver="instance", method="annotation")
+                        for r in self.expr_refs(named, b.scope, depth + 1)
+                        if not r.receiver and r.kind in ("node", "dotted", "star")
+                    )
+            return refs
         if b.value is not None and b.scope is not None and depth < _MAX_DEPTH:
             return self.expr_refs(b.value, b.scope, depth + 1)
         return []

@@ -39,7 +39,8 @@ class Binding:
     idx: int
     ref: Ref | None = None
     value: ast.expr | None = None
-    scope: Scope | None = None  # where ``value`` is evaluated
+    scope: Scope | None = None  # where ``value`` (and ``annotation``) is evaluated
+    annotation: ast.expr | None = None  # a parameter's: its value is an instance of it
 
 
 @dataclass(slots=True)
@@ -145,7 +146,10 @@ def collect_scopes(
                 if position == 0 and inner.cls is not None:
                     inner.self_name = a.arg
                     ref = Ref("node", inner.cls.idx, receiver=inner.self_receiver, method="self")
-                inner.bindings.setdefault(a.arg, []).append(Binding(arg_row, ref))
+                typed = a.annotation if ref.kind == "param" else None
+                inner.bindings.setdefault(a.arg, []).append(
+                    Binding(arg_row, ref, scope=scope, annotation=typed)
+                )
                 if a.annotation is not None:
                     out.annotations.append((a.annotation, scope, arg_row, "parameter"))
                     children.append((a.annotation, scope))

@@ -47,3 +47,24 @@ def test_two_possible_targets_share_the_confidence(graph: Graph) -> None:
         and graph.nodes[e["src_node_id"]]["path"] == "call_two_targets/m.py"
     ]
     assert sorted(e["confidence"] for e in calls) == [0.5, 0.5]
+
+
+_C3 = """class O: pass
+class F(O): pass
+class E(O): pass
+class D(O): pass
+class C(D, F): pass
+class B(D, E): pass
+class A(B, C): pass
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="class_mro is the DFS keeping last occurrences, not C3: they differ here "
+    "(A B E C D F O instead of A B C D E F O); C3 needs a non-SQL plan task",
+)
+def test_mro_is_c3_on_the_classic_example(tmp_path: Path) -> None:
+    graph = build_graph({"c3/m.py": _C3}, tmp_path / "repo", str(tmp_path / "lake"))
+    mro = graph.node_props("mro", "c3/")["c3.m.A"]
+    assert mro == '["' + '","'.join(f"c3.m.{c}" for c in "ABCDEFO") + '"]'
