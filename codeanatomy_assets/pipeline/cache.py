@@ -26,7 +26,9 @@ import functools
 import hashlib
 import importlib
 import json
+import os
 import pkgutil
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,9 @@ import pyarrow as pa
 from hamilton.caching import fingerprinting
 from hamilton.caching.adapter import CachingBehavior, CachingEventType, HamiltonCacheAdapter
 from hamilton.caching.cache_key import decode_key
+from hamilton.caching.stores.base import StoredResult
+from hamilton.caching.stores.file import FileResultStore
+from hamilton.caching.stores.sqlite import SQLiteMetadataStore
 
 from codeanatomy_assets.extract.runner import ExtractOptions, Progress
 from codeanatomy_assets.obs.diagnostics import DiagnosticsCollector
@@ -230,11 +235,33 @@ def cache_dir_for(lake_root: str, cache_dir: str | None) -> Path | None:
     return parent / "cache" if parent.name == ".codeanatomy" else parent / ".codeanatomy" / "cache"
 
 
+class AtomicFileResultStore(FileResultStore):
+    """Hamilton's file result store, writing each result to a temporary file then renaming.
+
+    The stock store writes in place: a build killed mid-write (or a concurrent reader) leaves
+    a truncated pickle that every later build fails to load. A rename is atomic.
+    """
+
+    @staticmethod
+    def _write_result(file_path: Path, stored_result: StoredResult) -> None:
+        partial = file_path.with_name(f".{file_path.name}.{os.getpid()}.{threading.get_ident()}")
+        partial.write_bytes(stored_result.save())
+        os.replace(partial, file_path)
+
+
 def cache_adapter(path: Path) -> PlanCacheAdapter:
-    """The adapter for a driver, with the policy of ``cache_behavior``."""
+    """The adapter for a driver, with the policy of ``cache_behavior``.
+
+    Metadata in SQLite (waiting up to a minute for another build's write lock: builds of
+    several partitions may share the cache), results as pickles under ``results/``.
+    """
     register_fingerprints()
     path.mkdir(parents=True, exist_ok=True)
-    return PlanCacheAdapter(path=str(path))
+    return PlanCacheAdapter(
+        path=str(path),
+        metadata_store=SQLiteMetadataStore(path=str(path), connection_kwargs={"timeout": 60.0}),
+        result_store=AtomicFileResultStore(path=str(path / "results")),
+    )
 
 
 @dataclass(frozen=True)
