@@ -2,9 +2,11 @@
 
 Policy (why per node):
 - ``evidence`` (extraction, the expensive node) and the view tasks are cached: they are pure
-  functions of their inputs. Their cache key is Hamilton's: code version + the data versions
-  of their dependencies, so a view whose inputs did not change is a hit even when the commit
-  changed (a file edit leaves ``packages`` as it was, and ``package_ids`` is reused).
+  functions of their inputs. (Below this node, the lake's content-keyed evidence cache makes
+  a changed commit parse only its changed files: see ``modules.dataloaders``.) Their cache
+  key is Hamilton's: code version + the data versions of their dependencies, so a view
+  whose inputs did not change is a hit even when the commit changed (a file edit leaves
+  ``packages`` as it was, and ``package_ids`` is reused).
 - scan tasks are recomputed (a dictionary lookup) but versioned, so views downstream get exact
   data versions of each evidence table.
 - writes, the manifest inputs and run handles are never cached: they are effects or run-scoped.
@@ -17,12 +19,11 @@ extraction node's version is the digest of the extractor packages' sources.
 
 Data versions of Arrow tables: Hamilton has no fingerprint for ``pyarrow.Table`` (it would be
 "unhashable" and every dependent node a miss), so one is registered here: a digest of the
-IPC stream. Results are stored by Hamilton's file result store (pickle, its default).
+IPC stream. Results are pickles (Hamilton's default format) written atomically.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib
 import json
@@ -101,9 +102,11 @@ def cache_behavior(name: str, tags: Mapping[str, Any], is_input: bool) -> Cachin
     return CachingBehavior.DISABLE
 
 
-@functools.cache
 def _module_digest(name: str) -> str:
-    """Digest of a module's source file, or of every module of a package (sorted by name)."""
+    """Digest of a module's source file, or of every module of a package (sorted by name).
+
+    Read on every call (a few files, milliseconds per driver build): no module-level memo.
+    """
     module = importlib.import_module(name)
     digest = hashlib.sha256()
     paths = [Path(module.__file__ or "")]
