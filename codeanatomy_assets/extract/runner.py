@@ -81,10 +81,6 @@ def hard_timeout_s(file_timeout_s: float) -> float:
     return file_timeout_s * 1.5 + 1.0
 
 
-def _on_alarm(signum: int, frame: FrameType | None) -> None:
-    raise FileTimeout
-
-
 class _FileTimer:
     """Arms the per-file limit around each file of a chunk (see the module docstring).
 
@@ -96,12 +92,20 @@ class _FileTimer:
         self.seconds = seconds
         self.hard = hard
         self.enforced = seconds is not None and timer_available()
+        self.fired = False
+        self.armed = False
         self._previous: Callable[[int, FrameType | None], object] | int | None = None
 
     def __enter__(self) -> _FileTimer:
         if self.enforced:
-            self._previous = signal.signal(signal.SIGALRM, _on_alarm)
+            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
         return self
+
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        # A signal delivered just before ``disarm`` may run its handler after it: ignore it.
+        if self.armed:
+            self.fired = True
+            raise FileTimeout
 
     def __exit__(
         self,
@@ -114,13 +118,18 @@ class _FileTimer:
             signal.signal(signal.SIGALRM, self._previous)
 
     def arm(self) -> None:
+        """Start the file's clock. The timer repeats every 0.1 s after it first fires, in
+        case the first ``FileTimeout`` was lost (raised in a finalizer, it is unraisable)."""
+        self.fired = False
         if self.enforced and self.seconds is not None:
+            self.armed = True
             if self.hard:
                 faulthandler.dump_traceback_later(hard_timeout_s(self.seconds), exit=True)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds, 0.1)
 
     def disarm(self) -> None:
         if self.enforced:
+            self.armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             if self.hard:
                 faulthandler.cancel_dump_traceback_later()
@@ -142,9 +151,21 @@ def _where(tb: TracebackType | None) -> str:
     while tb is not None:
         names.append(tb.tb_frame.f_code.co_name)
         tb = tb.tb_next
-    while names and names[-1] == _on_alarm.__name__:
+    while names and names[-1] == _FileTimer._on_alarm.__name__:
         names.pop()
     return names[-1] if names else "?"
+
+
+def _first_timeout(exc: BaseException) -> BaseException:
+    """The first ``FileTimeout`` of a chain: the repeating timer may fire again while the first
+    one unwinds (freeing a large tree takes a while), replacing it in ``disarm``."""
+    first = exc
+    context = exc.__context__
+    while context is not None:
+        if isinstance(context, FileTimeout):
+            first = context
+        context = context.__context__
+    return first
 
 
 def extract_chunk(
@@ -153,7 +174,10 @@ def extract_chunk(
     """Evidence tables for the files of one chunk (the unit of work sent to a worker).
 
     Each file is extracted into scratch tables and merged only when it finished, so a file
-    stopped by its time limit leaves no partial rows, only its ``timeout`` error row.
+    stopped by its time limit leaves no partial rows, only its ``timeout`` error row. An
+    exception no extractor expected is that file's error row too, never the end of the build:
+    CPython 3.11's ``ast.parse`` interrupted by the timer inside its C-to-Python conversion
+    raises ``SystemError: AST constructor recursion depth mismatch`` instead of the timeout.
     """
     repo = GitRepository(repo_path)
     files, tables = new_tables()
@@ -162,15 +186,34 @@ def extract_chunk(
             data = repo.blob(blob_id)
             one_files, one_tables = new_tables()
             started = time.perf_counter()
+            where, unexpected = "", None
             try:
                 try:
                     timer.arm()
                     extract_file(path, blob_id, data, one_files, one_tables)
                 finally:
+                    # First, and inline: an attribute store is no point where CPython runs
+                    # signal handlers, so from here on the handler cannot raise (a call could).
+                    timer.armed = False
                     timer.disarm()
             except FileTimeout as exc:
-                _timed_out(files, tables["errors"], path, blob_id, len(data), file_timeout_s,
-                           time.perf_counter() - started, _where(exc.__traceback__))  # fmt: skip
+                where = _where(_first_timeout(exc).__traceback__)
+            except Exception as exc:  # one file must not end the build
+                unexpected = f"{type(exc).__name__}: {exc}"[:1000]
+            if timer.fired:
+                # Whatever came out once the clock fired is suspect: the C parser can turn the
+                # timeout into another error (SystemError, MemoryError) and carry on.
+                cause = f" in {where}" if where else f" ({unexpected})" if unexpected else ""
+                message = (
+                    f"stopped after {time.perf_counter() - started:.1f} s{cause}: "
+                    f"file_timeout_s={file_timeout_s}"
+                )
+                _file_error(files, tables["errors"], path, blob_id, len(data), message)
+                continue
+            if unexpected is not None:
+                kind = unexpected.split(":", 1)[0]
+                _file_error(files, tables["errors"], path, blob_id, len(data), unexpected,
+                            extractor="extract", kind=kind)  # fmt: skip
                 continue
             files.extend(one_files)
             for name, cols in tables.items():
@@ -187,22 +230,24 @@ def _worker_chunk(
     return extract_chunk(repo_path, chunk, file_timeout_s, hard=True)
 
 
-def _timed_out(
+def _file_error(
     files: Columns,
     errors: Columns,
     path: str,
     blob_id: str,
     size: int | None,
-    limit: float | None,
-    elapsed: float,
-    where: str,
+    message: str,
+    *,
+    extractor: str = "limits",
+    kind: str = "timeout",
 ) -> None:
-    """The rows of a file stopped by its time limit: status ``error`` and a ``timeout`` row."""
+    """The rows of a file whose extraction was stopped: status ``error`` and its error row
+    (by default the ``timeout`` row of a file stopped by its time limit)."""
     errors.append(
         path=path,
-        extractor="limits",
-        error_kind="timeout",
-        message=f"stopped after {elapsed:.1f} s in {where}: file_timeout_s={limit}",
+        extractor=extractor,
+        error_kind=kind,
+        message=message,
         line=None,
         col=None,
         bstart=None,

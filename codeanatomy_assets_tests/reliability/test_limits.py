@@ -14,15 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from codeanatomy_assets.extract.runner import ExtractOptions, extract_commit
+from codeanatomy_assets.extract.runner import ExtractOptions, extract_chunk, extract_commit
 from codeanatomy_assets.pipeline.execution import build_commit
 from codeanatomy_assets.pipeline.request import BuildRequest
 from codeanatomy_assets.repo.git import GitRepository
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.git_fixture import GitRepo
 
-# ~1 MB of definitions: seconds of Python-level extraction, a fraction of it in ast.parse.
-SLOW_IN_PYTHON = "".join(f"def f{i}(a, b=1, *c, **d):\n    return a + b\n" for i in range(20_000))
+# ~0.4 MB of definitions: seconds of Python-level extraction, ~0.2 s of it in ast.parse (well
+# under the hard limit even on a loaded machine, so the soft limit is what stops it).
+SLOW_IN_PYTHON = "".join(f"def f{i}(a, b=1, *c, **d):\n    return a + b\n" for i in range(8_000))
 # ~1.3 MB of call chains: ast.parse alone takes several seconds in one C call.
 SLOW_IN_C = "".join(f"f(a, b, c)[{i}].x.y\n" for i in range(60_000))
 _LIMIT = 0.5
@@ -100,3 +101,18 @@ def test_off_the_main_thread_the_limit_is_reported_as_not_enforced(
         thread.join()
     assert "file_timeout_s=5 is not enforced" in caplog.text
     assert out["tables"]["files"].num_rows == 2  # type: ignore[index]
+
+
+def test_timeouts_landing_anywhere_in_the_parser_are_timeout_rows(tmp_path: Path) -> None:
+    """The limit fires at eight points inside and after ``ast.parse``. Regressions: the 3.11
+    parser turned the timeout into ``SystemError: AST constructor recursion depth mismatch``
+    (which ended the build), and a second signal escaped after the file was done."""
+    repo = GitRepo.init(tmp_path / "repo")
+    sha = repo.commit({"slow_python.py": SLOW_IN_PYTHON})
+    (entry,) = GitRepository(repo.path).python_entries(sha)
+    for i in range(8):
+        limit = 0.02 + 0.04 * i
+        tables = extract_chunk(str(repo.path), ((entry.path, entry.blob_id),), limit)
+        (row,) = tables["errors"].to_pylist()
+        assert (row["extractor"], row["error_kind"]) == ("limits", "timeout"), row
+        assert tables["ast_nodes"].num_rows == 0
