@@ -3,21 +3,31 @@
 A view runs in a fresh DataFusion ``SessionContext`` holding exactly its dependencies, so
 what it can read is what the plan says it reads. Output views are cast to their contract
 schema (``cpg.schemas``): a view that drifts fails here, loudly, not in a reader later.
+
+An output that is to be written streams from DataFusion into its Delta partition
+(``execute_view_to_lake``) and only a handle (``OutputTable``) stays in memory; a view that
+reads it reads the partition back from the lake. The graph of the standard library is
+millions of rows per output: holding every output until the run ends took 14 GB.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import pyarrow as pa
 from datafusion import SessionContext
 
-from codeanatomy_assets.cpg.nesting import NestSpec, nest
+from codeanatomy_assets.cpg.nesting import NestSpec, nest, nest_batches
 from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
+from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
 from codeanatomy_assets.storage.arrow_types import plain_strings
+from codeanatomy_assets.storage.lake import Lake
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,21 +43,160 @@ class TaskExecutionSpec:
     nest: NestSpec | None = None
 
 
-def execute_view(
-    spec: TaskExecutionSpec, dependencies: Mapping[str, pa.Table], repo_id: str
-) -> pa.Table:
-    """Run a view task's SQL over its dependencies, for ``repo_id``."""
-    assert spec.sql is not None
+class EmptyOutputError(ValueError):
+    """An output whose contract says non-empty produced no rows."""
+
+
+@dataclass(frozen=True)
+class OutputTable:
+    """An output written to its Delta partition; dependents read it back from there."""
+
+    write: OutputWrite
+    lake: Lake
+    repo_id: str
+    commit: str
+
+
+Dependency: TypeAlias = pa.Table | OutputTable
+
+_KIND_COLUMNS = {"cpg_nodes": "node_kind", "cpg_edges": "edge_kind"}
+
+
+def _context(dependencies: Mapping[str, Dependency]) -> SessionContext:
     ctx = SessionContext()
-    for name, table in dependencies.items():
-        ctx.register_record_batches(
-            name,
-            [table.to_batches()]
-            if table.num_rows
-            else [[pa.RecordBatch.from_pylist([], schema=table.schema)]],
+    for name, dep in dependencies.items():
+        if isinstance(dep, OutputTable):
+            table = dep.lake.table(name)
+            assert table is not None, f"{name} was written but is not in the lake"
+            ctx.register_table(f"lake_{name}", table)
+            columns = ", ".join(f'"{c}"' for c in OUTPUT_CONTRACTS[name].schema.names)
+            where = f'repo_id = {sql_literal(dep.repo_id)} AND "commit" = {sql_literal(dep.commit)}'
+            ctx.register_view(name, ctx.sql(f"SELECT {columns} FROM lake_{name} WHERE {where}"))
+        else:
+            ctx.register_record_batches(
+                name,
+                [dep.to_batches()]
+                if dep.num_rows
+                else [[pa.RecordBatch.from_pylist([], schema=dep.schema)]],
+            )
+    return ctx
+
+
+def _pumped(produce: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
+    """Run ``produce`` on a thread of its own and yield its batches through a small queue.
+
+    The Delta writer pulls batches from inside its own async runtime, where DataFusion cannot
+    start a stream ("FFI future panicked"); a plain thread can. The queue bounds what is in
+    flight; a consumer that stops early makes the producer stop at its next batch.
+    """
+    pipe: queue.Queue[object] = queue.Queue(maxsize=4)
+    done = object()
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for batch in produce():
+                while not stop.is_set():
+                    try:
+                        pipe.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            failure.append(exc)
+        finally:
+            while not stop.is_set():
+                try:
+                    pipe.put(done, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    worker = threading.Thread(target=run, name="view-stream", daemon=True)
+    worker.start()
+    try:
+        while (item := pipe.get()) is not done:
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+    if failure:
+        raise failure[0]
+
+
+def _sql(spec: TaskExecutionSpec, repo_id: str) -> str:
+    assert spec.sql is not None
+    return spec.sql.replace(sql_literal(REPO_PLACEHOLDER), sql_literal(repo_id))
+
+
+def execute_view_to_lake(
+    spec: TaskExecutionSpec,
+    dependencies: Mapping[str, Dependency],
+    repo_id: str,
+    lake: Lake,
+    commit: str,
+) -> OutputTable:
+    """Stream an output view into its Delta partition; returns the handle dependents read."""
+    ctx = _context(dependencies)
+    df = ctx.sql(_sql(spec, repo_id))
+    schema = OUTPUT_CONTRACTS[spec.task_name].schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        plain = (
+            plain_strings(pa.Table.from_batches([b.to_pyarrow()])) for b in df.execute_stream()
         )
-    sql = spec.sql.replace(sql_literal(REPO_PLACEHOLDER), sql_literal(repo_id))
-    result = ctx.sql(sql).to_arrow_table()
+        if spec.nest is not None:
+            tables = nest_batches((b for t in plain for b in t.to_batches()), spec.nest)
+        else:
+            tables = plain
+        rows = 0
+        for table in tables:
+            rows += table.num_rows
+            yield from table.select(schema.names).cast(schema).to_batches()
+        if rows == 0 and OUTPUT_CONTRACTS[spec.task_name].non_empty:
+            # Raised inside the stream: the Delta write is abandoned, nothing is committed.
+            raise EmptyOutputError(
+                f"{spec.task_name} is empty, and its contract says it must not be"
+            )
+
+    written = lake.write_partition_stream(
+        spec.task_name, schema, lambda: _pumped(batches), repo_id, commit
+    )
+    counts = None
+    column = _KIND_COLUMNS.get(spec.task_name)
+    if column is not None:
+        handle = OutputTable(
+            OutputWrite(spec.task_name, written.table_uri, written.version, written.rows,
+                        written.schema),
+            lake, repo_id, commit,
+        )  # fmt: skip
+        # Keep the context referenced while the query runs: the Delta provider crosses an
+        # FFI boundary and fails if its session is collected first.
+        counting = _context({spec.task_name: handle})
+        rows = (
+            counting.sql(
+                f"SELECT {column} AS kind, count(*) AS n FROM {spec.task_name} "
+                "GROUP BY 1 ORDER BY 1"
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
+        counts = {r["kind"]: int(r["n"]) for r in rows}
+    write = OutputWrite(
+        spec.task_name, written.table_uri, written.version, written.rows, written.schema, counts
+    )
+    return OutputTable(write, lake, repo_id, commit)
+
+
+def execute_view(
+    spec: TaskExecutionSpec, dependencies: Mapping[str, Dependency], repo_id: str
+) -> pa.Table:
+    """Run a view task's SQL over its dependencies, for ``repo_id``, in memory."""
+    ctx = _context(dependencies)
+    result = ctx.sql(_sql(spec, repo_id)).to_arrow_table()
     if spec.nest is not None:
         result = nest(result, spec.nest)
     if not spec.output:

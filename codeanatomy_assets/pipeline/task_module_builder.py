@@ -3,8 +3,9 @@
 For every task a function named after its output is created; its dependencies are injected
 with ``@inject(dependencies=group(...))`` from the plan (never hand-written), its schedule
 metadata becomes ``@tag`` values, and output views get the contract validator. For every
-output a ``write_<name>`` node writes it to Delta. Generated functions get ``__module__`` set
-and the module registered in ``sys.modules``: Hamilton skips functions it cannot place.
+output a ``write_<name>`` node streams it into Delta (see ``_write_node``). Generated
+functions get ``__module__`` set and the module registered in ``sys.modules``: Hamilton skips
+functions it cannot place.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ import pyarrow as pa
 from hamilton.function_modifiers import check_output_custom, group, inject, source, tag, value
 
 from codeanatomy_assets.pipeline.cache import CODE_VERSION_TAG, task_code_version
-from codeanatomy_assets.pipeline.outputs import write_output
 from codeanatomy_assets.pipeline.placement import run_task
 from codeanatomy_assets.pipeline.request import OutputWrite
-from codeanatomy_assets.pipeline.task_execution import TaskExecutionSpec, execute_view
+from codeanatomy_assets.pipeline.task_execution import (
+    OutputTable,
+    TaskExecutionSpec,
+    execute_view,
+    execute_view_to_lake,
+)
 from codeanatomy_assets.pipeline.validators import ContractValidator
 from codeanatomy_assets.plan.execution_plan import ExecutionPlan, PlanTask
 from codeanatomy_assets.storage.lake import Lake
@@ -130,20 +135,52 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
     return tag(target_=..., **tags)(fn)
 
 
-def _write_node(output: str) -> Callable[..., OutputWrite]:
-    def write_task(table: pa.Table, lake: Lake, repo_id: str, commit_sha: str) -> OutputWrite:
-        return write_output(output, table, lake, repo_id, commit_sha)
+def _write_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., OutputWrite]:
+    """``write_<output>``: stream the output view into its Delta partition.
+
+    It runs the view's SQL itself, from the same dependencies as the in-memory ``<output>``
+    node, so a build never holds an output table: dependencies that are outputs arrive as
+    their writes and are read back from the lake (the standard library's outputs held in
+    memory until the end of the run took 14 GB). The in-memory node stays for callers that
+    want the table; builds request only the writes. The node carries its task's tags, so
+    routing, task spans and timings see the work where it happens.
+    """
+    spec = TaskExecutionSpec(
+        task.name, task.kind, task.sql, task.output, plan.signature, task.task_signature,
+        task.nest,
+    )  # fmt: skip
+    outputs = set(plan.outputs)
+    tags = {**_tags(task, plan), "layer": "outputs", "kind": "write"}
+
+    def write_task(
+        tables: dict[str, pa.Table],
+        written: dict[str, OutputWrite],
+        lake: Lake,
+        repo_id: str,
+        commit_sha: str,
+    ) -> OutputWrite:
+        deps: dict[str, pa.Table | OutputTable] = dict(tables)
+        deps.update({n: OutputTable(w, lake, repo_id, commit_sha) for n, w in written.items()})
+        handle = run_task(
+            task.name, tags, execute_view_to_lake, spec, deps, repo_id, lake, commit_sha
+        )
+        return handle.write
 
     write_task.__annotations__ = {
-        "table": pa.Table,
+        "tables": dict[str, pa.Table],
+        "written": dict[str, OutputWrite],
         "lake": Lake,
         "repo_id": str,
         "commit_sha": str,
         "return": OutputWrite,
     }
-    return tag(layer="outputs", kind="write", output=output)(
-        inject(table=source(output))(write_task)
-    )
+    tables = {d: source(d) for d in task.dependencies if d not in outputs}
+    written = {d: source(f"write_{d}") for d in task.dependencies if d in outputs}
+    fn = inject(
+        tables=group(**tables) if tables else value({}),
+        written=group(**written) if written else value({}),
+    )(write_task)
+    return tag(target_=..., **tags)(fn)
 
 
 def build_task_execution_module(plan: ExecutionPlan, name: str) -> ModuleType:
@@ -151,8 +188,9 @@ def build_task_execution_module(plan: ExecutionPlan, name: str) -> ModuleType:
     module = _new_module(name)
     for task in plan.tasks:
         _place(module, _task_node(task, plan), task.name)
-    for output in plan.outputs:
-        _place(module, _write_node(output), f"write_{output}")
+    for task in plan.tasks:
+        if task.output:
+            _place(module, _write_node(task, plan), f"write_{task.name}")
     return module
 
 
