@@ -1,27 +1,15 @@
-"""Output helpers: write one output table to its Delta partition and describe the write.
+"""Writing a table that is already in memory (the run manifest) to its Delta partition.
 
-The per-output ``write_<name>`` nodes are synthesized (``task_module_builder``) around
-``write_output``; this module holds what they share.
+Output views do not come through here: their ``write_<name>`` nodes stream them into Delta
+(``task_execution.execute_view_to_lake``).
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.storage.lake import Lake
-
-_KIND_COLUMNS = {"cpg_nodes": "node_kind", "cpg_edges": "edge_kind"}
-
-
-def counts_by_kind(name: str, table: pa.Table) -> dict[str, int] | None:
-    """Rows per node or edge kind, for the outputs that have kinds."""
-    column = _KIND_COLUMNS.get(name)
-    if column is None:
-        return None
-    counts = pc.value_counts(table[column]).to_pylist()
-    return {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: c["values"])}
 
 
 def write_output(
@@ -30,10 +18,6 @@ def write_output(
     """Replace the partition of output ``name`` with ``table``."""
     written = lake.write_partition(name, table, repo_id, commit_sha)
     return OutputWrite(
-        name=name,
-        table_uri=written.table_uri,
-        version=written.version,
-        rows=written.rows,
+        name=name, table_uri=written.table_uri, version=written.version, rows=written.rows,
         schema=written.schema,
-        counts_by_kind=counts_by_kind(name, table),
-    )
+    )  # fmt: skip
