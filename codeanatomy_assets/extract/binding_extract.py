@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 from dataclasses import replace
 
 from codeanatomy_assets.extract.ast_extract import AstEvidence
@@ -37,6 +38,7 @@ class _Resolver:
         self.classes = scopes.classes
         self.index_of = index_of
         self.has_star = bool(scopes.stars)
+        self.memo: dict[tuple[int, str], list[Ref]] = {}
 
     def lookup(self, name: str, scope: Scope) -> tuple[Scope | None, str]:
         """The scope a use of ``name`` in ``scope`` reads (LEGB), and how it was found."""
@@ -71,6 +73,16 @@ class _Resolver:
         return refs
 
     def binding_refs(self, b: Binding, how: str, depth: int) -> list[Ref]:
+        """What a binding refers to; memoized per binding (a name bound n times and used m
+        times would otherwise be resolved n*m times, recursively), cycles give nothing."""
+        key = (id(b), how)
+        memo = self.memo.get(key)
+        if memo is None:
+            self.memo[key] = []  # in progress: a cycle through this binding resolves to []
+            memo = self.memo[key] = self._binding_refs(b, how, depth)
+        return memo
+
+    def _binding_refs(self, b: Binding, how: str, depth: int) -> list[Ref]:
         if b.ref is not None:
             refs = [replace(b.ref, method=how) if b.ref.method == "local" else b.ref]
             if b.annotation is not None and b.scope is not None and depth < _MAX_DEPTH:
@@ -136,8 +148,25 @@ class _Resolver:
         return []
 
 
-def _segment(text: str, node: ast.AST) -> str | None:
-    return ast.get_source_segment(text, node)
+class _Segments:
+    """``ast.get_source_segment`` without re-splitting the file on every call (it does, and
+    a file with a few hundred annotations spent seconds there)."""
+
+    _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+    def __init__(self, text: str) -> None:
+        self.lines = [m.group(0).encode("utf-8") for m in self._LINE.finditer(text)]
+
+    def __call__(self, node: ast.AST) -> str | None:
+        start, end = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+        if start is None or end is None or end > len(self.lines):
+            return None
+        first, last = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+        if start == end:
+            return self.lines[start - 1][first:last].decode("utf-8", "replace")
+        parts = [self.lines[start - 1][first:], *self.lines[start : end - 1]]
+        parts.append(self.lines[end - 1][:last])
+        return b"".join(parts).decode("utf-8", "replace")
 
 
 def extract_bindings(
@@ -151,6 +180,7 @@ def extract_bindings(
         targets[idx] = (target, level > 0)
     scopes = collect_scopes(tree, index_of, targets)
     resolver = _Resolver(scopes, index_of)
+    segment = _Segments(text)
     refs = tables["resolution_refs"]
 
     def emit(
@@ -194,13 +224,13 @@ def extract_bindings(
             emit(deco, "decorator", scope.caller().idx, found, position=decorated)
     for base, scope, cls_idx, i in scopes.bases:
         emit(base, "base", cls_idx, resolver.expr_refs(base, scope), position=i,
-             text_=_segment(text, base), keep_empty=True)  # fmt: skip
+             text_=segment(base), keep_empty=True)  # fmt: skip
     for annotation, scope, owner, kind in scopes.annotations:
         found = []
         for named in _annotation_names(annotation):
             found.extend(resolver.expr_refs(named, scope))
         emit(annotation, "annotation", owner, found, name=kind,
-             text_=_segment(text, annotation), keep_empty=True)  # fmt: skip
+             text_=segment(annotation), keep_empty=True)  # fmt: skip
     for value, scope in scopes.returns:
         function = scope.caller()
         if function.kind == "function":

@@ -15,6 +15,24 @@ from dataclasses import dataclass, field
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+# Nodes that neither bind, open a scope nor are a site: only their children matter.
+_PLAIN = frozenset(
+    {
+        ast.Attribute, ast.Constant, ast.BinOp, ast.BoolOp, ast.UnaryOp, ast.Compare,
+        ast.Subscript, ast.Slice, ast.Starred, ast.Tuple, ast.List, ast.Dict, ast.Set,
+        ast.IfExp, ast.JoinedStr, ast.FormattedValue, ast.Await, ast.Yield, ast.YieldFrom,
+        ast.keyword, ast.Expr, ast.If, ast.For, ast.AsyncFor, ast.While, ast.With,
+        ast.AsyncWith, ast.withitem, ast.Try, ast.Raise, ast.Assert, ast.Delete,
+    }
+)  # fmt: skip
+_SKIPPED = frozenset(
+    {ast.Load, ast.Store, ast.Del, ast.Pass, ast.Break, ast.Continue}
+    | {
+        t
+        for t in vars(ast).values()
+        if isinstance(t, type) and issubclass(t, (ast.operator, ast.boolop, ast.unaryop, ast.cmpop))
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +139,20 @@ def collect_scopes(
     stack: list[tuple[ast.AST, Scope]] = [(s, module) for s in reversed(tree.body)]
     while stack:
         node, scope = stack.pop()
+        ntype = type(node)
+        # Fast paths: most nodes are names, contexts and plain expressions or statements.
+        if ntype is ast.Name:
+            if type(node.ctx) is ast.Store:  # type: ignore[attr-defined]
+                row = index_of.get(id(node), -1)
+                binding = Binding(row, value=values.get(id(node)), scope=scope)
+                _bind(scope, node.id, binding)  # type: ignore[attr-defined]
+            out.uses.append((node, scope))  # type: ignore[arg-type]
+            continue
+        if ntype in _SKIPPED:
+            continue
+        if ntype in _PLAIN:
+            stack.extend([(c, scope) for c in ast.iter_child_nodes(node)][::-1])
+            continue
         row = index_of.get(id(node), -1)
         children: list[tuple[ast.AST, Scope]] = []
         if isinstance(node, (*_FUNCTIONS, ast.Lambda)):
@@ -222,10 +254,6 @@ def collect_scopes(
             elif isinstance(node, ast.AugAssign) and _is_name(node.target, "__all__"):
                 if scope is module:
                     out.exports.extend(_exports(node.value))
-            elif isinstance(node, ast.Name):
-                if isinstance(node.ctx, ast.Store):
-                    _bind(scope, node.id, Binding(row, value=values.get(id(node)), scope=scope))
-                out.uses.append((node, scope))
             elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
                 _bind(scope, node.name, Binding(row))
             elif isinstance(node, ast.Call):
