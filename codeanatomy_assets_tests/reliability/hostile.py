@@ -197,4 +197,11 @@ HOSTILE: dict[str, tuple[str | bytes, Complete | Fails]] = {
     ),
 }
 
+# File names git accepts that break naive quoting (SQL, shell, paths): each is an ordinary file.
+ODD_NAMES = ("it's.py", "new\nline.py", "semi;colon.py", "back\\slash.py", "pct%_.py",
+             "-dash.py", 'dquote".py', "\u00fctf/\u00e9moji_\U0001f40d.py")  # fmt: skip
+for _name in ODD_NAMES:
+    _module = _name.removesuffix(".py").replace("/", ".")
+    HOSTILE[_name] = ("def g():\n    pass\n", Complete(_defs(f"{_module}.g")))
+
 TOO_LARGE_PATH = "too_large.py"

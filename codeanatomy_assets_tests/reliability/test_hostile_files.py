@@ -80,4 +80,4 @@ def test_hostile_repository_builds_to_completion(tmp_path: Path) -> None:
     for i in range(60):
         assert definitions[f"ordinary/mod_{i}.py"] == {f"ordinary.mod_{i}.f{i}"}
     assert set(errors_by_path) <= {*HOSTILE, TOO_LARGE_PATH}
-    print("\n".join(f"{path:40} {outcome}" for path, outcome in sorted(outcomes.items())))
+    print("\n".join(f"{path!r:42} {outcome}" for path, outcome in sorted(outcomes.items())))
