@@ -9,7 +9,10 @@ end it, which really kills the worker process, and the pool's crash isolation re
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +124,60 @@ def test_timeouts_landing_anywhere_in_the_parser_are_timeout_rows(tmp_path: Path
         (row,) = tables["errors"].to_pylist()
         assert (row["extractor"], row["error_kind"]) == ("limits", "timeout"), row
         assert tables["ast_nodes"].num_rows == 0
+
+
+def _pool_workers() -> list[int]:
+    """Pids of this process's extraction workers: children of its forkserver process."""
+    me = str(os.getpid())
+    servers = []
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+            stats[int(pid)] = rest.rsplit(") ", 1)[1].split()[1]  # the parent pid
+        except (OSError, IndexError, ValueError):
+            continue
+    for pid, parent in stats.items():
+        if parent == me and b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            servers.append(str(pid))
+    return [pid for pid, parent in stats.items() if parent in servers]
+
+
+@pytest.mark.slow
+def test_workers_killed_from_outside_lose_nothing(tmp_path: Path) -> None:
+    """Like the OOM killer would: SIGKILL every pool worker mid-parse. The pool's crash
+    isolation re-runs the chunks one file at a time, and every file still comes out whole."""
+    repo = GitRepo.init(tmp_path / "repo")
+    sha = repo.commit(
+        {**_ordinary(60), "slow_c.py": SLOW_IN_C[: SLOW_IN_C.index("f(a, b, c)[30000]")]}
+    )
+    entries = GitRepository(repo.path).python_entries(sha)
+    killed: list[int] = []
+    done = threading.Event()
+
+    def kill_workers() -> None:
+        deadline = time.monotonic() + 60
+        while not done.is_set() and time.monotonic() < deadline:
+            workers = _pool_workers()
+            if workers:
+                time.sleep(0.5)  # let them start on their chunks
+                if done.is_set():
+                    return
+                for pid in _pool_workers():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_workers)
+    killer.start()
+    tables = extract_commit(str(repo.path), entries, ExtractOptions(workers=2, file_timeout_s=None))
+    done.set()
+    killer.join()
+    assert killed, "no worker was running to be killed (extraction ended first)"
+    assert tables["errors"].num_rows == 0
+    statuses = {f["path"]: f["status"] for f in tables["files"].to_pylist()}
+    assert statuses == {e.path: "ok" for e in entries}
+    nodes = tables["ast_nodes"].select(["path", "node_kind"]).to_pylist()
+    modules = {n["path"] for n in nodes if n["node_kind"] == "MODULE"}
+    assert modules == set(statuses)

@@ -180,18 +180,18 @@ def _retries(lake_root: str) -> dict[str, int]:
 
 def test_concurrent_partition_writers_of_one_table_lose_nothing(tmp_path: Path) -> None:
     lake_root = str(tmp_path / "lake")
-    rounds = 6
+    rounds = 8
     ctx = multiprocessing.get_context("spawn")  # delta-rs' runtime does not survive fork
-    writers = [ctx.Process(target=_writer, args=(lake_root, f"w{k}", rounds)) for k in range(3)]
+    writers = [ctx.Process(target=_writer, args=(lake_root, f"w{k}", rounds)) for k in range(2)]
     for w in writers:
         w.start()
     for w in writers:
         w.join(120)
         assert w.exitcode == 0
     lake = Lake(lake_root)
-    for k in range(3):
+    for k in range(2):
         table = lake.read_partition("shared", f"w{k}", "a" * 40)
         assert table.num_rows == 500 and set(table["round"].to_pylist()) == {rounds - 1}
     version, _ = read_table(Path(lake_root, "shared"))
-    assert version == 3 * rounds - 1  # every write is its own commit; none was lost
+    assert version == 2 * rounds - 1  # every write is its own commit; none was lost
     print(f"\ncommit retries after conflicts: {_retries(lake_root)}")
