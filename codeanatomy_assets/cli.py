@@ -1,7 +1,7 @@
 """``codeanatomy``: build one commit's CPG into the lake, query the lake with SQL.
 
     codeanatomy build REPO [--commit REV] [--lake DIR] [--repo-id ID] [--workers N] [--mode M]
-                      [--dask-address tcp://HOST:PORT] [--no-cache] [--file-timeout S]
+                      [--dask-address tcp://HOST:PORT] [--cache | --no-cache] [--file-timeout S]
     codeanatomy query "SQL" [--lake DIR] [--format table|csv|json]
     codeanatomy materialize REPO [--commit REV] [--lake DIR] [--repo-id ID]   (through Dagster)
 
@@ -47,7 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="remote mode: Dask scheduler (default: a local cluster for this build)",
     )
-    build.add_argument("--no-cache", action="store_true", help="do not use Hamilton's cache")
+    build.add_argument(
+        "--cache", action="store_true", help="also use Hamilton's result cache (opt-in; large)"
+    )
+    build.add_argument(
+        "--no-cache", action="store_true", help="no caches at all (not even the evidence cache)"
+    )
     build.add_argument("--max-file-bytes", type=int, default=8 * 1024 * 1024)
     build.add_argument(
         "--file-timeout",
@@ -87,7 +92,8 @@ def _build(args: argparse.Namespace) -> int:
         workers=args.workers,
         execution_mode=args.mode,
         dask_address=args.dask_address,
-        use_cache=not args.no_cache,
+        use_cache=args.cache and not args.no_cache,
+        use_evidence_cache=not args.no_cache,
         max_file_bytes=args.max_file_bytes,
         file_timeout_s=args.file_timeout or None,
     )

@@ -170,7 +170,7 @@ def build_commit(
         "file_timeout_s": request.file_timeout_s,
         "progress": Progress(progress) if progress is not None else None,
         "run_context": context,
-        "use_evidence_cache": request.use_cache,
+        "use_evidence_cache": request.use_evidence_cache,
     }
     recorded_inputs = {
         "repo_path": str(request.repo_path),

@@ -38,8 +38,12 @@ class BuildRequest:
     ``execution_mode`` ``remote`` runs extraction and plan tasks whose cost is at least
     ``remote_cost_threshold`` on the Dask scheduler at ``dask_address`` (a local cluster is
     started for the build when it is None); each remote call waits at most
-    ``remote_timeout_s``. ``use_cache`` turns Hamilton's cache on (``cache_dir``, default
-    next to a local lake: see ``pipeline.cache.cache_dir_for``).
+    ``remote_timeout_s``. ``use_evidence_cache`` (on by default) reuses the evidence of every
+    blob already extracted, kept once per content in the lake (``extract.incremental``).
+    ``use_cache`` turns Hamilton's result cache on (``cache_dir``, default next to a local
+    lake: see ``pipeline.cache.cache_dir_for``). It is opt-in: it stores each cached node's
+    result per distinct input, gigabytes per commit for a repository the size of the
+    standard library, and nothing evicts it yet.
     """
 
     repo_path: Path
@@ -55,7 +59,8 @@ class BuildRequest:
     # Wall-clock seconds one file may take to extract (None: no limit); a file over it is a
     # `timeout` row in extract_errors. Enforced as ``extract.runner`` explains.
     file_timeout_s: float | None = DEFAULT_FILE_TIMEOUT_S
-    use_cache: bool = True
+    use_cache: bool = False
+    use_evidence_cache: bool = True
     cache_dir: str | None = None
     remote_cost_threshold: float = DEFAULT_REMOTE_COST_THRESHOLD
     remote_timeout_s: float = DEFAULT_REMOTE_TIMEOUT_S

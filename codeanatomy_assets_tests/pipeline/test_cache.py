@@ -20,6 +20,7 @@ from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 
 def _build(repo_path: Path, lake_root: str, factory: DriverFactory, **kw: Any) -> dict[str, Any]:
     """Build, then return the run's manifest row with its JSON columns decoded."""
+    kw.setdefault("use_cache", True)  # Hamilton's cache is opt-in
     request = BuildRequest(repo_path=repo_path, lake_root=lake_root, repo_id="fixture", **kw)
     result = build_commit(request, factory=factory)
     (row,) = Lake(lake_root).read_partition("run_manifest", "fixture", result.commit).to_pylist()
@@ -119,10 +120,13 @@ def test_generated_nodes_are_versioned_by_their_plan_task(git_repo, lake_root) -
 
 
 def test_no_cache_builds_without_reading_or_writing_a_cache(git_repo, tmp_path) -> None:
+    """What `--no-cache` asks for: neither Hamilton's cache nor the evidence cache."""
     repo = git_repo()
     sha = repo.commit(FILES)
     lake_root = str(tmp_path / "lake")
-    manifest = _build(repo.path, lake_root, DriverFactory(), use_cache=False)
+    manifest = _build(
+        repo.path, lake_root, DriverFactory(), use_cache=False, use_evidence_cache=False
+    )
     assert "cache" not in manifest["config_json"]
     assert manifest["config_json"]["use_cache"] is False
     assert not (tmp_path / ".codeanatomy").exists()

@@ -25,7 +25,7 @@ def test_slowest_tasks_per_commit_and_the_manifest_by_sql(git_repo, lake_root, c
     second = repo.commit({"pkg/extra.py": "import os\n"})
     for sha in (first, second):
         args = ["build", str(repo.path), "--commit", sha, "--lake", lake_root, "--mode", "serial"]
-        assert main([*args, "--repo-id", "fixture", "--no-progress"]) == 0
+        assert main([*args, "--repo-id", "fixture", "--no-progress", "--cache"]) == 0
     capsys.readouterr()
     slow = _query(
         'SELECT "commit", task_name, executor, duration_s FROM pipeline_events '
