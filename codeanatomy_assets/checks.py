@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 from datafusion import SessionContext
 
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, CommitPartition, decode_partition_key
 from codeanatomy_assets.resources import LakeResource
+from codeanatomy_assets.storage.arrow_types import normalize_type
 from codeanatomy_assets.storage.lake import PARTITION_COLUMNS, Lake
 
 __all__ = ["CPG_CHECK_SPECS", "cpg_checks", "normalize_type"]
@@ -87,17 +87,6 @@ class _Partition:
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         return self.ctx.sql(sql).to_arrow_table().to_pylist()
-
-
-def normalize_type(dtype: pa.DataType) -> pa.DataType:
-    """Map physical variants a reader may choose (views, large types) to the contract's types."""
-    if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
-        return pa.string()
-    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_list_view(dtype):
-        return pa.list_(normalize_type(dtype.value_type))
-    if pa.types.is_struct(dtype):
-        return pa.struct([pa.field(f.name, normalize_type(f.type)) for f in dtype])
-    return dtype
 
 
 def _schema_contract(part: _Partition, name: str) -> dg.AssetCheckResult:

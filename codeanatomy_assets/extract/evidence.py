@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from codeanatomy_assets.cpg.vocabulary import SYMBOL_FLAGS
+
 _S, _I32, _I64, _B = pa.string(), pa.int32(), pa.int64(), pa.bool_()
 
 _SPAN = [
@@ -107,22 +109,7 @@ SYMBOLS = pa.schema(
         ("col_start", _I32),
         ("line_end", _I32),
         ("col_end", _I32),
-        *(
-            (f"is_{flag}", _B)
-            for flag in (
-                "local",
-                "global",
-                "declared_global",
-                "nonlocal",
-                "free",
-                "parameter",
-                "imported",
-                "assigned",
-                "referenced",
-                "annotated",
-                "namespace",
-            )
-        ),
+        *((f"is_{flag}", _B) for flag in SYMBOL_FLAGS),
     ]
 )
 

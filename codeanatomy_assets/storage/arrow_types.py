@@ -16,7 +16,8 @@ def normalize_type(dtype: pa.DataType) -> pa.DataType:
     if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_list_view(dtype):
         return pa.list_(normalize_type(dtype.value_type))
     if pa.types.is_struct(dtype):
-        return pa.struct([pa.field(f.name, normalize_type(f.type), f.nullable) for f in dtype])
+        # Nested fields compare in one canonical form: nullable (what the contracts declare).
+        return pa.struct([pa.field(f.name, normalize_type(f.type)) for f in dtype])
     return dtype
 
 
