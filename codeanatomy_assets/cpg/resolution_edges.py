@@ -41,7 +41,7 @@ def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str]]:
                 f"""'CALLS' AS edge_kind, o.node_id AS src_node_id,
                 coalesce(t.node_id, {external}) AS dst_node_id, t.path, s.bstart, s.bend,
                 'resolution' AS origin, min(t.method) AS resolution_method,
-                max(t.confidence) AS confidence FROM {calls_source}
+                least(sum(t.confidence), 1.0) AS confidence FROM {calls_source}
                 GROUP BY o.node_id, t.node_id, t.external, s.node_id, t.path, s.bstart,
                          s.bend""",
             ),

@@ -188,13 +188,16 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str]]:
             f"""
             SELECT c.node_id AS class_id, r.position AS base_index, r.node_id AS base_id,
                    r.external, coalesce(r.node_id, {ext_base}) AS base_node, r.path,
-                   b.bstart, b.bend, r.confidence
+                   b.bstart, b.bend, least(sum(r.confidence), 1.0) AS confidence
             FROM ref_targets r
             JOIN ast_node_ids c ON c.path = r.path AND c.idx = r.owner_idx
             JOIN ast_node_ids b ON b.path = r.path AND b.idx = r.site_idx
             WHERE r.role = 'base' AND (r.external IS NOT NULL
                   OR (r.node_kind = 'CLASS' AND r.class_member IS NULL
-                      AND r.receiver = ''))""",
+                      AND r.receiver = ''))
+            -- one base reached through several bindings (a module imported twice) is one
+            -- edge, with their confidences added
+            GROUP BY c.node_id, r.position, r.node_id, r.external, r.path, b.bstart, b.bend""",
         ),
         *_mro_views(),
         *_call_views(),

@@ -205,6 +205,12 @@ INHERITANCE_CASES: list[Case] = [
         },
     ),
     Case(
+        "inh_import_twice",
+        "inheritance",
+        {"inh_import_twice/m.py": "import abc\nimport abc\n\n\nclass M(abc.ABC):\n    pass\n"},
+        {"INHERITS": {("inh_import_twice.m.M", "abc.ABC")}},
+    ),
+    Case(
         "inh_reexport",
         "inheritance",
         {

@@ -39,6 +39,16 @@ def test_call_graph_accuracy(graph: Graph) -> None:
     assert recall >= 0.95
 
 
+def test_edge_ids_are_unique_and_one_base_reached_twice_is_certain(graph: Graph) -> None:
+    assert len({e["edge_id"] for e in graph.edges}) == len(graph.edges)
+    (inherits,) = [
+        e
+        for e in graph.edges
+        if e["edge_kind"] == "INHERITS" and e["path"] == "inh_import_twice/m.py"
+    ]
+    assert inherits["confidence"] == 1.0
+
+
 def test_two_possible_targets_share_the_confidence(graph: Graph) -> None:
     calls = [
         e
