@@ -327,6 +327,29 @@ def _call_views() -> list[tuple[str, str]]:
             WHERE rk = 1""",
         ),
         (
+            # ``self.m()``: the method the class's MRO finds, and every override in a
+            # subclass (the instance may be one), sharing the confidence.
+            "self_dispatch",
+            """
+            SELECT path, site_idx, role, owner_idx, node_id,
+                   CASE WHEN is_override THEN 'override'
+                        WHEN position_found > 0 THEN 'mro' ELSE 'self' END AS method,
+                   confidence / count(*) OVER (PARTITION BY path, site_idx, role)
+                       AS confidence
+            FROM (
+                SELECT DISTINCT path, site_idx, role, owner_idx, node_id, confidence,
+                       position_found, FALSE AS is_override
+                FROM member_targets WHERE role = 'call' AND method = 'self'
+                UNION
+                SELECT DISTINCT q.path, q.site_idx, q.role, q.owner_idx, c.node_id,
+                       q.confidence, 0, TRUE
+                FROM member_requests q
+                JOIN class_mro m ON m.anc_id = q.node_id AND m.position > 0
+                JOIN class_members c ON c.class_id = m.class_id AND c.member = q.wanted
+                     AND c.position = 0
+                WHERE q.role = 'call' AND q.method = 'self') t""",
+        ),
+        (
             "call_targets",
             """
             SELECT path, site_idx, role, owner_idx, node_id, external, method, confidence
@@ -341,7 +364,11 @@ def _call_views() -> list[tuple[str, str]]:
             SELECT path, site_idx, role, owner_idx, node_id, CAST(NULL AS VARCHAR),
                    CASE WHEN position_found > 0 AND method <> 'super' THEN 'mro'
                         ELSE method END, confidence
-            FROM member_targets WHERE role IN ('call', 'decorator')
+            FROM member_targets WHERE role IN ('call', 'decorator') AND method <> 'self'
+            UNION ALL
+            SELECT path, site_idx, role, owner_idx, node_id, CAST(NULL AS VARCHAR), method,
+                   confidence
+            FROM self_dispatch
             UNION ALL
             SELECT r.path, r.site_idx, r.role, r.owner_idx, c.node_id, CAST(NULL AS VARCHAR),
                    'constructor', r.confidence

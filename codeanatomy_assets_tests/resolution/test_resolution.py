@@ -78,3 +78,15 @@ def test_mro_is_c3_on_the_classic_example(tmp_path: Path) -> None:
     graph = build_graph({"c3/m.py": _C3}, tmp_path / "repo", str(tmp_path / "lake"))
     mro = graph.node_props("mro", "c3/")["c3.m.A"]
     assert mro == '["' + '","'.join(f"c3.m.{c}" for c in "ABCDEFO") + '"]'
+
+
+def test_self_call_with_an_override_shares_the_confidence(graph: Graph) -> None:
+    calls = {
+        (graph.name(e["dst_node_id"]), e["resolution_method"], e["confidence"])
+        for e in graph.edges
+        if e["edge_kind"] == "CALLS" and e["path"] == "call_override/m.py"
+    }
+    assert calls == {
+        ("call_override.m.A.step", "self", 0.5),
+        ("call_override.m.B.step", "override", 0.5),
+    }
