@@ -48,7 +48,9 @@ def test_object_store_secrets_come_from_env_vars_at_run_time(
     def probe(lake: LakeResource) -> None:
         seen.update(lake.storage_options())
 
-    assert dg.materialize([probe], resources={"lake": resource}).success
+    # An entered instance: materialize() reads Dagster's definitions state through it.
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert dg.materialize([probe], resources={"lake": resource}, instance=instance).success
     assert seen["secret_access_key"] == "s3cr3t"
     assert seen["region"] == "eu"
     assert "provider" not in seen
@@ -83,12 +85,14 @@ def test_invalid_execution_mode_in_run_config_fails_before_the_asset_runs() -> N
     def probe(execution: ExecutionResource) -> None:
         ran.append(True)
 
-    result = dg.materialize(
-        [probe],
-        resources={"execution": ExecutionResource()},
-        run_config={"resources": {"execution": {"config": {"execution_mode": "gpu"}}}},
-        raise_on_error=False,
-    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [probe],
+            resources={"execution": ExecutionResource()},
+            run_config={"resources": {"execution": {"config": {"execution_mode": "gpu"}}}},
+            raise_on_error=False,
+            instance=instance,
+        )
     assert not result.success and not ran
 
 
