@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from codeanatomy_assets.extract.evidence import ERRORS
+
 _S = pa.string()
 _I64 = pa.int64()
 _I32 = pa.int32()
@@ -97,17 +99,8 @@ CPG_PROPS_QUALITY = pa.schema(
 
 NORMALIZE_OUTPUTS = pa.schema([("table_name", _S), ("row_count", _I64)])
 
-EXTRACT_ERRORS = pa.schema(
-    [
-        ("path", _S),
-        ("extractor", _S),
-        ("error_kind", _S),
-        ("message", _S),
-        ("line", _I32),
-        ("col", _I32),
-        ("bstart", _I64),
-    ]
-)
+# The output is the evidence table itself: one schema, defined where the rows are made.
+EXTRACT_ERRORS = ERRORS
 
 RUN_MANIFEST = pa.schema(
     [

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import FrameType, TracebackType
@@ -319,28 +320,7 @@ def _crashed(
     files = Columns(FILES)
     errors = Columns(EVIDENCE_SCHEMAS["errors"])
     for path, blob_id in chunk:
-        errors.append(
-            path=path,
-            extractor=extractor,
-            error_kind=kind,
-            message=message,
-            line=None,
-            col=None,
-            bstart=None,
-        )
-        files.append(
-            path=path,
-            blob_id=blob_id,
-            size_bytes=None,
-            module_name=None,
-            package_path=path.rsplit("/", 1)[0] if "/" in path else "",
-            is_stub=None,
-            status="error",
-            encoding=None,
-            line_count=None,
-            line_end=None,
-            col_end=None,
-        )
+        _file_error(files, errors, path, blob_id, None, message, extractor=extractor, kind=kind)
     return {"files": files.to_table(), "errors": errors.to_table()}
 
 
@@ -416,6 +396,18 @@ def extract_commit(
     }
 
 
+def _abandon(pool: ProcessPoolExecutor) -> None:
+    """Shut a broken pool down without waiting: a worker killed while holding the call
+    queue's lock leaves the others blocked on it, and ``shutdown(wait=True)`` would wait for
+    them forever. Its processes are killed instead."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=5)
+
+
 def _run_pool(
     repo_path: str,
     chunks: list[Chunk],
@@ -427,8 +419,14 @@ def _run_pool(
     ctx = multiprocessing.get_context("forkserver")
     broken: list[int] = []
     pending = list(range(len(chunks)))
+    # A backstop, far above any legitimate chunk: a worker that stops answering is treated
+    # like one that died, instead of leaving the build waiting forever.
+    per_file = (file_timeout_s * 1.5 + 1) if file_timeout_s else 60.0
+    chunk_deadline = max(CHUNK_FILES * per_file, 300.0)
     while pending:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        healthy = True
+        try:
             in_flight: dict[int, Future[dict[str, pa.Table]]] = {}
             queue = list(pending)
             pending = []
@@ -438,14 +436,20 @@ def _run_pool(
                     in_flight[i] = pool.submit(_worker_chunk, repo_path, chunks[i], file_timeout_s)
                 i = min(in_flight)
                 try:
-                    parts[i].append(in_flight.pop(i).result())
+                    parts[i].append(in_flight.pop(i).result(timeout=chunk_deadline))
                     if progress:
                         progress.advance(len(chunks[i]))
-                except BrokenProcessPool:
-                    # The pool is gone: isolate this chunk, resubmit the rest to a new pool.
+                except (BrokenProcessPool, FutureTimeout):
+                    # The pool is gone (or stuck): isolate this chunk, resubmit the rest.
+                    healthy = False
                     broken.append(i)
                     pending = sorted(set(in_flight) | set(queue))
                     break
+        finally:
+            if healthy:
+                pool.shutdown(wait=True)
+            else:
+                _abandon(pool)
         for i in broken:
             parts[i].extend(_isolated(repo_path, chunks[i], file_timeout_s))
             if progress:
