@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from codeanatomy_assets.cpg.nesting import NestSpec
 from codeanatomy_assets.cpg.resolution_edges import resolution_edges
 from codeanatomy_assets.cpg.resolution_views import resolution_views
-from codeanatomy_assets.cpg.vocabulary import PROP_KEYS, SYMBOL_FLAGS
+from codeanatomy_assets.cpg.vocabulary import PROP_KEYS, SYMBOL_FLAGS, VALUE_COLUMNS, ValueType
 from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS
 from codeanatomy_assets.normalize.ids import edge_id_sql, node_id_sql, sql_literal
 
@@ -42,24 +42,25 @@ _EDGE_COLUMNS = (
 _PROP_VALUES = "value_string, value_int, value_float, value_bool, value_json"
 
 
+_SQL_TYPES = {
+    ValueType.STRING: "VARCHAR",
+    ValueType.INT: "BIGINT",
+    ValueType.FLOAT: "DOUBLE",
+    ValueType.BOOL: "BOOLEAN",
+    ValueType.JSON: "VARCHAR",
+}
+
+
 def _prop(entity_kind: str, entity: str, key: str, expr: str, source: str, where: str) -> str:
     """One property key's rows, with its value in the column its declared type uses."""
-    vtype = PROP_KEYS[key].value_type.value
-    cols = {"string": "NULL", "int": "NULL", "float": "NULL", "bool": "NULL", "json": "NULL"}
-    cast = {
-        "string": "VARCHAR",
-        "int": "BIGINT",
-        "float": "DOUBLE",
-        "bool": "BOOLEAN",
-        "json": "VARCHAR",
-    }[vtype]
-    cols[vtype] = f"CAST({expr} AS {cast})"
+    vtype = PROP_KEYS[key].value_type
+    values = ", ".join(
+        f"CAST({expr if t == vtype else 'NULL'} AS {_SQL_TYPES[t]}) AS {column}"
+        for t, column in VALUE_COLUMNS.items()
+    )
     return (
         f"SELECT '{entity_kind}' AS entity_kind, {entity} AS entity_id, '{key}' AS prop_key, "
-        f"'{vtype}' AS value_type, CAST({cols['string']} AS VARCHAR) AS value_string, "
-        f"CAST({cols['int']} AS BIGINT) AS value_int, CAST({cols['float']} AS DOUBLE) AS "
-        f"value_float, CAST({cols['bool']} AS BOOLEAN) AS value_bool, "
-        f"CAST({cols['json']} AS VARCHAR) AS value_json FROM {source} WHERE {where}"
+        f"'{vtype.value}' AS value_type, {values} FROM {source} WHERE {where}"
     )
 
 

@@ -149,6 +149,3 @@ PROP_KEYS: dict[str, PropKey] = {
 }
 
 SYMBOL_FLAGS: tuple[str, ...] = _SYMBOL_FLAGS
-DEFINITION_KINDS: frozenset[NodeKind] = frozenset(
-    {NodeKind.MODULE, NodeKind.CLASS, NodeKind.FUNCTION}
-)

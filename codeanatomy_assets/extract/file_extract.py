@@ -20,7 +20,6 @@ from codeanatomy_assets.extract.flow_extract import extract_flow
 from codeanatomy_assets.extract.symtable_extract import extract_symtable
 from codeanatomy_assets.normalize.spans import LineIndex
 
-EXTRACTOR_VERSION = "1"
 _FLOW_TABLES = ("cfg_blocks", "cfg_statements", "cfg_edges", "reaching_defs")
 _BINDING_TABLES = ("resolution_refs", "name_uses")
 # Exceptions a parser may raise on hostile input. MemoryError and RecursionError are caught
@@ -174,4 +173,4 @@ def new_tables() -> tuple[Columns, dict[str, Columns]]:
     return Columns(FILES), {name: Columns(EVIDENCE_SCHEMAS[name]) for name in PER_FILE_TABLES}
 
 
-__all__ = ["ERRORS", "EXTRACTOR_VERSION", "extract_file", "new_tables", "skipped_error"]
+__all__ = ["ERRORS", "extract_file", "new_tables", "skipped_error"]

@@ -83,14 +83,6 @@ class GitRepository:
             raise RevisionError(f"unknown revision {revision!r} in {self.path}") from exc
         return str(commit.id)
 
-    def branch_exists(self, branch: str) -> bool:
-        """Whether ``branch`` resolves (a local branch, remote-tracking branch or any ref)."""
-        try:
-            self.resolve(branch)
-        except RevisionError:
-            return False
-        return True
-
     def commits(self, revision: str = "HEAD", limit: int | None = None) -> list[CommitInfo]:
         """Commits reachable from ``revision``, newest first (topological, then time order)."""
         head = self.resolve(revision)
