@@ -130,13 +130,12 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from datafusion import SessionContext
-
+    from codeanatomy_assets.cpg.functions import session_context
     from codeanatomy_assets.storage.arrow_types import plain_strings
     from codeanatomy_assets.storage.lake import Lake, register_lake_tables
 
     lake = Lake(args.lake or _lake_default())
-    ctx = SessionContext()
+    ctx = session_context()
     names = register_lake_tables(ctx, lake)
     if not names:
         return _fail(f"no Delta tables under {lake.root!r}: run `codeanatomy build` first")

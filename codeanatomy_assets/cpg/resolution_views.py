@@ -11,8 +11,8 @@ expression makes; what needs the whole commit is joined here:
    module-level binding of ``N`` (a re-export, an alias) or through M's star imports
    (honouring ``__all__``). A bounded number of rounds is enough for real re-export chains
    (the stdlib needs 2); what is left and lies outside the repository is EXTERNAL.
-3. ``class_bases`` -> ``class_mro``: the linearization of every class of the repository,
-   from the DFS of its resolved bases in bounded rounds (see ``class_mro``).
+3. ``class_bases`` -> ``class_mro``: the C3 linearization of every class of the repository
+   over its resolved bases (ancestors gathered in bounded rounds, merged by ``c3_mro``).
 4. ``call_targets``: per call site, the definitions it may reach, with the resolution
    method and confidence; ``resolution_edges`` and ``resolution_props`` feed the outputs.
 """
@@ -23,7 +23,6 @@ from collections.abc import Callable
 
 ROUNDS = 4  # re-export / alias hops of dotted resolution
 MRO_DEPTH = 8  # inheritance depth the MRO rounds follow
-_PAD = 4  # digits per base index in the DFS key
 
 NodeId = Callable[[str, str, str, str, str], str]
 
@@ -256,14 +255,13 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str]]:
 
 
 def _mro_views() -> list[tuple[str, str]]:
-    """DFS of the bases, left to right, with a sortable key; the MRO keeps each class's last
-    occurrence (the order C3 gives for every consistent hierarchy without a conflicting
-    local precedence; see the report in ``class_mro``'s tests)."""
+    """The ancestors of every class within ``MRO_DEPTH`` hops, their base lists gathered per
+    class, and ``c3_mro`` (``cpg/functions.py``) linearizing them as ``type.mro()`` does."""
     out = [
         (
             "mro_walk0",
             """
-            SELECT node_id AS class_id, node_id AS anc_id, '' AS dfs_key, 0 AS depth
+            SELECT node_id AS class_id, node_id AS anc_id, 0 AS depth
             FROM ast_node_ids WHERE node_kind = 'CLASS'""",
         )
     ]
@@ -273,23 +271,31 @@ def _mro_views() -> list[tuple[str, str]]:
                 f"mro_walk{i}",
                 f"""
                 SELECT * FROM mro_walk{i - 1}
-                UNION ALL
-                SELECT w.class_id, b.base_node, w.dfs_key || lpad(CAST(b.base_index AS VARCHAR),
-                       {_PAD}, '0') || '.', w.depth + 1
+                UNION
+                SELECT w.class_id, b.base_node, {i}
                 FROM mro_walk{i - 1} w JOIN class_bases b ON b.class_id = w.anc_id
                 WHERE w.depth = {i - 1}""",
             )
         )
-    out.append(
+    out += [
+        (
+            "class_hierarchy",
+            f"""
+            SELECT w.class_id, array_agg(named_struct('cls', b.class_id,
+                       'base_index', CAST(b.base_index AS BIGINT), 'base', b.base_node)) AS edges
+            FROM (SELECT DISTINCT class_id, anc_id FROM mro_walk{MRO_DEPTH}) w
+            JOIN class_bases b ON b.class_id = w.anc_id
+            GROUP BY w.class_id""",
+        ),
         (
             "class_mro",
-            f"""
-            SELECT class_id, anc_id, row_number() OVER (
-                       PARTITION BY class_id ORDER BY last_key) - 1 AS position
-            FROM (SELECT class_id, anc_id, max(dfs_key) AS last_key
-                  FROM mro_walk{MRO_DEPTH} GROUP BY class_id, anc_id) m""",
-        )
-    )
+            """
+            SELECT class_id, entry['anc_id'] AS anc_id, entry['position'] AS position
+            FROM (SELECT c.node_id AS class_id, unnest(c3_mro(c.node_id, h.edges)) AS entry
+                  FROM ast_node_ids c LEFT JOIN class_hierarchy h ON h.class_id = c.node_id
+                  WHERE c.node_kind = 'CLASS') m""",
+        ),
+    ]
     return out
 
 

@@ -434,7 +434,9 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             "t.import_id",
             "coalesce(t.module_id, x.node_id)",
             "t.dotted",
-            "import_targets t LEFT JOIN external_ids x ON t.module_id IS NULL "
+            # one edge per (statement, target): ``from m import a, a`` names it twice
+            "(SELECT DISTINCT import_id, module_id, dotted, path, bstart, bend "
+            "FROM import_targets) t LEFT JOIN external_ids x ON t.module_id IS NULL "
             "AND t.dotted = x.dotted",
             "t.path, t.bstart, t.bend, 'imports' AS origin",
             "TRUE",

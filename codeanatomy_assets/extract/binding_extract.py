@@ -109,6 +109,16 @@ class _Resolver:
             for r in self.expr_refs(expr.value, scope, depth):
                 out.extend(self.attribute(r, expr.attr, depth))
             return out
+        if isinstance(expr, ast.Subscript):
+            # ``handlers[key]``: any element of the literal the container was bound to.
+            out = []
+            for element, element_scope in self.container_elements(expr.value, scope):
+                out.extend(
+                    replace(r, method="container")
+                    for r in self.expr_refs(element, element_scope, depth + 1)
+                    if not r.receiver and depth < _MAX_DEPTH
+                )
+            return out
         if isinstance(expr, ast.Call):
             func = expr.func
             owner = scope.caller()
@@ -127,6 +137,23 @@ class _Resolver:
                 if not r.receiver
             ]
         return []
+
+    def container_elements(self, expr: ast.expr, scope: Scope) -> list[tuple[ast.expr, Scope]]:
+        """The elements (dict values) of the dict, list, tuple or set literals ``expr`` is, or
+        a name is bound to in this file; nothing for any other container."""
+        if isinstance(expr, ast.Dict):
+            return [(v, scope) for v in expr.values]
+        if isinstance(expr, ast.List | ast.Tuple | ast.Set):
+            return [(e, scope) for e in expr.elts if not isinstance(e, ast.Starred)]
+        if not isinstance(expr, ast.Name):
+            return []
+        found, _ = self.lookup(expr.id, scope)
+        out: list[tuple[ast.expr, Scope]] = []
+        for b in found.bindings[expr.id] if found is not None else ():
+            literal = isinstance(b.value, ast.Dict | ast.List | ast.Tuple | ast.Set)
+            if literal and b.value is not None and b.scope is not None and b.ref is None:
+                out.extend(self.container_elements(b.value, b.scope))
+        return out
 
     def attribute(self, r: Ref, attr: str, depth: int) -> list[Ref]:
         if r.receiver == "instance" and not r.member and r.kind == "node":

@@ -129,6 +129,24 @@ def _exports(value: ast.expr) -> list[str]:
     return []
 
 
+def _exports_added(call: ast.Call) -> list[str]:
+    """``__all__.extend([...])`` / ``__all__.append('x')`` at module level."""
+    func = call.func
+    if not (
+        isinstance(func, ast.Attribute)
+        and _is_name(func.value, "__all__")
+        and len(call.args) == 1
+        and not call.keywords
+    ):
+        return []
+    arg = call.args[0]
+    if func.attr == "extend":
+        return _exports(arg)
+    if func.attr == "append" and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return [arg.value]
+    return []
+
+
 def collect_scopes(
     tree: ast.Module, index_of: dict[int, int], targets: dict[int, tuple[str, bool]]
 ) -> FileScopes:
@@ -258,6 +276,8 @@ def collect_scopes(
                 _bind(scope, node.name, Binding(row))
             elif isinstance(node, ast.Call):
                 out.calls.append((node, scope))
+                if scope is module:
+                    out.exports.extend(_exports_added(node))
             elif isinstance(node, ast.Return) and node.value is not None:
                 out.returns.append((node.value, scope))
             for child in ast.iter_child_nodes(node):

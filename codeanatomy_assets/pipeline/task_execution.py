@@ -21,6 +21,7 @@ from typing import TypeAlias
 import pyarrow as pa
 from datafusion import SessionContext
 
+from codeanatomy_assets.cpg.functions import session_context
 from codeanatomy_assets.cpg.nesting import NestSpec, nest, nest_batches
 from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
@@ -63,7 +64,7 @@ _KIND_COLUMNS = {"cpg_nodes": "node_kind", "cpg_edges": "edge_kind"}
 
 
 def _context(dependencies: Mapping[str, Dependency]) -> SessionContext:
-    ctx = SessionContext()
+    ctx = session_context()
     for name, dep in dependencies.items():
         if isinstance(dep, OutputTable):
             table = dep.lake.table(name)

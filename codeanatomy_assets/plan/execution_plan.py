@@ -20,6 +20,7 @@ import pyarrow as pa
 import rustworkx as rx
 from datafusion import SessionContext
 
+from codeanatomy_assets.cpg.functions import session_context
 from codeanatomy_assets.cpg.nesting import NestSpec
 from codeanatomy_assets.cpg.views import ViewSpec, view_specs
 from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS
@@ -103,7 +104,7 @@ def compile_execution_plan(
     views = views if views is not None else view_specs(REPO_PLACEHOLDER)
     sources = sources if sources is not None else EVIDENCE_SCHEMAS
     inferred = infer_views(views, sources)
-    ctx = SessionContext()
+    ctx = session_context()
     for name, schema in sources.items():
         ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], schema=schema)]])
     raw: list[PlanTask] = [PlanTask(name, "scan", (), None, False, 1.0) for name in sorted(sources)]

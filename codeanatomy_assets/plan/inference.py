@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
-from datafusion import SessionContext
 from datafusion.plan import LogicalPlan
 
+from codeanatomy_assets.cpg.functions import session_context
 from codeanatomy_assets.cpg.views import ViewSpec
 
 
@@ -54,7 +54,7 @@ def infer_views(
     views: Sequence[ViewSpec], source_schemas: Mapping[str, pa.Schema]
 ) -> tuple[InferredView, ...]:
     """Plan every view and return it with its dependencies, in a valid execution order."""
-    ctx = SessionContext()
+    ctx = session_context()
     for name, schema in source_schemas.items():
         ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], schema=schema)]])
     remaining = list(views)

@@ -170,12 +170,13 @@ CALL_CASES: list[Case] = [
         "        pass\n\n\nclass B(A):\n    def step(self):\n        pass\n",
         {(".A.run", ".A.step"), (".A.run", ".B.step")},
     ),
-    # Known gap, counted as missed by the accuracy script: a function called out of a dict.
+    # A function called out of a dict or a list: every element, sharing the confidence.
     _case(
         "call_dict_dispatch",
-        "def f():\n    pass\n\n\nhandlers = {'a': f}\nhandlers['a']()\n",
-        set(),
-        known_missing={"CALLS": {("call_dict_dispatch.m", "call_dict_dispatch.m.f")}},
+        "def f():\n    pass\n\n\ndef g():\n    pass\n\n\nhandlers = {'a': f, 'b': g}\n"
+        "handlers['a']()\n\n\ndef run(k):\n    steps = [f, lambda: 0]\n    steps[k]()\n"
+        "    handlers.get(k)()\n    (1, 2)[k]\n",
+        {("", ".f"), ("", ".g"), (".run", ".f"), (".run", ".run.<locals>.<lambda>")},
     ),
     _case(
         "call_annotated_parameter",

@@ -71,6 +71,34 @@ IMPORT_CASES: list[Case] = [
         {"CALLS": {("imp_star_all.main", "imp_star_all.star.pub")}},
     ),
     Case(
+        "imp_star_all_grown",
+        "imports",
+        {
+            "imp_star_all_grown/star.py": "__all__ = ['a']\n__all__ += ['b']\n"
+            "__all__.extend(['c'])\n__all__.append('d')\n\n\n"
+            "def a():\n    pass\n\n\ndef b():\n    pass\n\n\ndef c():\n    pass\n\n\n"
+            "def d():\n    pass\n\n\ndef e():\n    pass\n",
+            "imp_star_all_grown/main.py": "from .star import *\na()\nb()\nc()\nd()\ne()\n",
+        },
+        {"CALLS": {("imp_star_all_grown.main", f"imp_star_all_grown.star.{f}") for f in "abcd"}},
+    ),
+    Case(
+        "imp_named_twice",
+        "imports",
+        {
+            "imp_named_twice/y.py": "def f():\n    pass\n",
+            "imp_named_twice/x.py": "from imp_named_twice import y, y\n"
+            "import imp_named_twice.y, imp_named_twice.y\ny.f()\n",
+        },
+        {
+            "IMPORTS": {
+                ("imp_named_twice/x.py:1", "imp_named_twice.y"),
+                ("imp_named_twice/x.py:2", "imp_named_twice.y"),
+            },
+            "CALLS": {("imp_named_twice.x", "imp_named_twice.y.f")},
+        },
+    ),
+    Case(
         "imp_star_noall",
         "imports",
         {

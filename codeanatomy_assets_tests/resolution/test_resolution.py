@@ -69,11 +69,6 @@ class A(B, C): pass
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="class_mro is the DFS keeping last occurrences, not C3: they differ here "
-    "(A B E C D F O instead of A B C D E F O); C3 needs a non-SQL plan task",
-)
 def test_mro_is_c3_on_the_classic_example(tmp_path: Path) -> None:
     graph = build_graph({"c3/m.py": _C3}, tmp_path / "repo", str(tmp_path / "lake"))
     mro = graph.node_props("mro", "c3/")["c3.m.A"]

@@ -1,0 +1,106 @@
+"""Scalar functions the CPG views call that SQL cannot express, and the session that has them.
+
+C3 linearization merges the base lists of every ancestor and is inherently sequential, so no
+bounded set of joins computes it; it is a pure Python function over the class's sub-hierarchy
+(collected by SQL), applied batch by batch inside DataFusion. Views stay SQL: the planner
+still reads their dependencies from the logical plan, and every context that plans or runs a
+view is made by :func:`session_context`, so the function exists wherever a view does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import pyarrow as pa
+from datafusion import SessionContext, udf
+
+HIERARCHY_EDGE = pa.struct(
+    [("cls", pa.string()), ("base_index", pa.int64()), ("base", pa.string())]
+)
+MRO_ENTRY = pa.struct([("anc_id", pa.string()), ("position", pa.int64())])
+
+
+def c3_merge(class_id: str, bases: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """The C3 linearization of ``class_id`` (``type.mro()``), or None when Python would
+    reject the hierarchy (inconsistent order or a cycle). Classes missing from ``bases``
+    have no known bases (externals, depth-bounded ancestors): their MRO is themselves."""
+    memo: dict[str, list[str] | None] = {}
+    visiting: set[str] = set()
+
+    def linearize(cls: str) -> list[str] | None:
+        if cls in memo:
+            return memo[cls]
+        if cls in visiting:  # a cycle: no class statement can build it
+            return None
+        visiting.add(cls)
+        direct = list(bases.get(cls, ()))
+        parents = [linearize(b) for b in direct]
+        visiting.discard(cls)
+        if any(p is None for p in parents):
+            memo[cls] = None
+            return None
+        seqs = [list(p) for p in parents if p] + ([direct] if direct else [])
+        result = [cls]
+        while seqs:
+            head = next(
+                (s[0] for s in seqs if not any(s[0] in t[1:] for t in seqs)),
+                None,
+            )
+            if head is None:  # no good head: "Cannot create a consistent MRO"
+                memo[cls] = None
+                return None
+            result.append(head)
+            seqs = [t for t in ([x for x in s if x != head] for s in seqs) if t]
+        memo[cls] = result
+        return result
+
+    return linearize(class_id)
+
+
+def dfs_last(class_id: str, bases: Mapping[str, Sequence[str]]) -> list[str]:
+    """Depth-first, left to right, keeping each class's last occurrence: what the MRO falls
+    back to when C3 has no answer, so a broken hierarchy still resolves its members."""
+    order: list[str] = []
+    stack: list[tuple[str, frozenset[str]]] = [(class_id, frozenset())]
+    while stack:
+        cls, path = stack.pop()
+        if cls in path:  # a cycle: the class is already below itself
+            continue
+        order.append(cls)
+        for b in reversed(bases.get(cls, ())):
+            stack.append((b, path | {cls}))
+    last = {cls: i for i, cls in enumerate(order)}
+    return [cls for i, cls in enumerate(order) if last[cls] == i]
+
+
+def class_mro(class_id: str, edges: Iterable[Mapping[str, object]] | None) -> list[str]:
+    """The MRO of one class from the (class, base index, base) edges of its ancestors."""
+    bases: dict[str, list[tuple[int, str]]] = {}
+    for e in edges or ():
+        bases.setdefault(str(e["cls"]), []).append((int(e["base_index"]), str(e["base"])))  # type: ignore[call-overload]
+    ordered = {cls: [b for _, b in sorted(set(items))] for cls, items in bases.items()}
+    return c3_merge(class_id, ordered) or dfs_last(class_id, ordered)
+
+
+def _c3_mro(class_ids: pa.Array, hierarchies: pa.Array) -> pa.Array:
+    rows = [
+        [{"anc_id": anc, "position": i} for i, anc in enumerate(class_mro(cls, edges))]
+        for cls, edges in zip(class_ids.to_pylist(), hierarchies.to_pylist(), strict=True)
+    ]
+    return pa.array(rows, type=pa.list_(MRO_ENTRY))
+
+
+C3_MRO = udf(
+    _c3_mro,
+    [pa.string(), pa.list_(HIERARCHY_EDGE)],
+    pa.list_(MRO_ENTRY),
+    "immutable",
+    "c3_mro",
+)
+
+
+def session_context() -> SessionContext:
+    """A DataFusion session with the CPG's functions registered."""
+    ctx = SessionContext()
+    ctx.register_udf(C3_MRO)
+    return ctx
