@@ -135,7 +135,7 @@ def _query(args: argparse.Namespace) -> int:
     from codeanatomy_assets.storage.lake import Lake, register_lake_tables
 
     lake = Lake(args.lake or _lake_default())
-    ctx = session_context()
+    ctx = session_context(bounded=False)
     names = register_lake_tables(ctx, lake)
     if not names:
         return _fail(f"no Delta tables under {lake.root!r}: run `codeanatomy build` first")

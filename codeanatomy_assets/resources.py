@@ -83,7 +83,7 @@ class ExecutionResource(dg.ConfigurableResource):
     """How a build executes: serial, a local process pool, or a Dask cluster."""
 
     execution_mode: str = Field(
-        default="serial", description=f"One of: {', '.join(EXECUTION_MODES)}."
+        default="parallel", description=f"One of: {', '.join(EXECUTION_MODES)}."
     )
     workers: int | None = Field(
         default=None, description="Worker processes for parallel mode (default: CPU count)."

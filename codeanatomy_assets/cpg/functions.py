@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
-from datafusion import SessionContext, udf
+from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, udf
 
 HIERARCHY_EDGE = pa.struct(
     [("cls", pa.string()), ("base_index", pa.int64()), ("base", pa.string())]
@@ -99,8 +99,19 @@ C3_MRO = udf(
 )
 
 
-def session_context() -> SessionContext:
-    """A DataFusion session with the CPG's functions registered."""
-    ctx = SessionContext()
+# Memory DataFusion may hold for sorts, aggregations and joins of one session before sorts
+# and aggregations spill to temp files. Sorting the stdlib's 9.4 M edges by node took 3.9 GB
+# and 6.8 s unbounded, 1.0 GB and 4.1 s with this pool (smaller runs merge faster).
+MEMORY_POOL_BYTES = 1 << 30
+
+
+def session_context(*, bounded: bool = True) -> SessionContext:
+    """A DataFusion session with the CPG's functions registered; ``bounded``: sorts and
+    aggregations spill past ``MEMORY_POOL_BYTES``, and an operator that cannot spill fails
+    with "Resources exhausted" (callers retry unbounded)."""
+    runtime = RuntimeEnvBuilder().with_disk_manager_os()
+    if bounded:
+        runtime = runtime.with_fair_spill_pool(MEMORY_POOL_BYTES)
+    ctx = SessionContext(SessionConfig(), runtime)
     ctx.register_udf(C3_MRO)
     return ctx

@@ -1,7 +1,8 @@
 """How one plan task runs: a scan task selects its evidence table; a view task runs its SQL.
 
 A view runs in a fresh DataFusion ``SessionContext`` holding exactly its dependencies, so
-what it can read is what the plan says it reads. Output views are cast to their contract
+what it can read is what the plan says it reads; its sorts and aggregations spill past a
+memory pool (``cpg.functions.session_context``). Output views are cast to their contract
 schema (``cpg.schemas``): a view that drifts fails here, loudly, not in a reader later.
 
 An output that is to be written streams from DataFusion into its Delta partition
@@ -12,11 +13,12 @@ millions of rows per output: holding every output until the run ends took 14 GB.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import pyarrow as pa
 from datafusion import SessionContext
@@ -28,7 +30,10 @@ from codeanatomy_assets.normalize.ids import sql_literal
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
 from codeanatomy_assets.storage.arrow_types import plain_strings
-from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.lake import Lake, TableWrite
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +68,8 @@ Dependency: TypeAlias = pa.Table | OutputTable
 _KIND_COLUMNS = {"cpg_nodes": "node_kind", "cpg_edges": "edge_kind"}
 
 
-def _context(dependencies: Mapping[str, Dependency]) -> SessionContext:
-    ctx = session_context()
+def _context(dependencies: Mapping[str, Dependency], *, bounded: bool = True) -> SessionContext:
+    ctx = session_context(bounded=bounded)
     for name, dep in dependencies.items():
         if isinstance(dep, OutputTable):
             table = dep.lake.table(name)
@@ -133,15 +138,32 @@ def _sql(spec: TaskExecutionSpec, repo_id: str) -> str:
     return spec.sql.replace(sql_literal(REPO_PLACEHOLDER), sql_literal(repo_id))
 
 
-def execute_view_to_lake(
+def _exhausted(exc: BaseException) -> bool:
+    return "Resources exhausted" in str(exc)
+
+
+def _bounded_first(spec: TaskExecutionSpec, run: Callable[[bool], _T]) -> _T:
+    """Run with the session's spilling memory pool; if an operator that cannot spill (a hash
+    join's build side) needs more than the pool, run again unbounded. An exhausted stream
+    raises before its Delta commit, so the first attempt leaves nothing behind."""
+    try:
+        return run(True)
+    except Exception as exc:  # DataFusion raises plain Exceptions
+        if not _exhausted(exc):
+            raise
+        log.warning("%s: %s; running it again without a memory bound", spec.task_name, exc)
+        return run(False)
+
+
+def _stream_to_lake(
     spec: TaskExecutionSpec,
     dependencies: Mapping[str, Dependency],
     repo_id: str,
     lake: Lake,
     commit: str,
-) -> OutputTable:
-    """Stream an output view into its Delta partition; returns the handle dependents read."""
-    ctx = _context(dependencies)
+    bounded: bool,
+) -> TableWrite:
+    ctx = _context(dependencies, bounded=bounded)
     df = ctx.sql(_sql(spec, repo_id))
     schema = OUTPUT_CONTRACTS[spec.task_name].schema
 
@@ -163,8 +185,21 @@ def execute_view_to_lake(
                 f"{spec.task_name} is empty, and its contract says it must not be"
             )
 
-    written = lake.write_partition_stream(
+    return lake.write_partition_stream(
         spec.task_name, schema, lambda: _pumped(batches), repo_id, commit
+    )
+
+
+def execute_view_to_lake(
+    spec: TaskExecutionSpec,
+    dependencies: Mapping[str, Dependency],
+    repo_id: str,
+    lake: Lake,
+    commit: str,
+) -> OutputTable:
+    """Stream an output view into its Delta partition; returns the handle dependents read."""
+    written = _bounded_first(
+        spec, lambda bounded: _stream_to_lake(spec, dependencies, repo_id, lake, commit, bounded)
     )
     counts = None
     column = _KIND_COLUMNS.get(spec.task_name)
@@ -196,8 +231,12 @@ def execute_view(
     spec: TaskExecutionSpec, dependencies: Mapping[str, Dependency], repo_id: str
 ) -> pa.Table:
     """Run a view task's SQL over its dependencies, for ``repo_id``, in memory."""
-    ctx = _context(dependencies)
-    result = ctx.sql(_sql(spec, repo_id)).to_arrow_table()
+    result = _bounded_first(
+        spec,
+        lambda bounded: (
+            _context(dependencies, bounded=bounded).sql(_sql(spec, repo_id)).to_arrow_table()
+        ),
+    )
     if spec.nest is not None:
         result = nest(result, spec.nest)
     if not spec.output:

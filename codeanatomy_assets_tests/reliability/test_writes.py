@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 
@@ -208,6 +209,10 @@ def test_two_partitions_materialized_concurrently_through_dagster(tmp_path: Path
     lake_root = str(tmp_path / "lake")
     home = tmp_path / "dagster_home"
     home.mkdir()
+    # The instance exists before its runs, as in a deployment: two processes creating a fresh
+    # SQLite instance at once race on its schema migration (alembic_version).
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     runs = [
         subprocess.Popen(
