@@ -125,17 +125,22 @@ def _non_empty(part: _Partition, name: str) -> dg.AssetCheckResult:
 
 def _unique(column: str, check_name: str) -> Callable[[_Partition, str], dg.AssetCheckResult]:
     def run(part: _Partition, name: str) -> dg.AssetCheckResult:
-        dupes = part.rows(
+        # Count first, without sorting or fetching ids; a sample only when something is wrong.
+        dupes_sql = (
             f'SELECT {column} AS id, COUNT(*) AS n FROM "{name}" WHERE {part.where} '
-            f"GROUP BY {column} HAVING COUNT(*) > 1 ORDER BY {column}"
+            f"GROUP BY {column} HAVING COUNT(*) > 1"
         )
-        sample = [f"{d['id']} x{d['n']}" for d in dupes[:_SAMPLE]]
+        duplicated = part.rows(f"SELECT COUNT(*) AS n FROM ({dupes_sql}) d")[0]["n"]
+        sample: list[str] = []
+        if duplicated:
+            rows = part.rows(f"{dupes_sql} ORDER BY id LIMIT {_SAMPLE}")
+            sample = [f"{d['id']} x{d['n']}" for d in rows]
         return dg.AssetCheckResult(
             asset_key=name,
             check_name=check_name,
-            passed=not dupes,
-            description=f"{len(dupes)} duplicated {column}: {sample}" if dupes else "unique",
-            metadata={"duplicated_ids": len(dupes)},
+            passed=not duplicated,
+            description=f"{duplicated} duplicated {column}: {sample}" if duplicated else "unique",
+            metadata={"duplicated_ids": duplicated},
         )
 
     return run
@@ -146,14 +151,24 @@ def _edge_endpoints_exist(part: _Partition, name: str) -> dg.AssetCheckResult:
         dangling = part.rows(f'SELECT COUNT(*) AS n FROM "{name}" WHERE {part.where}')[0]["n"]
         sample: list[str] = ["cpg_nodes table was never written"]
     else:
-        found = part.rows(
-            f"WITH n AS (SELECT node_id FROM cpg_nodes WHERE {part.where}), "
-            f'e AS (SELECT edge_id, src_node_id, dst_node_id FROM "{name}" WHERE {part.where}) '
-            "SELECT e.edge_id AS edge_id, e.src_node_id AS src, e.dst_node_id AS dst "
-            "FROM e LEFT JOIN n AS s ON e.src_node_id = s.node_id "
-            "LEFT JOIN n AS d ON e.dst_node_id = d.node_id "
-            "WHERE s.node_id IS NULL OR d.node_id IS NULL ORDER BY e.edge_id"
-        )
+        # One anti join over both endpoints (one hash table of the nodes, not two); the
+        # offending edges are looked up only when there are any.
+        nodes = f"SELECT node_id FROM cpg_nodes WHERE {part.where}"
+        edges = f'SELECT edge_id, src_node_id, dst_node_id FROM "{name}" WHERE {part.where}'
+        missing = part.rows(
+            f"WITH e AS ({edges}) SELECT COUNT(*) AS n FROM ("
+            "SELECT src_node_id AS id FROM e UNION ALL SELECT dst_node_id FROM e) x "
+            f"LEFT ANTI JOIN ({nodes}) n ON x.id = n.node_id"
+        )[0]["n"]
+        found = []
+        if missing:
+            found = part.rows(
+                f"WITH n AS ({nodes}), e AS ({edges}) "
+                "SELECT e.edge_id AS edge_id, e.src_node_id AS src, e.dst_node_id AS dst "
+                "FROM e LEFT JOIN n AS s ON e.src_node_id = s.node_id "
+                "LEFT JOIN n AS d ON e.dst_node_id = d.node_id "
+                "WHERE s.node_id IS NULL OR d.node_id IS NULL ORDER BY e.edge_id"
+            )
         dangling = len(found)
         sample = [f"{r['edge_id']}: {r['src']} -> {r['dst']}" for r in found[:_SAMPLE]]
     return dg.AssetCheckResult(

@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     mat.add_argument("--commit", default="HEAD")
     mat.add_argument("--lake", default=None)
     mat.add_argument("--repo-id", default=None)
+    mat.add_argument("--workers", type=int, default=None, help="extraction processes")
+    mat.add_argument(
+        "--mode",
+        default="parallel",
+        help="execution mode: serial, parallel (local processes) or remote (Dask)",
+    )
+    mat.add_argument("--dask-address", default=None, help="remote mode: Dask scheduler")
     return parser
 
 
@@ -176,6 +183,9 @@ def _materialize(args: argparse.Namespace) -> int:
         repo_id=args.repo_id,
         commit=args.commit,
         lake_root=args.lake or _lake_default(),
+        execution_mode=args.mode,
+        workers=args.workers,
+        dask_address=args.dask_address,
         raise_on_error=False,
     )
     if not result.success:

@@ -78,5 +78,7 @@ def test_cannot_run_exits_2_with_the_reason(tmp_path, git_repo, lake_root, capsy
     assert "unknown revision 'v9'" in capsys.readouterr().err
     assert main(["build", str(repo.path), "--mode", "turbo", "--lake", lake_root]) == 2
     assert "execution_mode 'turbo' is not allowed" in capsys.readouterr().err
+    assert main(["materialize", str(repo.path), "--mode", "turbo", "--lake", lake_root]) == 2
+    assert "execution_mode 'turbo' is not allowed" in capsys.readouterr().err
     assert main(["query", "SELECT 1", "--lake", str(tmp_path / "empty")]) == 2
     assert "no Delta tables" in capsys.readouterr().err

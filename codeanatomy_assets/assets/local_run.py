@@ -58,7 +58,7 @@ def materialize_partition(
     instance: dg.DagsterInstance | None = None,
     *,
     outputs: Sequence[str] | None = None,
-    execution_mode: str = "serial",
+    execution_mode: str = "parallel",
     workers: int | None = None,
     dask_address: str | None = None,
     lake: LakeResource | None = None,
