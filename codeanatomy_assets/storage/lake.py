@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 from datafusion import SessionContext
-from deltalake import DeltaTable, write_deltalake
+from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from codeanatomy_assets.storage.arrow_types import plain_strings
@@ -31,6 +31,16 @@ from codeanatomy_assets.storage.arrow_types import plain_strings
 PARTITION_COLUMNS: tuple[str, str] = ("repo_id", "commit")
 REPO_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 SHA_PATTERN = re.compile(r"^[0-9a-f]{40}$")
+# Parquet settings of every output. Ids are 32 random hex characters: a dictionary never
+# pays for them, and building one until it overflows was half the write time; ZSTD level 1
+# codes hex at about 4 bits a character. On the stdlib's 9.4 M edges: 7.4 s and 755 MB with
+# the defaults (Snappy, dictionaries everywhere), 5.9 s and 410 MB with these.
+_UNIQUE_COLUMNS = ("node_id", "edge_id", "src_node_id", "dst_node_id", "entity_id")
+WRITER_PROPERTIES = WriterProperties(
+    compression="ZSTD",
+    compression_level=1,
+    column_properties={c: ColumnProperties(dictionary_enabled=False) for c in _UNIQUE_COLUMNS},
+)
 _COMMIT_RETRIES = 8
 
 
@@ -156,6 +166,7 @@ class Lake:
                     partition_by=list(PARTITION_COLUMNS),
                     predicate=predicate,
                     storage_options=self._options(),
+                    writer_properties=WRITER_PROPERTIES,
                 )
                 break
             except CommitFailedError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from codeanatomy_assets.storage.lake import Lake, LakeError, check_partition
@@ -58,3 +59,21 @@ def test_streamed_write_replaces_the_partition_in_one_version(tmp_path):
     written = lake.write_partition_stream("t", schema, batches, "r", A)
     assert (written.rows, written.version, len(calls)) == (10, 1, 1)
     assert sorted(lake.read_partition("t", "r", A)["x"].to_pylist()) == sorted([0, 1, 2, 3, 4] * 2)
+
+
+def test_outputs_are_zstd_and_ids_have_no_dictionary(tmp_path):
+    lake = Lake(str(tmp_path))
+    rows = 5000
+    table = pa.table(
+        {
+            "edge_id": [f"{i:032x}" for i in range(rows)],
+            "edge_kind": ["CALLS", "READS"] * (rows // 2),
+        }
+    )
+    lake.write_partition("edges", table, "r", "a" * 40)
+    (path,) = (tmp_path / "edges").rglob("*.parquet")
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    columns = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert {c.compression for c in columns.values()} == {"ZSTD"}
+    assert "RLE_DICTIONARY" not in columns["edge_id"].encodings
+    assert "RLE_DICTIONARY" in columns["edge_kind"].encodings
