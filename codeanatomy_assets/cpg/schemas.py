@@ -199,7 +199,8 @@ OUTPUT_CONTRACTS: dict[str, OutputContract] = {
             "cpg_nodes_quality",
             CPG_NODES_QUALITY,
             False,
-            "Data-quality findings on nodes (missing spans, files that failed to extract...).",
+            "Data-quality findings on nodes (files that failed to extract, invalid spans, "
+            "duplicate ids, classes without a C3 linearization...).",
         ),
         OutputContract(
             "cpg_props_quality",

@@ -669,6 +669,11 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         SELECT node_id, min(node_kind), 'duplicate_id', 'cpg_nodes',
                CAST(count(*) AS VARCHAR) || ' rows share this id'
         FROM cpg_nodes GROUP BY node_id HAVING count(*) > 1
+        UNION ALL
+        SELECT class_id, 'CLASS', 'inconsistent_mro', 'resolution',
+               'no C3 linearization of the resolved bases (Python raises TypeError); '
+               || 'the mro property is depth-first'
+        FROM class_hierarchy WHERE NOT c3_consistent(class_id, edges)
         ) q ORDER BY entity_id, issue, detail""",
         output=True,
     )

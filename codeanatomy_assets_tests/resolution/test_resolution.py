@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from codeanatomy_assets.repo.git import GitRepository
+from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.resolution.accuracy import call_accuracy, differences
 from codeanatomy_assets_tests.resolution.case import Case
 from codeanatomy_assets_tests.resolution.cases import CASES, all_files
-from codeanatomy_assets_tests.resolution.graph import Graph, build_graph
+from codeanatomy_assets_tests.resolution.graph import REPO_ID, Graph, build_graph
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +75,19 @@ def test_mro_is_c3_on_the_classic_example(tmp_path: Path) -> None:
     graph = build_graph({"c3/m.py": _C3}, tmp_path / "repo", str(tmp_path / "lake"))
     mro = graph.node_props("mro", "c3/")["c3.m.A"]
     assert mro == '["' + '","'.join(f"c3.m.{c}" for c in "ABCDEFO") + '"]'
+
+
+def test_an_inconsistent_hierarchy_is_a_quality_finding_with_a_depth_first_mro(
+    tmp_path: Path,
+) -> None:
+    source = "class O: pass\nclass F(O): pass\nclass X(O, F): pass\nclass Y(F): pass\n"
+    graph = build_graph({"bad/m.py": source}, tmp_path / "repo", str(tmp_path / "lake"))
+    assert graph.node_props("mro", "bad/")["bad.m.X"] == '["bad.m.X","bad.m.F","bad.m.O"]'
+    lake = Lake(str(tmp_path / "lake"))
+    sha = GitRepository(tmp_path / "repo").resolve("HEAD")
+    findings = lake.read_partition("cpg_nodes_quality", REPO_ID, sha).to_pylist()
+    flagged = {graph.name(f["entity_id"]) for f in findings if f["issue"] == "inconsistent_mro"}
+    assert flagged == {"bad.m.X"}
 
 
 def test_self_call_with_an_override_shares_the_confidence(graph: Graph) -> None:
