@@ -138,8 +138,14 @@ def _sql(spec: TaskExecutionSpec, repo_id: str) -> str:
     return spec.sql.replace(sql_literal(REPO_PLACEHOLDER), sql_literal(repo_id))
 
 
+# How DataFusion 55 says an operator hit the pool: the pool itself, an external sort that
+# cannot reserve its merge buffer, a hash aggregate that cannot emit its first group.
+_EXHAUSTED = ("Resources exhausted", "Not enough memory", "ran out of memory")
+
+
 def _exhausted(exc: BaseException) -> bool:
-    return "Resources exhausted" in str(exc)
+    text = str(exc)
+    return any(marker in text for marker in _EXHAUSTED)
 
 
 def _bounded_first(spec: TaskExecutionSpec, run: Callable[[bool], _T]) -> _T:
@@ -210,8 +216,9 @@ def execute_view_to_lake(
             lake, repo_id, commit,
         )  # fmt: skip
         # Keep the context referenced while the query runs: the Delta provider crosses an
-        # FFI boundary and fails if its session is collected first.
-        counting = _context({spec.task_name: handle})
+        # FFI boundary and fails if its session is collected first. A count per kind holds
+        # a few dozen groups: no pool needed.
+        counting = _context({spec.task_name: handle}, bounded=False)
         rows = (
             counting.sql(
                 f"SELECT {column} AS kind, count(*) AS n FROM {spec.task_name} "

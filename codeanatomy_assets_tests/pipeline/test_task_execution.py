@@ -1,15 +1,23 @@
-"""A view whose join outgrows the memory pool runs again unbounded instead of failing."""
+"""A view that outgrows the memory pool spills, or runs again unbounded instead of failing."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from codeanatomy_assets.cpg import functions
+from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
+from codeanatomy_assets.pipeline.execution import build_commit
+from codeanatomy_assets.pipeline.request import BuildRequest
 from codeanatomy_assets.pipeline.task_execution import TaskExecutionSpec, execute_view
+from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets_tests.git_fixture import GitRepo
+from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 
 _JOIN = "SELECT a.k, b.v FROM a JOIN b ON a.k = b.k"
 
@@ -54,3 +62,29 @@ def test_a_sort_past_the_pool_spills_and_stays_exact(monkeypatch: pytest.MonkeyP
     spec = TaskExecutionSpec("ordered", "view", ordered, False, "plan", "task")
     result = execute_view(spec, tables, "repo")
     assert result.column("v").to_pylist() == list(range(1_499_999, -1, -1))
+
+
+def test_a_build_whose_views_outgrow_a_tiny_pool_writes_the_same_graph(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    git_repo: Callable[[str], GitRepo],
+    tmp_path: Path,
+) -> None:
+    """Exhaustion inside a streamed Delta write is retried too, and nothing is doubled."""
+    repo = git_repo("repo")
+    sha = repo.commit(FILES)
+    roots = {"normal": str(tmp_path / "normal"), "tiny": str(tmp_path / "tiny")}
+    request = {"repo_path": repo.path, "repo_id": "pool", "execution_mode": "serial"}
+    build_commit(BuildRequest(lake_root=roots["normal"], **request))
+    monkeypatch.setattr(functions, "MEMORY_POOL_BYTES", 64 * 1024)
+    with caplog.at_level(logging.WARNING):
+        result = build_commit(BuildRequest(lake_root=roots["tiny"], **request))
+    assert result.status == "success"
+    retried = {r.getMessage().split(":")[0] for r in caplog.records if "again without" in r.msg}
+    assert retried & set(CPG_OUTPUTS), retried  # some output streams were retried
+    for name in ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_edges_by_src"):
+        normal, tiny = (
+            sorted(Lake(root).read_partition(name, "pool", sha).to_pylist(), key=repr)
+            for root in (roots["normal"], roots["tiny"])
+        )
+        assert tiny == normal, name
