@@ -114,11 +114,6 @@ C3_MRO = udf(
 )
 
 
-# Memory DataFusion may hold for sorts, aggregations and joins of one session before sorts
-# and aggregations spill to temp files. Sorting the stdlib's 9.4 M edges by node took 3.9 GB
-# and 6.8 s unbounded, 1.0 GB and 4.1 s with this pool (smaller runs merge faster).
-MEMORY_POOL_BYTES = 1 << 30
-
 C3_CONSISTENT = udf(
     _c3_consistent,
     [pa.string(), pa.list_(HIERARCHY_EDGE)],
@@ -128,10 +123,17 @@ C3_CONSISTENT = udf(
 )
 
 
+# Memory DataFusion may hold for sorts, aggregations and joins of one session before sorts
+# and aggregations spill to temp files. Sorting the stdlib's 9.4 M edges by node took 3.9 GB
+# and 6.8 s unbounded, 1.0 GB and 4.1 s with this pool (smaller runs merge faster).
+MEMORY_POOL_BYTES = 1 << 30
+
+
 def session_context(*, bounded: bool = True) -> SessionContext:
     """A DataFusion session with the CPG's functions registered; ``bounded``: sorts and
     aggregations spill past ``MEMORY_POOL_BYTES``, and an operator that cannot spill fails
-    with "Resources exhausted" (callers retry unbounded)."""
+    with "Resources exhausted" (``pipeline.task_execution`` runs such a view again unbounded;
+    aggregations that spill are slower, sorts that spill were faster)."""
     runtime = RuntimeEnvBuilder().with_disk_manager_os()
     if bounded:
         runtime = runtime.with_fair_spill_pool(MEMORY_POOL_BYTES)
