@@ -87,10 +87,26 @@ def class_mro(class_id: str, edges: Iterable[Mapping[str, object]] | None) -> li
     return c3_merge(class_id, bases) or dfs_last(class_id, bases)
 
 
+def _ambiguous(edges: Iterable[Mapping[str, object]] | None) -> bool:
+    """Some base of the hierarchy resolved to several classes (a name bound more than once)."""
+    seen: dict[tuple[object, object], object] = {}
+    for e in edges or ():
+        if seen.setdefault((e["cls"], e["base_index"]), e["base"]) != e["base"]:
+            return True
+    return False
+
+
+def c3_consistent(class_id: str, edges: Iterable[Mapping[str, object]] | None) -> bool:
+    """False only when the resolved hierarchy is unambiguous and C3 rejects it, as Python
+    would; a base with several candidate classes says nothing about Python's verdict."""
+    edges = list(edges or ())
+    return _ambiguous(edges) or c3_merge(class_id, _bases(edges)) is not None
+
+
 def _c3_consistent(class_ids: pa.Array, hierarchies: pa.Array) -> pa.Array:
     return pa.array(
         [
-            c3_merge(cls, _bases(edges)) is not None
+            c3_consistent(cls, edges)
             for cls, edges in zip(class_ids.to_pylist(), hierarchies.to_pylist(), strict=True)
         ],
         type=pa.bool_(),

@@ -6,7 +6,13 @@ import random
 
 import pyarrow as pa
 
-from codeanatomy_assets.cpg.functions import c3_merge, class_mro, dfs_last, session_context
+from codeanatomy_assets.cpg.functions import (
+    c3_consistent,
+    c3_merge,
+    class_mro,
+    dfs_last,
+    session_context,
+)
 
 
 def _random_hierarchy(rng: random.Random, size: int) -> dict[str, list[str]]:
@@ -43,6 +49,18 @@ def test_inconsistent_order_has_no_c3_and_falls_back_to_the_dfs() -> None:
     bases = {"X": ["A", "B"], "B": ["A"]}  # class X(A, B) with B(A): a TypeError in Python
     assert c3_merge("X", bases) is None
     assert dfs_last("X", bases) == ["X", "B", "A"]
+
+
+def test_only_an_unambiguous_hierarchy_is_called_inconsistent() -> None:
+    def edge(cls: str, index: int, base: str) -> dict[str, object]:
+        return {"cls": cls, "base_index": index, "base": base}
+
+    rejected = [edge("X", 0, "A"), edge("X", 1, "B"), edge("B", 0, "A")]
+    assert not c3_consistent("X", rejected)
+    # ``B`` bound twice in the scope: its base is either class, Python's verdict is unknown.
+    ambiguous = [*rejected, edge("X", 1, "B2")]
+    assert c3_consistent("X", ambiguous)
+    assert c3_consistent("A", None)
 
 
 def test_a_cycle_terminates_with_the_class_first() -> None:
