@@ -68,7 +68,7 @@ def test_build_of_this_repository_in_a_subprocess(lake_root):
     assert query.stdout.splitlines()[1:] == ['"FUNCTION"', '"SCOPE"', '"SYMBOL"']
 
 
-def test_cannot_run_exits_2_with_the_reason(tmp_path, git_repo, lake_root, capsys):
+def test_cannot_run_exits_2_with_the_reason(tmp_path, git_repo, lake_root, capsys, monkeypatch):
     (tmp_path / "plain").mkdir()
     assert main(["build", str(tmp_path / "plain"), "--lake", lake_root]) == 2
     assert "not a git repository" in capsys.readouterr().err
@@ -80,5 +80,9 @@ def test_cannot_run_exits_2_with_the_reason(tmp_path, git_repo, lake_root, capsy
     assert "execution_mode 'turbo' is not allowed" in capsys.readouterr().err
     assert main(["materialize", str(repo.path), "--mode", "turbo", "--lake", lake_root]) == 2
     assert "execution_mode 'turbo' is not allowed" in capsys.readouterr().err
+    monkeypatch.setenv("CODEANATOMY_MEMORY_POOL_MB", "plenty")
+    assert main(["build", str(repo.path), "--lake", lake_root]) == 2
+    assert "CODEANATOMY_MEMORY_POOL_MB='plenty' is not allowed" in capsys.readouterr().err
+    monkeypatch.delenv("CODEANATOMY_MEMORY_POOL_MB")
     assert main(["query", "SELECT 1", "--lake", str(tmp_path / "empty")]) == 2
     assert "no Delta tables" in capsys.readouterr().err

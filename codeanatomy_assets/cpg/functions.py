@@ -9,6 +9,7 @@ view is made by :func:`session_context`, so the function exists wherever a view 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
@@ -143,16 +144,38 @@ C3_CONSISTENT = udf(
 # and aggregations spill to temp files. Sorting the stdlib's 9.4 M edges by node took 3.9 GB
 # and 6.8 s unbounded, 1.0 GB and 4.1 s with this pool (smaller runs merge faster).
 MEMORY_POOL_BYTES = 1 << 30
+# Overrides the pool per process (a build, a Dask worker): MiB, or "unbounded".
+MEMORY_POOL_ENV = "CODEANATOMY_MEMORY_POOL_MB"
+_MIN_POOL_MB = 64
+
+
+def memory_pool_bytes() -> int | None:
+    """The pool size from ``$CODEANATOMY_MEMORY_POOL_MB`` (None: unbounded), else the default.
+
+    Raises ValueError naming the variable and what it allows.
+    """
+    raw = os.environ.get(MEMORY_POOL_ENV, "").strip()
+    if not raw:
+        return MEMORY_POOL_BYTES
+    if raw.lower() == "unbounded":
+        return None
+    if raw.isdigit() and int(raw) >= _MIN_POOL_MB:
+        return int(raw) << 20
+    raise ValueError(
+        f"{MEMORY_POOL_ENV}={raw!r} is not allowed: use a whole number of MiB >= {_MIN_POOL_MB}, "
+        "or 'unbounded'"
+    )
 
 
 def session_context(*, bounded: bool = True) -> SessionContext:
     """A DataFusion session with the CPG's functions registered; ``bounded``: sorts and
-    aggregations spill past ``MEMORY_POOL_BYTES``, and an operator that cannot spill fails
+    aggregations spill past ``memory_pool_bytes()``, and an operator that cannot spill fails
     with "Resources exhausted" (``pipeline.task_execution`` runs such a view again unbounded;
     aggregations that spill are slower, sorts that spill were faster)."""
     runtime = RuntimeEnvBuilder().with_disk_manager_os()
-    if bounded:
-        runtime = runtime.with_fair_spill_pool(MEMORY_POOL_BYTES)
+    pool = memory_pool_bytes() if bounded else None
+    if pool is not None:
+        runtime = runtime.with_fair_spill_pool(pool)
     ctx = SessionContext(SessionConfig(), runtime)
     ctx.register_udf(C3_MRO)
     ctx.register_udf(C3_CONSISTENT)

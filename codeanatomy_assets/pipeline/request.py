@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from codeanatomy_assets.cpg.functions import memory_pool_bytes
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
 from codeanatomy_assets.extract.runner import DEFAULT_FILE_TIMEOUT_S
 
@@ -94,6 +95,10 @@ class BuildRequest:
             )
         if self.remote_timeout_s <= 0:
             raise ConfigError(f"remote_timeout_s {self.remote_timeout_s} must be > 0 seconds")
+        try:
+            memory_pool_bytes()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def selected_outputs(self) -> tuple[str, ...]:

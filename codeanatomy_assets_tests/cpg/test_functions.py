@@ -5,12 +5,16 @@ from __future__ import annotations
 import random
 
 import pyarrow as pa
+import pytest
 
+from codeanatomy_assets.cpg import functions
 from codeanatomy_assets.cpg.functions import (
+    MEMORY_POOL_ENV,
     c3_consistent,
     c3_merge,
     class_mro,
     dfs_last,
+    memory_pool_bytes,
     session_context,
 )
 
@@ -101,3 +105,16 @@ def test_the_session_runs_c3_mro_in_sql() -> None:
         ("A", "B", 1),
         ("B", "B", 0),
     ]
+
+
+def test_the_pool_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MEMORY_POOL_ENV, raising=False)
+    assert memory_pool_bytes() == functions.MEMORY_POOL_BYTES
+    monkeypatch.setenv(MEMORY_POOL_ENV, "256")
+    assert memory_pool_bytes() == 256 << 20
+    monkeypatch.setenv(MEMORY_POOL_ENV, "unbounded")
+    assert memory_pool_bytes() is None
+    for bad in ("12", "1.5", "lots"):
+        monkeypatch.setenv(MEMORY_POOL_ENV, bad)
+        with pytest.raises(ValueError, match=f"{MEMORY_POOL_ENV}='{bad}' is not allowed"):
+            memory_pool_bytes()
