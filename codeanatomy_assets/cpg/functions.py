@@ -1,4 +1,5 @@
-"""Scalar functions the CPG views call that SQL cannot express, and the session that has them.
+"""Scalar functions the CPG views call that SQL cannot express, and the session that has
+them and bounds their memory (a spilling pool, ``memory_pool_bytes``).
 
 C3 linearization merges the base lists of every ancestor and is inherently sequential, so no
 bounded set of joins computes it; it is a pure Python function over the class's sub-hierarchy

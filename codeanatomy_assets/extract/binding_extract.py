@@ -110,13 +110,16 @@ class _Resolver:
                 out.extend(self.attribute(r, expr.attr, depth))
             return out
         if isinstance(expr, ast.Subscript):
-            # ``handlers[key]``: any element of the literal the container was bound to.
+            # ``handlers[key]``: any element of the literal the container was bound to. The
+            # depth bounds self-reference (``a = [a[0]]``).
             out = []
+            if depth >= _MAX_DEPTH:
+                return out
             for element, element_scope in self.container_elements(expr.value, scope):
                 out.extend(
                     replace(r, method="container")
                     for r in self.expr_refs(element, element_scope, depth + 1)
-                    if not r.receiver and depth < _MAX_DEPTH
+                    if not r.receiver
                 )
             return out
         if isinstance(expr, ast.Call):

@@ -178,6 +178,12 @@ CALL_CASES: list[Case] = [
         "    handlers.get(k)()\n    (1, 2)[k]\n",
         {("", ".f"), ("", ".g"), (".run", ".f"), (".run", ".run.<locals>.<lambda>")},
     ),
+    # A container that refers to itself: bounded, and the file keeps its resolution facts.
+    _case(
+        "call_container_self",
+        "f = lambda: 0\na = [f]\na = [a[0]]\na[0]()\n",
+        {("", ".<lambda>")},
+    ),
     _case(
         "call_annotated_parameter",
         "class A:\n    def m(self):\n        pass\n\n\ndef use(a: A, b: 'A'):\n    a.m()\n"
