@@ -7,7 +7,7 @@ code change that could change a row invalidates every entry without anyone bumpi
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +18,13 @@ from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS, PER_FILE_TABLE
 from codeanatomy_assets.repo.git import BlobEntry
 from codeanatomy_assets.storage.evidence_cache import EvidenceCache, cache_key
 from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.scratch import Scratch, SpilledTable, spill_parts, union
 
 _SOURCE_PACKAGES = ("extract", "normalize")
+
+
+# What extraction produces: ``files`` and one table per per-file evidence name.
+EVIDENCE_TABLE_SCHEMAS = {name: EVIDENCE_SCHEMAS[name] for name in ("files", *PER_FILE_TABLES)}
 
 
 def extractor_version() -> str:
@@ -35,8 +40,7 @@ def extractor_version() -> str:
 
 def evidence_cache_for(lake: Lake) -> EvidenceCache:
     """The evidence cache of a lake, for the extractor code running now."""
-    schemas = {name: EVIDENCE_SCHEMAS[name] for name in ("files", *PER_FILE_TABLES)}
-    return EvidenceCache(lake, extractor_version(), schemas)
+    return EvidenceCache(lake, extractor_version(), EVIDENCE_TABLE_SCHEMAS)
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,15 @@ class IncrementalStats:
 def extract_incremental(
     entries: Sequence[BlobEntry],
     cache: EvidenceCache,
-    extract: Callable[[list[BlobEntry]], dict[str, pa.Table]],
-) -> tuple[dict[str, pa.Table], IncrementalStats]:
-    """Evidence for ``entries``: cached rows for known blobs, ``extract`` for the others."""
+    extract: Callable[[list[BlobEntry]], Iterable[Mapping[str, pa.Table]]],
+    scratch: Scratch,
+) -> tuple[dict[str, SpilledTable], IncrementalStats]:
+    """Evidence for ``entries``: cached rows for known blobs, ``extract`` for the others.
+
+    ``extract`` yields the evidence of the files it is given in parts (a chunk at a time);
+    they are spilled to ``scratch`` as they come, stored in the cache from there, and the
+    cached rows are spilled beside them: the evidence is never all in memory.
+    """
     keys = {
         e.path: cache_key(e.blob_id, e.path, module_name_for(e.path), cache.version)
         for e in entries
@@ -61,12 +71,14 @@ def extract_incremental(
     }
     hits = cache.hits(list(keys.values()))
     todo = [e for e in entries if e.skipped is not None or keys[e.path] not in hits]
-    fresh = extract(todo)
+    fresh = spill_parts(scratch, EVIDENCE_TABLE_SCHEMAS, extract(todo))
     stored = cache.store(fresh, {p: k for p, k in keys.items() if k not in hits})
-    cached = cache.load([k for k in keys.values() if k in hits]) if hits else {}
-    merged = {
-        name: pa.concat_tables([t for t in (fresh.get(name), cached.get(name)) if t is not None])
-        for name in fresh
-    }
+    merged = fresh
+    if hits:
+        cached = cache.load([k for k in keys.values() if k in hits], scratch)
+        merged = {
+            name: union(scratch, name, [table, cached[name]]) if name in cached else table
+            for name, table in fresh.items()
+        }
     extracted = sum(1 for e in todo if e.skipped is None)
     return merged, IncrementalStats(len(hits), extracted, stored)

@@ -25,7 +25,7 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -364,16 +364,21 @@ def _died(
     return _crashed((item,), "the extractor process died on this file")
 
 
-def extract_commit(
+def iter_extract(
     repo_path: str,
     entries: Sequence[BlobEntry],
     options: ExtractOptions,
     progress: Progress | None = None,
-) -> dict[str, pa.Table]:
-    """Evidence tables for every entry of a commit (see ``extract.evidence``)."""
+) -> Iterator[dict[str, pa.Table]]:
+    """Evidence tables of a commit's entries, a chunk of files at a time, as they finish.
+
+    The caller decides what to keep: ``extract_commit`` concatenates, a build spills each
+    part to disk as it arrives (``storage.scratch``), so that the parent process never holds
+    the whole commit's evidence.
+    """
     readable, scan = _scan_rows(entries, options)
+    yield scan
     chunks = list(_chunks(readable))
-    parts: list[list[dict[str, pa.Table]]] = [[] for _ in chunks]
     timeout = options.file_timeout_s
     if options.workers <= 1 or len(chunks) <= 1:
         if chunks and timeout is not None and not timer_available():
@@ -381,19 +386,33 @@ def extract_commit(
                 "file_timeout_s=%s is not enforced: extraction runs in this process outside "
                 "the main thread (or under another interval timer)", timeout
             )  # fmt: skip
-        for i, chunk in enumerate(chunks):
-            parts[i].append(extract_chunk(repo_path, chunk, timeout))
+        for chunk in chunks:
+            yield extract_chunk(repo_path, chunk, timeout)
             if progress:
                 progress.advance(len(chunk))
     else:
-        _run_pool(repo_path, chunks, parts, options.workers, progress, timeout)
-    results = [scan] + [r for part in parts for r in part]
+        yield from _run_pool(repo_path, chunks, options.workers, progress, timeout)
+
+
+def concat_evidence(parts: Iterable[Mapping[str, pa.Table]]) -> dict[str, pa.Table]:
+    """Parts of evidence (``iter_extract``'s) as one table per evidence name."""
+    parts = list(parts)
     return {
         name: pa.concat_tables(
-            [r[name] for r in results if name in r] or [EVIDENCE_SCHEMAS[name].empty_table()]
+            [r[name] for r in parts if name in r] or [EVIDENCE_SCHEMAS[name].empty_table()]
         )
         for name in ("files", *PER_FILE_TABLES)
     }
+
+
+def extract_commit(
+    repo_path: str,
+    entries: Sequence[BlobEntry],
+    options: ExtractOptions,
+    progress: Progress | None = None,
+) -> dict[str, pa.Table]:
+    """Evidence tables for every entry of a commit (see ``extract.evidence``), in memory."""
+    return concat_evidence(iter_extract(repo_path, entries, options, progress))
 
 
 def _abandon(pool: ProcessPoolExecutor) -> None:
@@ -411,11 +430,12 @@ def _abandon(pool: ProcessPoolExecutor) -> None:
 def _run_pool(
     repo_path: str,
     chunks: list[Chunk],
-    parts: list[list[dict[str, pa.Table]]],
     workers: int,
     progress: Progress | None,
     file_timeout_s: float | None = None,
-) -> None:
+) -> Iterator[dict[str, pa.Table]]:
+    """Chunks on a pool of ``workers`` processes; each result is yielded once it is in, and a
+    chunk whose worker died is yielded later, file by file (``_isolated``)."""
     ctx = multiprocessing.get_context("forkserver")
     broken: list[int] = []
     pending = list(range(len(chunks)))
@@ -436,22 +456,24 @@ def _run_pool(
                     in_flight[i] = pool.submit(_worker_chunk, repo_path, chunks[i], file_timeout_s)
                 i = min(in_flight)
                 try:
-                    parts[i].append(in_flight.pop(i).result(timeout=chunk_deadline))
-                    if progress:
-                        progress.advance(len(chunks[i]))
+                    result = in_flight.pop(i).result(timeout=chunk_deadline)
                 except (BrokenProcessPool, FutureTimeout):
                     # The pool is gone (or stuck): isolate this chunk, resubmit the rest.
                     healthy = False
                     broken.append(i)
                     pending = sorted(set(in_flight) | set(queue))
                     break
+                yield result
+                del result
+                if progress:
+                    progress.advance(len(chunks[i]))
         finally:
             if healthy:
                 pool.shutdown(wait=True)
             else:
                 _abandon(pool)
         for i in broken:
-            parts[i].extend(_isolated(repo_path, chunks[i], file_timeout_s))
+            yield from _isolated(repo_path, chunks[i], file_timeout_s)
             if progress:
                 progress.advance(len(chunks[i]))
         broken = []

@@ -19,7 +19,9 @@ extraction node's version is the digest of the extractor packages' sources.
 
 Data versions of Arrow tables: Hamilton has no fingerprint for ``pyarrow.Table`` (it would be
 "unhashable" and every dependent node a miss), so one is registered here: a digest of the
-IPC stream. Results are pickles (Hamilton's default format) written atomically.
+IPC stream; a table spilled to the run's scratch space is versioned by the table it holds,
+and pickles as that table (its files go with the run). Results are pickles (Hamilton's
+default format) written atomically.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from codeanatomy_assets.obs.diagnostics import DiagnosticsCollector
 from codeanatomy_assets.pipeline.run_context import RunContext
 from codeanatomy_assets.repo.git import BlobEntry
 from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.scratch import SpilledTable
 
 CODE_VERSION_TAG = "codeanatomy.code_version"
 CODE_PACKAGES_TAG = "codeanatomy.code_packages"
@@ -153,6 +156,11 @@ def _hash_table(obj: pa.Table, *args: Any, **kwargs: Any) -> str:
     return fingerprinting._compact_hash(digest.digest())
 
 
+def _hash_spilled(obj: SpilledTable, *args: Any, **kwargs: Any) -> str:
+    """A spilled table is versioned by its content, like the in-memory table it pickles to."""
+    return _hash_table(obj.read())
+
+
 def _hash_blob_entry(obj: BlobEntry, *args: Any, **kwargs: Any) -> str:
     return fingerprinting.hash_primitive(repr(obj))
 
@@ -170,6 +178,7 @@ def _hash_handle(obj: object, *args: Any, **kwargs: Any) -> str:
 def register_fingerprints() -> None:
     """Teach Hamilton's fingerprinting our value types (idempotent; called per cached driver)."""
     fingerprinting.hash_value.register(pa.Table)(_hash_table)
+    fingerprinting.hash_value.register(SpilledTable)(_hash_spilled)
     fingerprinting.hash_value.register(BlobEntry)(_hash_blob_entry)
     fingerprinting.hash_value.register(ExtractOptions)(_hash_extract_options)
     for handle in (Progress, DiagnosticsCollector, Lake, RunContext):

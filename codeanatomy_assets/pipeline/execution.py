@@ -50,6 +50,7 @@ from codeanatomy_assets.pipeline.run_context import RunContext
 from codeanatomy_assets.plan.execution_plan import ExecutionPlan
 from codeanatomy_assets.repo.git import GitRepository
 from codeanatomy_assets.storage.lake import Lake, check_partition, default_repo_id
+from codeanatomy_assets.storage.scratch import Scratch
 
 PIPELINE_EVENTS_TABLE = "pipeline_events"
 
@@ -149,6 +150,7 @@ def build_commit(
         raise ConfigError(str(exc)) from exc
     collector = DiagnosticsCollector()
     context = RunContext(run_id, repo_id, sha, request.execution_mode, collector, telemetry)
+    context.scratch = Scratch()
     collector.record(
         "plan",
         plan_signature=plan.signature,
@@ -224,6 +226,7 @@ def build_commit(
             stages["execute_s"] = time.perf_counter() - mark - stages.get("remote_connect_s", 0.0)
             if context.remote is not None:
                 context.remote.close()
+            context.scratch.cleanup()  # what is left of the run is in the lake
         lineage = _export_lineage(dr, context, cache_dir, plan)
         if lineage is not None:
             config["cache"] = lineage.summary()

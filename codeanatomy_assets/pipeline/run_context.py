@@ -1,4 +1,5 @@
-"""What one build shares with its hooks and nodes: collector, telemetry, the remote backend.
+"""What one build shares with its hooks and nodes: collector, telemetry, the remote backend,
+the scratch space.
 
 A ``RunContext`` is passed to Hamilton as the input ``run_context`` (no node depends on it);
 the lifecycle hook binds it to Hamilton's run id and makes it current for the run. Where a
@@ -19,6 +20,7 @@ from opentelemetry import trace
 
 from codeanatomy_assets.obs.diagnostics import DiagnosticsCollector
 from codeanatomy_assets.obs.otel import Telemetry
+from codeanatomy_assets.storage.scratch import Scratch
 
 if TYPE_CHECKING:
     from codeanatomy_assets.pipeline.remote import RemoteBackend
@@ -42,6 +44,7 @@ class RunContext:
     collector: DiagnosticsCollector
     telemetry: Telemetry
     remote: RemoteBackend | None = None
+    scratch: Scratch | None = None
     run_span: trace.Span | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
 
@@ -58,6 +61,17 @@ class RunContext:
 def current_run() -> RunContext | None:
     """The build whose Hamilton graph is executing in this context, if any."""
     return _CURRENT.get()
+
+
+def run_scratch() -> Scratch:
+    """Where the current build spills tables (``storage.scratch``); outside a build, a scratch
+    of its own that goes when the last table spilled there does."""
+    context = _CURRENT.get()
+    if context is None:
+        return Scratch()
+    if context.scratch is None:
+        context.scratch = Scratch()
+    return context.scratch
 
 
 def enter_run(context: RunContext) -> contextvars.Token[RunContext | None]:

@@ -28,9 +28,11 @@ from codeanatomy_assets.cpg.nesting import NestSpec, nest, nest_batches
 from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
 from codeanatomy_assets.pipeline.request import OutputWrite
+from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
 from codeanatomy_assets.storage.arrow_types import plain_strings
 from codeanatomy_assets.storage.lake import Lake, TableWrite
+from codeanatomy_assets.storage.scratch import SpilledTable
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -63,7 +65,7 @@ class OutputTable:
     commit: str
 
 
-Dependency: TypeAlias = pa.Table | OutputTable
+Dependency: TypeAlias = pa.Table | SpilledTable | OutputTable
 
 _KIND_COLUMNS = {"cpg_nodes": "node_kind", "cpg_edges": "edge_kind"}
 
@@ -78,6 +80,8 @@ def _context(dependencies: Mapping[str, Dependency], *, bounded: bool = True) ->
             columns = ", ".join(f'"{c}"' for c in OUTPUT_CONTRACTS[name].schema.names)
             where = f'repo_id = {sql_literal(dep.repo_id)} AND "commit" = {sql_literal(dep.commit)}'
             ctx.register_view(name, ctx.sql(f"SELECT {columns} FROM lake_{name} WHERE {where}"))
+        elif isinstance(dep, SpilledTable):
+            dep.register(ctx, name)
         else:
             ctx.register_record_batches(
                 name,
@@ -234,10 +238,29 @@ def execute_view_to_lake(
     return OutputTable(write, lake, repo_id, commit)
 
 
+def _spill_view(
+    spec: TaskExecutionSpec, dependencies: Mapping[str, Dependency], repo_id: str, bounded: bool
+) -> SpilledTable:
+    df = _context(dependencies, bounded=bounded).sql(_sql(spec, repo_id))
+    schema = df.schema()
+    return run_scratch().write(
+        spec.task_name, schema, (b.to_pyarrow() for b in df.execute_stream())
+    )
+
+
 def execute_view(
     spec: TaskExecutionSpec, dependencies: Mapping[str, Dependency], repo_id: str
-) -> pa.Table:
-    """Run a view task's SQL over its dependencies, for ``repo_id``, in memory."""
+) -> pa.Table | SpilledTable:
+    """Run a view task's SQL over its dependencies, for ``repo_id``.
+
+    Inside a build, an intermediate view streams into the run's scratch space and its
+    dependents scan it from there (``storage.scratch``); otherwise (an output wanted in memory,
+    a call outside a build, a Dask worker) the result is an in-memory table.
+    """
+    if not spec.output and spec.nest is None and current_run() is not None:
+        return _bounded_first(
+            spec, lambda bounded: _spill_view(spec, dependencies, repo_id, bounded)
+        )
     result = _bounded_first(
         spec,
         lambda bounded: (

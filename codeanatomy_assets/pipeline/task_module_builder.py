@@ -21,7 +21,9 @@ from hamilton.function_modifiers import check_output_custom, group, inject, sour
 from codeanatomy_assets.pipeline.cache import CODE_VERSION_TAG, task_code_version
 from codeanatomy_assets.pipeline.placement import run_task
 from codeanatomy_assets.pipeline.request import OutputWrite
+from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
 from codeanatomy_assets.pipeline.task_execution import (
+    Dependency,
     OutputTable,
     TaskExecutionSpec,
     execute_view,
@@ -30,6 +32,7 @@ from codeanatomy_assets.pipeline.task_execution import (
 from codeanatomy_assets.pipeline.validators import ContractValidator
 from codeanatomy_assets.plan.execution_plan import ExecutionPlan, PlanTask
 from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.scratch import SpilledTable
 
 
 def _new_module(name: str) -> ModuleType:
@@ -87,7 +90,7 @@ def _tags(task: PlanTask, plan: ExecutionPlan) -> dict[str, str]:
     }
 
 
-def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
+def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., Dependency]:
     spec = TaskExecutionSpec(
         task.name,
         task.kind,
@@ -100,31 +103,37 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., pa.Table]:
     tags = _tags(task, plan)
     if task.kind == "scan":
 
-        def scan_task(evidence: dict[str, pa.Table], task_spec: TaskExecutionSpec) -> pa.Table:
+        def scan_task(
+            evidence: dict[str, SpilledTable], task_spec: TaskExecutionSpec
+        ) -> SpilledTable:
             return run_task(
                 task_spec.task_name, tags, evidence.__getitem__, task_spec.task_name, remote=None
             )
 
         scan_task.__annotations__ = {
-            "evidence": dict[str, pa.Table],
+            "evidence": dict[str, SpilledTable],
             "task_spec": TaskExecutionSpec,
-            "return": pa.Table,
+            "return": Dependency,
         }
-        fn: Callable[..., pa.Table] = inject(task_spec=value(spec))(scan_task)
+        fn: Callable[..., Dependency] = inject(task_spec=value(spec))(scan_task)
     else:
 
         def view_task(
-            dependencies: dict[str, pa.Table], task_spec: TaskExecutionSpec, repo_id: str
-        ) -> pa.Table:
-            return run_task(
+            dependencies: dict[str, Dependency], task_spec: TaskExecutionSpec, repo_id: str
+        ) -> Dependency:
+            result = run_task(
                 task_spec.task_name, tags, execute_view, task_spec, dict(dependencies), repo_id
             )
+            if isinstance(result, pa.Table) and not task_spec.output and current_run():
+                # An intermediate that came back from a Dask worker: spilled like local ones.
+                return run_scratch().spill(task_spec.task_name, result)
+            return result
 
         view_task.__annotations__ = {
-            "dependencies": dict[str, pa.Table],
+            "dependencies": dict[str, Dependency],
             "task_spec": TaskExecutionSpec,
             "repo_id": str,
-            "return": pa.Table,
+            "return": pa.Table if task.output else Dependency,
         }
         deps = {d: source(d) for d in task.dependencies}
         fn = inject(dependencies=group(**deps), task_spec=value(spec))(view_task)
@@ -153,13 +162,13 @@ def _write_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., OutputWrit
     tags = {**_tags(task, plan), "layer": "outputs", "kind": "write"}
 
     def write_task(
-        tables: dict[str, pa.Table],
+        tables: dict[str, Dependency],
         written: dict[str, OutputWrite],
         lake: Lake,
         repo_id: str,
         commit_sha: str,
     ) -> OutputWrite:
-        deps: dict[str, pa.Table | OutputTable] = dict(tables)
+        deps: dict[str, Dependency] = dict(tables)
         deps.update({n: OutputTable(w, lake, repo_id, commit_sha) for n, w in written.items()})
         handle = run_task(
             task.name, tags, execute_view_to_lake, spec, deps, repo_id, lake, commit_sha
@@ -167,7 +176,7 @@ def _write_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., OutputWrit
         return handle.write
 
     write_task.__annotations__ = {
-        "tables": dict[str, pa.Table],
+        "tables": dict[str, Dependency],
         "written": dict[str, OutputWrite],
         "lake": Lake,
         "repo_id": str,

@@ -29,6 +29,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from codeanatomy_assets.storage.arrow_types import plain_strings
 from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.scratch import Scratch, SpilledTable
 
 CACHE_DIR = "_evidence_cache"
 # Error kinds that say something about the machine or the moment, not about the file.
@@ -81,59 +82,82 @@ class EvidenceCache:
         ).to_arrow_table()
         return set(rows.column(0).to_pylist())
 
-    def load(self, keys: Sequence[str]) -> dict[str, pa.Table]:
-        """The cached rows of ``keys`` (which must be hits), per evidence table."""
-        out = {name: schema.empty_table() for name, schema in self.schemas.items()}
+    def load(self, keys: Sequence[str], scratch: Scratch) -> dict[str, SpilledTable]:
+        """The cached rows of ``keys`` (which must be hits), per evidence table, streamed into
+        ``scratch`` (the standard library's evidence is about a gigabyte of Arrow)."""
         ctx = self._context(keys)
-        if ctx is None:
-            return out
-        ctx.register_view(
-            "winners",
-            ctx.sql(
-                "SELECT f.cache_key, min(f.cache_write) AS cache_write FROM cached_files f "
-                "JOIN wanted w ON f.cache_key = w.k GROUP BY f.cache_key"
-            ),
-        )
+        out: dict[str, SpilledTable] = {}
+        if ctx is not None:
+            ctx.register_view(
+                "winners",
+                ctx.sql(
+                    "SELECT f.cache_key, min(f.cache_write) AS cache_write FROM cached_files f "
+                    "JOIN wanted w ON f.cache_key = w.k GROUP BY f.cache_key"
+                ),
+            )
         for name, schema in self.schemas.items():
-            table = self._table(name)
-            if table is None:
+            table = self._table(name) if ctx is not None else None
+            if ctx is None or table is None:
+                out[name] = scratch.spill(name, schema.empty_table())
                 continue
             ctx.register_table(f"rows_{name}", table)
             columns = ", ".join(f't."{c}"' for c in schema.names)
-            result = ctx.sql(
+            stream = ctx.sql(
                 f"SELECT {columns} FROM rows_{name} t JOIN winners w "
                 "ON t.cache_key = w.cache_key AND t.cache_write = w.cache_write"
-            ).to_arrow_table()
-            out[name] = plain_strings(result).cast(schema)
+            ).execute_stream()
+            out[name] = scratch.write(
+                name,
+                schema,
+                (
+                    b
+                    for batch in stream
+                    for b in plain_strings(pa.Table.from_batches([batch.to_pyarrow()]))
+                    .cast(schema)
+                    .to_batches()
+                ),
+            )
         return out
 
-    def store(self, tables: Mapping[str, pa.Table], keys_by_path: Mapping[str, str]) -> int:
+    def store(
+        self, tables: Mapping[str, pa.Table | SpilledTable], keys_by_path: Mapping[str, str]
+    ) -> int:
         """Append the rows of every file in ``keys_by_path`` that is safe to cache.
 
-        Returns the number of files stored. ``files`` goes last: it marks them complete.
+        Spilled tables stream from disk, a batch at a time. Returns the number of files
+        stored. ``files`` goes last: it marks them complete.
         """
         errors = tables.get("errors")
         unsafe: set[str] = set()
         if errors is not None and errors.num_rows:
-            bad = pc.is_in(errors["error_kind"], value_set=pa.array(sorted(UNCACHEABLE_ERRORS)))
-            unsafe = set(errors.filter(bad)["path"].to_pylist())
+            error_rows = errors.read() if isinstance(errors, SpilledTable) else errors
+            bad = pc.is_in(error_rows["error_kind"], value_set=pa.array(sorted(UNCACHEABLE_ERRORS)))
+            unsafe = set(error_rows.filter(bad)["path"].to_pylist())
         keep = {p: k for p, k in keys_by_path.items() if p not in unsafe}
         if not keep:
             return 0
         paths = pa.array(list(keep), pa.string())
         keys = pa.array(list(keep.values()), pa.string())
         write_id = uuid.uuid4().hex
+
+        def tagged(batch: pa.RecordBatch) -> pa.RecordBatch:
+            rows = batch.filter(pc.is_in(batch["path"], value_set=paths))
+            positions = pc.index_in(rows["path"], value_set=paths)
+            return rows.append_column("cache_key", keys.take(positions)).append_column(
+                "cache_write", pa.array([write_id] * rows.num_rows, pa.string())
+            )
+
         for name in [n for n in self.schemas if n != "files"] + ["files"]:
             table = tables.get(name)
             if table is None:
                 continue
-            rows = table.filter(pc.is_in(table["path"], value_set=paths))
-            positions = pc.index_in(rows["path"], value_set=paths)
-            rows = rows.append_column("cache_key", keys.take(positions)).append_column(
-                "cache_write", pa.array([write_id] * rows.num_rows, pa.string())
+            source = table.batches() if isinstance(table, SpilledTable) else table.to_batches()
+            schema = table.schema.append(pa.field("cache_key", pa.string())).append(
+                pa.field("cache_write", pa.string())
             )
+            reader = pa.RecordBatchReader.from_batches(schema, (tagged(b) for b in source))
             write_deltalake(
-                self._uri(name), rows, mode="append",
+                self._uri(name), reader, mode="append",
                 storage_options=dict(self.lake.storage_options) or None,
             )  # fmt: skip
         return len(keep)

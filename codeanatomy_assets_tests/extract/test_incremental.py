@@ -5,9 +5,10 @@ from __future__ import annotations
 import pyarrow as pa
 
 from codeanatomy_assets.extract.incremental import evidence_cache_for, extract_incremental
-from codeanatomy_assets.extract.runner import ExtractOptions, extract_commit
+from codeanatomy_assets.extract.runner import ExtractOptions, extract_commit, iter_extract
 from codeanatomy_assets.repo.git import GitRepository
 from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.scratch import Scratch
 
 FILES = {
     "a.py": "def f(x):\n    return x + 1\n",
@@ -31,17 +32,18 @@ def test_second_commit_reuses_unchanged_files(git_repo, lake_root):
 
     def extract(entries):
         calls.append(sorted(e.path for e in entries))
-        return extract_commit(str(repo.path), entries, ExtractOptions())
+        return iter_extract(str(repo.path), entries, ExtractOptions())
 
-    _, stats1 = extract_incremental(g.python_entries(first), cache, extract)
+    scratch = Scratch()
+    _, stats1 = extract_incremental(g.python_entries(first), cache, extract, scratch)
     assert (stats1.cached, stats1.extracted, stats1.stored) == (0, 4, 4)
-    merged, stats2 = extract_incremental(g.python_entries(second), cache, extract)
+    merged, stats2 = extract_incremental(g.python_entries(second), cache, extract, scratch)
     assert (stats2.cached, stats2.extracted, stats2.stored) == (3, 1, 1)
     assert calls[1] == ["a.py"]
     full = extract_commit(str(repo.path), g.python_entries(second), ExtractOptions())
     for name, table in full.items():
-        assert _sorted(merged[name]) == _sorted(table), name
-        assert merged[name].schema == table.schema, name
+        assert _sorted(merged[name].read()) == _sorted(table), name
+        assert merged[name].read().schema == table.schema, name
 
 
 def test_concurrent_stores_of_one_blob_are_read_once(git_repo, lake_root):
@@ -57,7 +59,7 @@ def test_concurrent_stores_of_one_blob_are_read_once(git_repo, lake_root):
             for e in entries}  # fmt: skip
     cache.store(full, keys)
     cache.store(full, keys)  # a second build stored the same blobs at the same time
-    loaded = cache.load(list(keys.values()))
+    loaded = cache.load(list(keys.values()), Scratch())
     for name, table in full.items():
         assert loaded[name].num_rows == table.num_rows, name
 
@@ -69,9 +71,9 @@ def test_a_new_extractor_version_misses(git_repo, lake_root):
     cache = evidence_cache_for(Lake(lake_root))
 
     def extract(es):
-        return extract_commit(str(repo.path), es, ExtractOptions())
+        return iter_extract(str(repo.path), es, ExtractOptions())
 
-    extract_incremental(entries, cache, extract)
+    extract_incremental(entries, cache, extract, Scratch())
     other = type(cache)(cache.lake, "another-version", cache.schemas)
-    _, stats = extract_incremental(entries, other, extract)
+    _, stats = extract_incremental(entries, other, extract, Scratch())
     assert stats.cached == 0 and stats.extracted == 4

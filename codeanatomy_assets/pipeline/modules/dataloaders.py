@@ -10,22 +10,25 @@ one file, whichever mode runs it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from hamilton.function_modifiers import tag
 
-from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS
-from codeanatomy_assets.extract.incremental import evidence_cache_for, extract_incremental
+from codeanatomy_assets.extract.incremental import (
+    EVIDENCE_TABLE_SCHEMAS,
+    evidence_cache_for,
+    extract_incremental,
+)
 from codeanatomy_assets.extract.packages import packages_table
-from codeanatomy_assets.extract.runner import ExtractOptions, Progress, extract_commit
+from codeanatomy_assets.extract.runner import ExtractOptions, Progress, iter_extract
 from codeanatomy_assets.pipeline.cache import CODE_PACKAGES_TAG
 from codeanatomy_assets.pipeline.placement import run_task
 from codeanatomy_assets.pipeline.remote import RemoteBackend, extract_remote
-from codeanatomy_assets.pipeline.run_context import current_run
+from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
 from codeanatomy_assets.repo.git import BlobEntry, GitRepository
 from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.scratch import Scratch, SpilledTable, spill_parts
 
 _EXTRACT_TAGS = {
     "layer": "dataloaders",
@@ -42,22 +45,7 @@ def commit_entries(repo_path: str, commit_sha: str) -> list[BlobEntry]:
     return GitRepository(repo_path).python_entries(commit_sha)
 
 
-def _in_entry_order(tables: dict[str, pa.Table], entries: list[BlobEntry]) -> dict[str, pa.Table]:
-    """Rows ordered by their file's place in the tree, a file's rows as extracted.
-
-    One canonical order whatever extracted the files (one process, a pool, Dask groups), so
-    every execution mode hands the views the same tables, row for row.
-    """
-    position = pa.array([e.path for e in entries], pa.string())
-    ordered: dict[str, pa.Table] = {}
-    for name, table in tables.items():
-        if "path" not in table.column_names or table.num_rows < 2:
-            ordered[name] = table
-            continue
-        keys = pc.index_in(table["path"], value_set=position)
-        rank = pa.table({"k": keys, "i": pa.array(range(table.num_rows), pa.int64())})
-        ordered[name] = table.take(pc.sort_indices(rank, [("k", "ascending"), ("i", "ascending")]))
-    return ordered
+Extractor = Callable[[list[BlobEntry]], Iterable[Mapping[str, pa.Table]]]
 
 
 def _extract_on_dask(
@@ -66,26 +54,22 @@ def _extract_on_dask(
     entries: list[BlobEntry],
     options: ExtractOptions,
     progress: Progress | None,
-) -> dict[str, pa.Table]:
+) -> Iterable[Mapping[str, pa.Table]]:
     parts = extract_remote(backend, repo_path, entries, options, progress)
-    if not parts:
-        return extract_commit(repo_path, entries, options, progress)
-    return {
-        name: pa.concat_tables([p[name] for p in parts] or [EVIDENCE_SCHEMAS[name].empty_table()])
-        for name in parts[0]
-    }
+    return parts or iter_extract(repo_path, entries, options, progress)
 
 
 def _extract(
-    extract: Callable[[list[BlobEntry]], dict[str, pa.Table]],
+    extract: Extractor,
     entries: list[BlobEntry],
     progress: Progress | None,
     cache_lake: Lake | None,
-) -> dict[str, pa.Table]:
+    scratch: Scratch,
+) -> dict[str, SpilledTable]:
     """``extract`` of every entry, or only of those the evidence cache does not hold."""
     if cache_lake is None:
-        return extract(entries)
-    tables, stats = extract_incremental(entries, evidence_cache_for(cache_lake), extract)
+        return spill_parts(scratch, EVIDENCE_TABLE_SCHEMAS, extract(entries))
+    tables, stats = extract_incremental(entries, evidence_cache_for(cache_lake), extract, scratch)
     if progress is not None and stats.cached:
         progress.advance(stats.cached)
     context = current_run()
@@ -106,12 +90,14 @@ def _extract_here(
     options: ExtractOptions,
     progress: Progress | None,
     cache_lake: Lake | None,
-) -> dict[str, pa.Table]:
+    scratch: Scratch,
+) -> dict[str, SpilledTable]:
     return _extract(
-        lambda todo: extract_commit(repo_path, todo, options, progress),
+        lambda todo: iter_extract(repo_path, todo, options, progress),
         entries,
         progress,
         cache_lake,
+        scratch,
     )
 
 
@@ -122,12 +108,14 @@ def _extract_remote(
     options: ExtractOptions,
     progress: Progress | None,
     cache_lake: Lake | None,
-) -> dict[str, pa.Table]:
+    scratch: Scratch,
+) -> dict[str, SpilledTable]:
     return _extract(
         lambda todo: _extract_on_dask(backend, repo_path, todo, options, progress),
         entries,
         progress,
         cache_lake,
+        scratch,
     )
 
 
@@ -139,8 +127,10 @@ def evidence(
     progress: Progress | None,
     lake: Lake,
     use_evidence_cache: bool,
-) -> dict[str, pa.Table]:
-    """Every evidence table of the commit (files, packages, ast_nodes, imports...)."""
+) -> dict[str, SpilledTable]:
+    """Every evidence table of the commit (files, packages, ast_nodes, imports...), spilled
+    to the run's scratch space as it is extracted: views scan it from there."""
+    scratch = run_scratch()
     tables = run_task(
         "evidence",
         _EXTRACT_TAGS,
@@ -150,8 +140,9 @@ def evidence(
         extract_options,
         progress,
         lake if use_evidence_cache else None,
+        scratch,
         remote=_extract_remote,
     )
-    tables = _in_entry_order(tables, commit_entries)
-    tables["packages"] = packages_table([e.path for e in commit_entries if e.skipped is None])
+    packages = packages_table([e.path for e in commit_entries if e.skipped is None])
+    tables["packages"] = scratch.spill("packages", packages)
     return tables

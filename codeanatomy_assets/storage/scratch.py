@@ -1,0 +1,179 @@
+"""A run's scratch space: tables too big to hold in memory, as Parquet files on local disk.
+
+The evidence of a large commit and the intermediate views over it are gigabytes of Arrow
+(the standard library: about 1.2 GB of evidence, as much again of intermediates). Held in
+memory until the run ends, they set the build's peak; spilled here, a view reads only the
+columns it projects, batch by batch, and the process holds what one view needs.
+
+A ``SpilledTable`` is an immutable directory of Parquet files with its Arrow schema and row
+count. It keeps its ``Scratch`` alive; the scratch directory goes when the build cleans it up
+(``Scratch.cleanup``) or, for a scratch made outside a build, when nothing refers to it any
+more. Pickled (a Dask task's argument, a Hamilton cache entry), a spilled table travels as the
+``pyarrow.Table`` it holds: the files are local to this machine and to this run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datafusion import SessionContext
+
+# Scratch files live for one run and are read once or a few times: no compression (it
+# halved write speed and saved nothing the page cache cared about); dictionary encoding, on by
+# default, already shrinks the repeated paths and kinds about fivefold. Row groups of 128 Ki
+# rows let a scan split a file across DataFusion's partitions.
+_ROW_GROUP_ROWS = 128 * 1024
+_COMPRESSION = "none"
+SCRATCH_ENV = "CODEANATOMY_SCRATCH_DIR"
+
+
+class Scratch:
+    """One directory under the system temp dir (or ``$CODEANATOMY_SCRATCH_DIR``), removed by
+    ``cleanup`` or when the last table in it is garbage."""
+
+    def __init__(self, parent: str | None = None) -> None:
+        root = parent or os.environ.get(SCRATCH_ENV) or None
+        if root is not None:
+            Path(root).mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix="codeanatomy-scratch-", dir=root))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+    def cleanup(self) -> None:
+        """Remove the directory and everything spilled into it (idempotent)."""
+        self._finalizer()
+
+    def new_dir(self, name: str) -> Path:
+        """A fresh, empty directory for one table (``name`` is for people reading ``ls``)."""
+        directory = self.path / f"{name}-{uuid.uuid4().hex[:12]}"
+        directory.mkdir()
+        return directory
+
+    def write(
+        self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> SpilledTable:
+        """Spill ``batches`` (all of ``schema``) as table ``name``; see ``TableWriter``."""
+        writer = TableWriter(self, name, schema)
+        try:
+            for batch in batches:
+                writer.write(batch)
+        except BaseException:
+            writer.abandon()
+            raise
+        return writer.close()
+
+    def spill(self, name: str, table: pa.Table) -> SpilledTable:
+        """An in-memory table, spilled."""
+        return self.write(name, table.schema, table.to_batches())
+
+
+class TableWriter:
+    """Batches streamed into one Parquet file of a fresh directory; ``close`` seals it."""
+
+    def __init__(self, scratch: Scratch, name: str, schema: pa.Schema) -> None:
+        self.scratch = scratch
+        self.schema = schema
+        self.directory = scratch.new_dir(name)
+        self._writer = pq.ParquetWriter(
+            str(self.directory / "part-0.parquet"), schema, compression=_COMPRESSION
+        )
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.num_rows:  # an empty batch would add an empty row group
+            if not batch.schema.equals(self.schema):  # nullability, a string view...
+                batch = batch.cast(self.schema)
+            if isinstance(batch, pa.RecordBatch):
+                self._writer.write_batch(batch, row_group_size=_ROW_GROUP_ROWS)
+            else:
+                self._writer.write_table(batch, row_group_size=_ROW_GROUP_ROWS)
+            self.rows += batch.num_rows
+
+    def close(self) -> SpilledTable:
+        self._writer.close()
+        return SpilledTable(self.scratch, str(self.directory), self.schema, self.rows)
+
+    def abandon(self) -> None:
+        """Drop what was written (a failed stream must not leave a half table behind)."""
+        self._writer.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _from_table(table: pa.Table) -> pa.Table:
+    return table
+
+
+@dataclass(frozen=True, eq=False)
+class SpilledTable:
+    """A table spilled to ``directory``: what DataFusion scans, never changed once made."""
+
+    scratch: Scratch
+    directory: str
+    schema: pa.Schema
+    num_rows: int
+
+    def read(self) -> pa.Table:
+        """The whole table in memory (for code that needs it all; views scan instead)."""
+        return pq.read_table(self.directory, schema=self.schema)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The rows, a record batch at a time, file after file."""
+        for path in sorted(Path(self.directory).glob("*.parquet")):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=64 * 1024):
+                yield batch.cast(self.schema) if not batch.schema.equals(self.schema) else batch
+
+    def register(self, ctx: SessionContext, name: str) -> None:
+        """Make the table scannable as ``name`` in ``ctx``, with its exact Arrow schema."""
+        ctx.register_parquet(name, self.directory, schema=self.schema)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_from_table, (self.read(),))
+
+
+def union(scratch: Scratch, name: str, parts: Iterable[SpilledTable]) -> SpilledTable:
+    """One table of several spilled parts with one schema: their files, hard-linked (a copy
+    where links are not allowed) into a new directory, so every part stays as it was."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError(f"{name}: no parts")
+    directory = scratch.new_dir(name)
+    rows = 0
+    for i, part in enumerate(parts):
+        if not part.schema.equals(parts[0].schema):
+            raise ValueError(f"{name}: parts have different schemas")
+        rows += part.num_rows
+        for j, source in enumerate(sorted(Path(part.directory).glob("*.parquet"))):
+            target = directory / f"part-{i}-{j}.parquet"
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+    return SpilledTable(scratch, str(directory), parts[0].schema, rows)
+
+
+def spill_parts(
+    scratch: Scratch, schemas: Mapping[str, pa.Schema], parts: Iterable[Mapping[str, pa.Table]]
+) -> dict[str, SpilledTable]:
+    """Tables that arrive in parts (a chunk of files' worth of each), spilled as they come:
+    one table per name of ``schemas`` (empty if no part had it); a part's table is cast to
+    its name's schema."""
+    writers = {name: TableWriter(scratch, name, schema) for name, schema in schemas.items()}
+    try:
+        for part in parts:
+            for name, table in part.items():
+                schema = schemas[name]
+                writers[name].write(table if table.schema.equals(schema) else table.cast(schema))
+    except BaseException:
+        for writer in writers.values():
+            writer.abandon()
+        raise
+    return {name: writer.close() for name, writer in writers.items()}

@@ -1,0 +1,69 @@
+"""Spilled tables: scanned by DataFusion as they were, pickled as tables, gone with the run."""
+
+from __future__ import annotations
+
+import gc
+import pickle
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from datafusion import SessionContext
+
+from codeanatomy_assets.storage.scratch import Scratch, spill_parts, union
+
+SCHEMA = pa.schema([("path", pa.string()), ("idx", pa.int64())])
+
+
+def _part(path: str, n: int) -> pa.Table:
+    return pa.table({"path": [path] * n, "idx": list(range(n))}, schema=SCHEMA)
+
+
+def test_spilled_parts_scan_like_the_tables(tmp_path):
+    scratch = Scratch(str(tmp_path))
+    spilled = spill_parts(
+        scratch, {"t": SCHEMA, "empty": SCHEMA}, [{"t": _part("a.py", 3)}, {"t": _part("b.py", 2)}]
+    )
+    assert spilled["t"].num_rows == 5 and spilled["empty"].num_rows == 0
+    both = union(scratch, "t", [spilled["t"], scratch.spill("t", _part("c.py", 4))])
+    ctx = SessionContext()
+    both.register(ctx, "t")
+    spilled["empty"].register(ctx, "e")
+    rows = ctx.sql("SELECT path, count(*) AS n FROM t GROUP BY path ORDER BY path")
+    assert rows.to_pylist() == [
+        {"path": "a.py", "n": 3}, {"path": "b.py", "n": 2}, {"path": "c.py", "n": 4}
+    ]  # fmt: skip
+    assert ctx.sql("SELECT count(*) AS n FROM e").to_pylist() == [{"n": 0}]
+    assert both.read().schema == SCHEMA and both.num_rows == 9
+    assert spilled["t"].read().num_rows == 5  # the parts are unchanged by the union
+
+
+def test_a_spilled_table_pickles_as_its_rows(tmp_path):
+    spilled = Scratch(str(tmp_path)).spill("t", _part("a.py", 3))
+    copy = pickle.loads(pickle.dumps(spilled))
+    assert isinstance(copy, pa.Table) and copy.equals(spilled.read())
+
+
+def test_scratch_goes_with_cleanup_or_its_last_table(tmp_path):
+    scratch = Scratch(str(tmp_path))
+    scratch.spill("t", _part("a.py", 1))
+    scratch.cleanup()
+    assert not scratch.path.exists()
+    spilled = Scratch(str(tmp_path)).spill("t", _part("a.py", 1))
+    where = Path(spilled.directory).parent
+    assert where.exists()
+    del spilled
+    gc.collect()
+    assert not where.exists()
+
+
+def test_a_failed_stream_leaves_no_table(tmp_path):
+    scratch = Scratch(str(tmp_path))
+
+    def batches():
+        yield from _part("a.py", 2).to_batches()
+        raise RuntimeError("stream failed")
+
+    with pytest.raises(RuntimeError):
+        scratch.write("t", SCHEMA, batches())
+    assert list(scratch.path.iterdir()) == []
