@@ -1,10 +1,13 @@
 """The lake: where each output's Delta table lives, and partition-exact writes and reads.
 
 A write replaces exactly one ``(repo_id, commit)`` partition with one Delta transaction
-(``mode="overwrite"`` with a partition predicate). Delta's log makes it atomic: a writer killed
-half-way leaves uncommitted data files that no reader sees, and the previous version stays the
-current one. Writers of different partitions may race; delta-rs detects the conflict and we
-retry, because their predicates are disjoint and the retry cannot lose rows.
+(an overwrite of that partition). In a local lake our own streaming writer makes the Parquet
+files and the transaction adds them (``storage.partition_files`` says why); on an object store
+delta-rs writes them (``mode="overwrite"`` with a partition predicate). Delta's log makes it
+atomic: a writer killed half-way leaves uncommitted data files that no reader sees, and the
+previous version stays the current one. Writers of different partitions may race; delta-rs
+detects the conflict and we retry, because their partitions are disjoint and the retry cannot
+lose rows.
 
 Reads go through DataFusion's native Delta provider, never ``DeltaTable.to_pyarrow_*``: with
 deltalake 1.6 that path (a Python filesystem over Rust) aborts the interpreter at exit now and
@@ -24,9 +27,12 @@ from urllib.parse import urlparse
 import pyarrow as pa
 from datafusion import SessionContext
 from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake import Schema as DeltaSchema
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from codeanatomy_assets.storage.arrow_types import plain_strings
+from codeanatomy_assets.storage.partition_files import ParquetSettings, write_partition_files
 
 PARTITION_COLUMNS: tuple[str, str] = ("repo_id", "commit")
 REPO_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -41,6 +47,7 @@ WRITER_PROPERTIES = WriterProperties(
     compression_level=1,
     column_properties={c: ColumnProperties(dictionary_enabled=False) for c in _UNIQUE_COLUMNS},
 )
+PARQUET_SETTINGS = ParquetSettings("zstd", 1, frozenset(_UNIQUE_COLUMNS))
 _COMMIT_RETRIES = 8
 
 
@@ -141,12 +148,79 @@ class Lake:
         """Replace a partition with rows streamed from ``batches()``, in one transaction.
 
         Rows are never all in memory at once. ``batches`` is a factory, not an iterator: when
-        a concurrent writer wins the commit race, the write is retried from a fresh stream.
+        a concurrent writer wins the commit race on an object store, the write is retried from
+        a fresh stream (locally, the files already written are committed again).
         """
         check_partition(repo_id, commit)
-        predicate = f"repo_id = '{repo_id}' AND commit = '{commit}'"
         uri = self.table_uri(name)
         out_schema = _partition_schema(schema)
+        if self.is_local:
+            rows = self._write_files_then_commit(name, schema, batches, repo_id, commit)
+        else:
+            rows = self._write_with_delta_rs(name, out_schema, batches, repo_id, commit)
+        written = self.table(name)
+        assert written is not None
+        return TableWrite(name, uri, int(written.version()), rows, out_schema)
+
+    def _write_files_then_commit(
+        self,
+        name: str,
+        schema: pa.Schema,
+        batches: Callable[[], Iterable[pa.RecordBatch]],
+        repo_id: str,
+        commit: str,
+    ) -> int:
+        """Local lakes: Parquet files by our bounded writer, then one Delta transaction that
+        replaces the partition's files with them (``storage.partition_files``)."""
+        data_schema = pa.schema([f for f in schema if f.name not in PARTITION_COLUMNS])
+        files = write_partition_files(
+            Path(self.table_uri(name)),
+            (("repo_id", repo_id), ("commit", commit)),
+            data_schema,
+            (_without_partition_columns(b, data_schema) for b in batches()),
+            PARQUET_SETTINGS,
+        )
+        out_schema = _partition_schema(schema)
+        partition = [("repo_id", "=", repo_id), ("commit", "=", commit)]
+        for attempt in range(_COMMIT_RETRIES):
+            table = self.table(name)
+            try:
+                if table is None:
+                    create_table_with_add_actions(
+                        self.table_uri(name),
+                        DeltaSchema.from_arrow(out_schema),
+                        files.actions,
+                        mode="error",
+                        partition_by=list(PARTITION_COLUMNS),
+                        storage_options=self._options(),
+                    )
+                else:
+                    table.create_write_transaction(
+                        list[AddAction | RemoveAction](files.actions),
+                        mode="overwrite",
+                        schema=out_schema,
+                        partition_by=list(PARTITION_COLUMNS),
+                        partition_filters=partition,
+                    )
+                return files.rows
+            except (CommitFailedError, DeltaError):
+                # A concurrent writer committed first (or created the table): the files are
+                # ours and still valid; commit them again over the newer version.
+                if attempt == _COMMIT_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (2**attempt))
+        raise AssertionError("unreachable")
+
+    def _write_with_delta_rs(
+        self,
+        name: str,
+        out_schema: pa.Schema,
+        batches: Callable[[], Iterable[pa.RecordBatch]],
+        repo_id: str,
+        commit: str,
+    ) -> int:
+        """Object stores: delta-rs writes the files (see ``partition_files`` for its memory)."""
+        predicate = f"repo_id = '{repo_id}' AND commit = '{commit}'"
         rows = 0
         for attempt in range(_COMMIT_RETRIES):
             rows = 0
@@ -160,7 +234,7 @@ class Lake:
             reader = pa.RecordBatchReader.from_batches(out_schema, tagged())
             try:
                 write_deltalake(
-                    uri,
+                    self.table_uri(name),
                     reader,
                     mode="overwrite",
                     partition_by=list(PARTITION_COLUMNS),
@@ -168,14 +242,12 @@ class Lake:
                     storage_options=self._options(),
                     writer_properties=WRITER_PROPERTIES,
                 )
-                break
+                return rows
             except CommitFailedError:
                 if attempt == _COMMIT_RETRIES - 1:
                     raise
                 time.sleep(0.05 * (2**attempt))
-        written = self.table(name)
-        assert written is not None
-        return TableWrite(name, uri, int(written.version()), rows, out_schema)
+        raise AssertionError("unreachable")
 
     def delete_partition(self, name: str, repo_id: str, commit: str) -> int:
         """Delete a partition's rows from table ``name``; returns the rows deleted."""
@@ -212,6 +284,13 @@ def _partition_schema(schema: pa.Schema) -> pa.Schema:
     """``schema`` with the partition columns first (replacing any of the same name)."""
     rest = [f for f in schema if f.name not in PARTITION_COLUMNS]
     return pa.schema([("repo_id", pa.string()), ("commit", pa.string()), *rest])
+
+
+def _without_partition_columns(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch's data columns, as ``schema`` orders and types them."""
+    columns = [batch.column(f.name) for f in schema]
+    out = pa.RecordBatch.from_arrays(columns, names=schema.names)
+    return out if out.schema.equals(schema) else out.cast(schema)
 
 
 def _with_partition_columns(

@@ -1,0 +1,168 @@
+"""Parquet files of one Delta partition, written by a bounded streaming writer.
+
+Why not ``write_deltalake`` with a stream: delta-rs 1.6 pulls the stream as fast as it can
+and queues what its Parquet writer has not encoded yet, so a stream that computes faster than
+it encodes is held whole. Rewriting the standard library's 9.4 M edges that way peaked at
+3.4 GB; with this writer, 0.4 GB in the same time. The files are written here with pyarrow
+(a row group at a time, a new file every ``_FILE_BYTES`` of Arrow data) into the partition's
+directory, and ``storage.lake`` commits them with one Delta transaction of add actions. Until
+that commit no reader sees them: a crash leaves unreferenced files and the previous version.
+
+Each add action carries the statistics Delta readers prune with: row count, and per column of
+a primitive type its null count, minimum and maximum (from the Parquet footer). The adjacency
+outputs are sorted by node id, so a lookup by id opens only the file that can hold it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake.transaction import AddAction
+
+# Arrow bytes per file (about 100 MB of ZSTD Parquet for the edges); row groups of 128 Ki
+# rows keep the writer's buffers small and give readers row-group statistics to skip with.
+_FILE_BYTES = 512 * 1024 * 1024
+_ROW_GROUP_ROWS = 128 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ParquetSettings:
+    """How output files are encoded (``storage.lake`` says why these values)."""
+
+    compression: str
+    compression_level: int | None
+    no_dictionary: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenFiles:
+    """Files written for one partition, as add actions, and the rows in them."""
+
+    actions: list[AddAction]
+    rows: int
+
+
+def _stat_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return None
+    if isinstance(value, float) and value != value:  # NaN has no order
+        return None
+    return value
+
+
+def file_stats(metadata: pq.FileMetaData, schema: pa.Schema) -> str:
+    """Delta statistics JSON of one Parquet file, from its footer."""
+    nulls: dict[str, int] = {}
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    for j in range(metadata.num_columns):
+        path = metadata.schema.column(j).path
+        if "." in path or path not in schema.names:
+            continue  # a nested column: Delta keeps no statistics for list elements
+        field_type = schema.field(path).type
+        primitive = (
+            pa.types.is_string(field_type)
+            or pa.types.is_integer(field_type)
+            or (pa.types.is_floating(field_type))
+        )
+        count, low, high, complete = 0, None, None, True
+        for i in range(metadata.num_row_groups):
+            stats = metadata.row_group(i).column(j).statistics
+            if stats is None:
+                complete = False
+                continue
+            count += stats.null_count or 0
+            if not primitive or not stats.has_min_max:
+                if metadata.row_group(i).column(j).num_values > (stats.null_count or 0):
+                    complete = False
+                continue
+            lo, hi = _stat_value(stats.min), _stat_value(stats.max)
+            if lo is None or hi is None:
+                complete = False
+                continue
+            low = lo if low is None or lo < low else low
+            high = hi if high is None or hi > high else high
+        nulls[path] = count
+        if primitive and complete and low is not None:
+            mins[path], maxs[path] = low, high
+    return json.dumps(
+        {"numRecords": metadata.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+    )
+
+
+def write_partition_files(
+    table_dir: Path,
+    partition: Sequence[tuple[str, str]],
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    settings: ParquetSettings,
+) -> WrittenFiles:
+    """Stream ``batches`` (of ``schema``, without the partition columns) into new Parquet
+    files under the partition's directory; on failure, remove what was written and raise."""
+    relative_dir = "/".join(f"{k}={v}" for k, v in partition)
+    directory = table_dir / relative_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = uuid.uuid4().hex
+    dictionary = [f.name for f in schema if f.name not in settings.no_dictionary]
+    written: list[str] = []
+    actions: list[AddAction] = []
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    in_file = 0
+
+    def close() -> None:
+        nonlocal writer
+        if writer is None:
+            return
+        writer.close()
+        name = written[-1]
+        local = directory / name
+        metadata = pq.read_metadata(local)
+        actions.append(
+            AddAction(
+                path=f"{relative_dir}/{name}",
+                size=os.path.getsize(local),
+                partition_values=dict(partition),
+                modification_time=int(time.time() * 1000),
+                data_change=True,
+                stats=file_stats(metadata, schema),
+            )
+        )
+        writer = None
+
+    try:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            if writer is None:
+                written.append(f"part-{len(written):05d}-{stem}.{settings.compression}.parquet")
+                writer = pq.ParquetWriter(
+                    directory / written[-1],
+                    schema,
+                    compression=settings.compression,
+                    compression_level=settings.compression_level,
+                    use_dictionary=dictionary,
+                )
+                in_file = 0
+            writer.write_batch(batch, row_group_size=_ROW_GROUP_ROWS)
+            rows += batch.num_rows
+            in_file += batch.nbytes
+            if in_file >= _FILE_BYTES:
+                close()
+        close()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        for name in written:
+            (directory / name).unlink(missing_ok=True)
+        raise
+    return WrittenFiles(actions, rows)
