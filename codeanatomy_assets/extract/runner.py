@@ -1,8 +1,9 @@
 """Extraction of a whole commit: files in chunks, on a process pool, in bounded memory.
 
 Workers open the repository themselves and read blobs from git objects, so the parent never
-holds more than the chunks in flight (``2 x workers``). Results are assembled in chunk
-order, so the output does not depend on which worker finished first. A worker that dies
+holds more than the chunks in flight (``2 x workers``). Results come out in chunk order (a
+chunk whose worker died comes last, file by file), one part at a time (``iter_extract``): a
+build spills each part to disk as it arrives. A worker that dies
 (a parser crashing the interpreter) breaks the pool; its chunk is then re-run one file at a
 time in a fresh process, so that the one culprit becomes an error row and every other file is
 kept.

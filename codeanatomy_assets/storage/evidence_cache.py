@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionContext
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from codeanatomy_assets.storage.arrow_types import plain_strings
@@ -155,9 +155,5 @@ class EvidenceCache:
             schema = table.schema.append(pa.field("cache_key", pa.string())).append(
                 pa.field("cache_write", pa.string())
             )
-            reader = pa.RecordBatchReader.from_batches(schema, (tagged(b) for b in source))
-            write_deltalake(
-                self._uri(name), reader, mode="append",
-                storage_options=dict(self.lake.storage_options) or None,
-            )  # fmt: skip
+            self.lake.append_stream(f"{CACHE_DIR}/{name}", schema, (tagged(b) for b in source))
         return len(keep)

@@ -32,7 +32,11 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from codeanatomy_assets.storage.arrow_types import plain_strings
-from codeanatomy_assets.storage.partition_files import ParquetSettings, write_partition_files
+from codeanatomy_assets.storage.partition_files import (
+    ParquetSettings,
+    WrittenFiles,
+    write_partition_files,
+)
 
 PARTITION_COLUMNS: tuple[str, str] = ("repo_id", "commit")
 REPO_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -162,6 +166,29 @@ class Lake:
         assert written is not None
         return TableWrite(name, uri, int(written.version()), rows, out_schema)
 
+    def append_stream(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
+        """Append the rows of ``batches`` to the unpartitioned table ``name`` (created if need
+        be), in one transaction and bounded memory; returns the rows appended."""
+        if not self.is_local:
+            rows = 0
+
+            def counted() -> Iterator[pa.RecordBatch]:
+                nonlocal rows
+                for batch in batches:
+                    rows += batch.num_rows
+                    yield batch
+
+            reader = pa.RecordBatchReader.from_batches(schema, counted())
+            write_deltalake(
+                self.table_uri(name), reader, mode="append", storage_options=self._options()
+            )
+            return rows
+        files = write_partition_files(
+            Path(self.table_uri(name)), (), schema, batches, PARQUET_SETTINGS
+        )
+        self._commit_files(name, schema, files, partitioned=False)
+        return files.rows
+
     def _write_files_then_commit(
         self,
         name: str,
@@ -180,29 +207,43 @@ class Lake:
             (_without_partition_columns(b, data_schema) for b in batches()),
             PARQUET_SETTINGS,
         )
-        out_schema = _partition_schema(schema)
         partition = [("repo_id", "=", repo_id), ("commit", "=", commit)]
+        self._commit_files(name, _partition_schema(schema), files, partition_filters=partition)
+        return files.rows
+
+    def _commit_files(
+        self,
+        name: str,
+        schema: pa.Schema,
+        files: WrittenFiles,
+        *,
+        partitioned: bool = True,
+        partition_filters: list[tuple[str, str, str]] | None = None,
+    ) -> None:
+        """One transaction adding ``files``: replacing ``partition_filters``' partition, or
+        appending. A writer that committed first makes us try again over its version."""
+        partition_by = list(PARTITION_COLUMNS) if partitioned else None
         for attempt in range(_COMMIT_RETRIES):
             table = self.table(name)
             try:
                 if table is None:
                     create_table_with_add_actions(
                         self.table_uri(name),
-                        DeltaSchema.from_arrow(out_schema),
+                        DeltaSchema.from_arrow(schema),
                         files.actions,
                         mode="error",
-                        partition_by=list(PARTITION_COLUMNS),
+                        partition_by=partition_by,
                         storage_options=self._options(),
                     )
                 else:
                     table.create_write_transaction(
                         list[AddAction | RemoveAction](files.actions),
-                        mode="overwrite",
-                        schema=out_schema,
-                        partition_by=list(PARTITION_COLUMNS),
-                        partition_filters=partition,
+                        mode="overwrite" if partition_filters else "append",
+                        schema=schema,
+                        partition_by=partition_by,
+                        partition_filters=partition_filters,
                     )
-                return files.rows
+                return
             except (CommitFailedError, DeltaError):
                 # A concurrent writer committed first (or created the table): the files are
                 # ours and still valid; commit them again over the newer version.

@@ -107,9 +107,10 @@ def write_partition_files(
     settings: ParquetSettings,
 ) -> WrittenFiles:
     """Stream ``batches`` (of ``schema``, without the partition columns) into new Parquet
-    files under the partition's directory; on failure, remove what was written and raise."""
+    files under the partition's directory (the table's, for no partition); on failure, remove
+    what was written and raise."""
     relative_dir = "/".join(f"{k}={v}" for k, v in partition)
-    directory = table_dir / relative_dir
+    directory = table_dir / relative_dir if relative_dir else table_dir
     directory.mkdir(parents=True, exist_ok=True)
     stem = uuid.uuid4().hex
     dictionary = [f.name for f in schema if f.name not in settings.no_dictionary]
@@ -129,7 +130,7 @@ def write_partition_files(
         metadata = pq.read_metadata(local)
         actions.append(
             AddAction(
-                path=f"{relative_dir}/{name}",
+                path=f"{relative_dir}/{name}" if relative_dir else name,
                 size=os.path.getsize(local),
                 partition_values=dict(partition),
                 modification_time=int(time.time() * 1000),

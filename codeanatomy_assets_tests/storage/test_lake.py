@@ -77,3 +77,20 @@ def test_outputs_are_zstd_and_ids_have_no_dictionary(tmp_path):
     assert {c.compression for c in columns.values()} == {"ZSTD"}
     assert "RLE_DICTIONARY" not in columns["edge_id"].encodings
     assert "RLE_DICTIONARY" in columns["edge_kind"].encodings
+
+
+def test_append_stream_adds_rows_in_one_version_each(tmp_path):
+    lake = Lake(str(tmp_path))
+    schema = pa.schema([("k", pa.string())])
+
+    def batches(n):
+        return (pa.RecordBatch.from_pydict({"k": [f"{i}"] * 3}, schema=schema) for i in range(n))
+
+    assert lake.append_stream("cache/t", schema, batches(2)) == 6
+    assert lake.append_stream("cache/t", schema, batches(1)) == 3
+    table = lake.table("cache/t")
+    assert table is not None and table.version() == 1
+    assert sorted(pa.table(table.get_add_actions(flatten=True))["num_records"].to_pylist()) == [
+        3,
+        6,
+    ]

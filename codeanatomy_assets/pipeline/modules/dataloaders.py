@@ -80,6 +80,9 @@ def _extract(
             cached=stats.cached,
             extracted=stats.extracted,
             stored=stats.stored,
+            extract_s=round(stats.extract_s, 3),
+            store_s=round(stats.store_s, 3),
+            load_s=round(stats.load_s, 3),
         )
     return tables
 
