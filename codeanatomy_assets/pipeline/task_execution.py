@@ -13,12 +13,13 @@ millions of rows per output: holding every output until the run ends took 14 GB.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeAlias, TypeVar
+from typing import Literal, TypeAlias, TypeVar
 
 import pyarrow as pa
 from datafusion import SessionContext
@@ -70,8 +71,13 @@ Dependency: TypeAlias = pa.Table | SpilledTable | OutputTable
 _KIND_COLUMNS = {"cpg_nodes": "node_kind", "cpg_edges": "edge_kind"}
 
 
-def _context(dependencies: Mapping[str, Dependency], *, bounded: bool = True) -> SessionContext:
-    ctx = session_context(bounded=bounded)
+# The memory pool a view's session runs with: the small pool of a sort, the default pool,
+# none at all (``cpg.functions.session_context``).
+Pool: TypeAlias = Literal["sort", "default", "unbounded"]
+
+
+def _context(dependencies: Mapping[str, Dependency], *, pool: Pool = "default") -> SessionContext:
+    ctx = session_context(bounded=pool != "unbounded", sort_only=pool == "sort")
     for name, dep in dependencies.items():
         if isinstance(dep, OutputTable):
             table = dep.lake.table(name)
@@ -152,17 +158,21 @@ def _exhausted(exc: BaseException) -> bool:
     return any(marker in text for marker in _EXHAUSTED)
 
 
-def _bounded_first(spec: TaskExecutionSpec, run: Callable[[bool], _T]) -> _T:
-    """Run with the session's spilling memory pool; if an operator that cannot spill (a hash
-    join's build side) needs more than the pool, run again unbounded. An exhausted stream
-    raises before its Delta commit, so the first attempt leaves nothing behind."""
-    try:
-        return run(True)
-    except Exception as exc:  # DataFusion raises plain Exceptions
-        if not _exhausted(exc):
-            raise
-        log.warning("%s: %s; running it again without a memory bound", spec.task_name, exc)
-        return run(False)
+def _bounded_first(spec: TaskExecutionSpec, run: Callable[[Pool], _T]) -> _T:
+    """Run with a spilling memory pool (a nested output, which is a sort, with the small one);
+    if an operator that cannot spill (a hash join's build side, a sort's final merge) needs
+    more than the pool, run again with the next larger: the default pool, then none. An
+    exhausted stream raises before its Delta commit, so a failed attempt leaves nothing."""
+    ladder: tuple[Pool, ...] = ("sort",) if spec.nest is not None else ()
+    ladder += ("default", "unbounded")
+    for pool, larger in itertools.pairwise(ladder):
+        try:
+            return run(pool)
+        except Exception as exc:  # DataFusion raises plain Exceptions
+            if not _exhausted(exc):
+                raise
+            log.warning("%s: %s; running it again with pool %r", spec.task_name, exc, larger)
+    return run(ladder[-1])
 
 
 def _stream_to_lake(
@@ -171,9 +181,9 @@ def _stream_to_lake(
     repo_id: str,
     lake: Lake,
     commit: str,
-    bounded: bool,
+    pool: Pool,
 ) -> TableWrite:
-    ctx = _context(dependencies, bounded=bounded)
+    ctx = _context(dependencies, pool=pool)
     df = ctx.sql(_sql(spec, repo_id))
     schema = OUTPUT_CONTRACTS[spec.task_name].schema
 
@@ -209,7 +219,7 @@ def execute_view_to_lake(
 ) -> OutputTable:
     """Stream an output view into its Delta partition; returns the handle dependents read."""
     written = _bounded_first(
-        spec, lambda bounded: _stream_to_lake(spec, dependencies, repo_id, lake, commit, bounded)
+        spec, lambda pool: _stream_to_lake(spec, dependencies, repo_id, lake, commit, pool)
     )
     counts = None
     column = _KIND_COLUMNS.get(spec.task_name)
@@ -222,7 +232,7 @@ def execute_view_to_lake(
         # Keep the context referenced while the query runs: the Delta provider crosses an
         # FFI boundary and fails if its session is collected first. A count per kind holds
         # a few dozen groups: no pool needed.
-        counting = _context({spec.task_name: handle}, bounded=False)
+        counting = _context({spec.task_name: handle}, pool="unbounded")
         rows = (
             counting.sql(
                 f"SELECT {column} AS kind, count(*) AS n FROM {spec.task_name} "
@@ -239,9 +249,9 @@ def execute_view_to_lake(
 
 
 def _spill_view(
-    spec: TaskExecutionSpec, dependencies: Mapping[str, Dependency], repo_id: str, bounded: bool
+    spec: TaskExecutionSpec, dependencies: Mapping[str, Dependency], repo_id: str, pool: Pool
 ) -> SpilledTable:
-    df = _context(dependencies, bounded=bounded).sql(_sql(spec, repo_id))
+    df = _context(dependencies, pool=pool).sql(_sql(spec, repo_id))
     schema = df.schema()
     return run_scratch().write(
         spec.task_name, schema, (b.to_pyarrow() for b in df.execute_stream())
@@ -258,14 +268,10 @@ def execute_view(
     a call outside a build, a Dask worker) the result is an in-memory table.
     """
     if not spec.output and spec.nest is None and current_run() is not None:
-        return _bounded_first(
-            spec, lambda bounded: _spill_view(spec, dependencies, repo_id, bounded)
-        )
+        return _bounded_first(spec, lambda pool: _spill_view(spec, dependencies, repo_id, pool))
     result = _bounded_first(
         spec,
-        lambda bounded: (
-            _context(dependencies, bounded=bounded).sql(_sql(spec, repo_id)).to_arrow_table()
-        ),
+        lambda pool: _context(dependencies, pool=pool).sql(_sql(spec, repo_id)).to_arrow_table(),
     )
     if spec.nest is not None:
         result = nest(result, spec.nest)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from codeanatomy_assets.cpg import functions
+from codeanatomy_assets.cpg.nesting import NestSpec
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
 from codeanatomy_assets.pipeline.execution import build_commit
 from codeanatomy_assets.pipeline.request import BuildRequest
@@ -48,7 +49,24 @@ def test_a_join_past_the_pool_is_run_again_unbounded(
     with caplog.at_level(logging.WARNING):
         result = execute_view(spec, tables, "repo")
     assert result.num_rows == 200_000
-    assert "running it again without a memory bound" in caplog.text
+    assert "running it again with pool 'unbounded'" in caplog.text
+
+
+def test_a_sort_past_the_small_pool_runs_again_with_the_default_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(functions, "SORT_POOL_BYTES", 64 * 1024)
+    monkeypatch.setattr(functions, "MEMORY_POOL_BYTES", 256 * 1024 * 1024)
+    tables = _tables(300_000)
+    nested = NestSpec(key="k", into="vs", fields=("v",))
+    spec = TaskExecutionSpec(
+        "by_k", "view", "SELECT k, v FROM b ORDER BY k", False, "p", "t", nested
+    )
+    with caplog.at_level(logging.WARNING):
+        result = execute_view(spec, tables, "repo")
+    assert result.num_rows == 300_000
+    assert "running it again with pool 'default'" in caplog.text
+    assert "'unbounded'" not in caplog.text
 
 
 def test_a_sort_past_the_pool_spills_and_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +98,7 @@ def test_a_build_whose_views_outgrow_a_tiny_pool_writes_the_same_graph(
     with caplog.at_level(logging.WARNING):
         result = build_commit(BuildRequest(lake_root=roots["tiny"], **request))
     assert result.status == "success"
-    retried = {r.getMessage().split(":")[0] for r in caplog.records if "again without" in r.msg}
+    retried = {r.getMessage().split(":")[0] for r in caplog.records if "again with" in r.msg}
     assert retried & set(CPG_OUTPUTS), retried  # some output streams were retried
     for name in ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_edges_by_src"):
         normal, tiny = (
