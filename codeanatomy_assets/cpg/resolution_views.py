@@ -28,7 +28,12 @@ NodeId = Callable[[str, str, str, str, str], str]
 
 
 def _dotted_round(i: int) -> str:
-    """Round ``i``: rows still pending (``cur``) either resolve or are rewritten."""
+    """Round ``i``: rows still pending (``cur``) either resolve or are rewritten.
+
+    One reference may be pending as several paths at once (``os.path`` is bound to both
+    ``posixpath`` and ``ntpath``): each path takes its own longest module prefix and is
+    rewritten or given up on its own. (Ranking the splits per reference instead kept one of
+    the paths at random, and the stdlib's graph differed by ~150 calls from build to build.)"""
     prev = f"dotted_r{i - 1}"
     return f"""
     WITH pending AS (SELECT start, cur FROM {prev} WHERE node_id IS NULL AND NOT done),
@@ -45,15 +50,15 @@ def _dotted_round(i: int) -> str:
         FROM parts p),
     module_split AS (
         SELECT start, cur, head, name, tail FROM (
-            SELECT s.*, row_number() OVER (PARTITION BY s.start ORDER BY s.k DESC) AS rn
+            SELECT s.*, row_number() OVER (PARTITION BY s.start, s.cur ORDER BY s.k DESC) AS rn
             FROM split s JOIN module_index m ON m.qualified_name = s.head) z
         WHERE rn = 1),
     direct AS (
-        SELECT s.start, b.target || CASE WHEN s.tail = '' THEN '' ELSE '.' || s.tail END
-                   AS cur
+        SELECT s.start, s.cur AS src,
+               b.target || CASE WHEN s.tail = '' THEN '' ELSE '.' || s.tail END AS cur
         FROM module_split s JOIN module_names b ON b.module = s.head AND b.name = s.name),
     starred AS (
-        SELECT s.start, b.target || '.' || s.name
+        SELECT s.start, s.cur AS src, b.target || '.' || s.name
                    || CASE WHEN s.tail = '' THEN '' ELSE '.' || s.tail END AS cur
         FROM module_split s JOIN module_names b ON b.module = s.head AND b.name = '*'
         LEFT JOIN module_names own ON own.module = s.head AND own.name = s.name
@@ -64,14 +69,16 @@ def _dotted_round(i: int) -> str:
     rewritten AS (SELECT * FROM direct UNION SELECT * FROM starred)
     SELECT r.start, r.cur, d.node_id, d.node_kind, CAST(NULL AS VARCHAR) AS member,
            FALSE AS done
-    FROM rewritten r LEFT JOIN def_index d ON d.qualified_name = r.cur
+    FROM (SELECT DISTINCT start, cur FROM rewritten) r
+    LEFT JOIN def_index d ON d.qualified_name = r.cur
     UNION ALL
     SELECT start, cur, node_id, node_kind, member, TRUE AS done
     FROM {prev} WHERE node_id IS NOT NULL OR done
     UNION ALL
     SELECT p.start, p.cur, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
            CAST(NULL AS VARCHAR), TRUE
-    FROM pending p LEFT JOIN rewritten r ON p.start = r.start WHERE r.start IS NULL"""
+    FROM pending p LEFT JOIN rewritten r ON p.start = r.start AND p.cur = r.src
+    WHERE r.start IS NULL"""
 
 
 def _first_round() -> str:

@@ -197,4 +197,25 @@ IMPORT_CASES: list[Case] = [
             "CALLS": {("mlib.use", "mlib.hello")},
         },
     ),
+    # A module attribute bound to two modules (like ``os.path``: posixpath or ntpath), each
+    # re-exporting through a star import: the call reaches both definitions, every build.
+    Case(
+        "imp_two_bindings_star",
+        "imports",
+        {
+            "imp_two_bindings_star/osmod.py": "import sys\nif sys.platform == 'win32':\n"
+            "    from . import ntp as path\nelse:\n    from . import posixp as path\n",
+            "imp_two_bindings_star/posixp.py": "from .generic import *\n",
+            "imp_two_bindings_star/ntp.py": "from .ntgeneric import *\n",
+            "imp_two_bindings_star/generic.py": "def isdir(p):\n    return p\n",
+            "imp_two_bindings_star/ntgeneric.py": "def isdir(p):\n    return p\n",
+            "imp_two_bindings_star/main.py": "from . import osmod\nosmod.path.isdir('x')\n",
+        },
+        {
+            "CALLS": {
+                ("imp_two_bindings_star.main", "imp_two_bindings_star.generic.isdir"),
+                ("imp_two_bindings_star.main", "imp_two_bindings_star.ntgeneric.isdir"),
+            }
+        },
+    ),
 ]
