@@ -50,6 +50,7 @@ class TaskExecutionSpec:
     plan_signature: str
     task_signature: str
     nest: NestSpec | None = None
+    parts: tuple[str, ...] = ()
 
 
 class EmptyOutputError(ValueError):
@@ -145,7 +146,11 @@ def _pumped(produce: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.Reco
 
 def _sql(spec: TaskExecutionSpec, repo_id: str) -> str:
     assert spec.sql is not None
-    return spec.sql.replace(sql_literal(REPO_PLACEHOLDER), sql_literal(repo_id))
+    return _bind(spec.sql, repo_id)
+
+
+def _bind(sql: str, repo_id: str) -> str:
+    return sql.replace(sql_literal(REPO_PLACEHOLDER), sql_literal(repo_id))
 
 
 # How DataFusion 55 says an operator hit the pool: the pool itself, an external sort that
@@ -184,12 +189,17 @@ def _stream_to_lake(
     pool: Pool,
 ) -> TableWrite:
     ctx = _context(dependencies, pool=pool)
-    df = ctx.sql(_sql(spec, repo_id))
     schema = OUTPUT_CONTRACTS[spec.task_name].schema
+    # A union's parts run one after another (``ViewSpec.parts``); each is planned before the
+    # first runs, so a part that does not plan fails the write before it starts.
+    queries = [_bind(part, repo_id) for part in spec.parts] or [_sql(spec, repo_id)]
+    frames = [ctx.sql(query) for query in queries]
 
     def batches() -> Iterator[pa.RecordBatch]:
         plain = (
-            plain_strings(pa.Table.from_batches([b.to_pyarrow()])) for b in df.execute_stream()
+            plain_strings(pa.Table.from_batches([b.to_pyarrow()]))
+            for df in frames
+            for b in df.execute_stream()
         )
         if spec.nest is not None:
             tables = nest_batches((b for t in plain for b in t.to_batches()), spec.nest)

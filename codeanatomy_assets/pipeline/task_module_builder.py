@@ -99,6 +99,7 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., Dependency]
         plan.signature,
         task.task_signature,
         task.nest,
+        task.parts,
     )
     tags = _tags(task, plan)
     if task.kind == "scan":
@@ -156,7 +157,7 @@ def _write_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., OutputWrit
     """
     spec = TaskExecutionSpec(
         task.name, task.kind, task.sql, task.output, plan.signature, task.task_signature,
-        task.nest,
+        task.nest, task.parts,
     )  # fmt: skip
     outputs = set(plan.outputs)
     tags = {**_tags(task, plan), "layer": "outputs", "kind": "write"}

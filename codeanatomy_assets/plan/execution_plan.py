@@ -49,6 +49,7 @@ class PlanTask:
     betweenness: float = 0.0
     task_signature: str = ""
     nest: NestSpec | None = None
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def compile_execution_plan(
                 v.spec.output,
                 _view_cost(v.spec.sql, ctx),
                 nest=v.spec.nest,
+                parts=v.spec.parts,
             )
         )
         ctx.register_record_batches(
@@ -181,6 +183,7 @@ def _schedule(raw: list[PlanTask]) -> ExecutionPlan:
                 betweenness=round(float(betweenness[n]), 6),
                 task_signature=sig,
                 nest=t.nest,
+                parts=t.parts,
             )
         )
     critical = []
