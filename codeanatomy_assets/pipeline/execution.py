@@ -150,7 +150,10 @@ def build_commit(
         raise ConfigError(str(exc)) from exc
     collector = DiagnosticsCollector()
     context = RunContext(run_id, repo_id, sha, request.execution_mode, collector, telemetry)
-    context.scratch = Scratch()
+    try:
+        context.scratch = Scratch()
+    except ValueError as exc:  # CODEANATOMY_SCRATCH_DIR is not a usable directory
+        raise ConfigError(str(exc)) from None
     collector.record(
         "plan",
         plan_signature=plan.signature,

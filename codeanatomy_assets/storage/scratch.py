@@ -43,9 +43,16 @@ class Scratch:
 
     def __init__(self, parent: str | None = None) -> None:
         root = parent or os.environ.get(SCRATCH_ENV) or None
-        if root is not None:
-            Path(root).mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix="codeanatomy-scratch-", dir=root))
+        try:
+            if root is not None:
+                Path(root).mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix="codeanatomy-scratch-", dir=root))
+        except OSError as exc:
+            where = f"{SCRATCH_ENV}={root!r}" if root and not parent else repr(root)
+            raise ValueError(
+                f"scratch directory {where} is not usable ({exc.strerror}): set "
+                f"{SCRATCH_ENV} to a writable local directory, or unset it for the system temp"
+            ) from exc
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
 
     def cleanup(self) -> None:

@@ -49,6 +49,19 @@ def test_cli_refuses_bad_options_before_any_work(
     assert not lake_root.exists()  # refused before the lake was even created
 
 
+def test_cli_refuses_an_unusable_scratch_directory(
+    repo: GitRepo,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CODEANATOMY_SCRATCH_DIR", _blocked_lake(tmp_path))
+    assert main(["build", str(repo.path), "--lake", str(tmp_path / "lake"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "CODEANATOMY_SCRATCH_DIR=" in err and "is not usable" in err, err
+    assert "writable local directory" in err
+
+
 def test_cli_refuses_an_unwritable_lake(repo: GitRepo, tmp_path: Path) -> None:
     """As a user runs it: a real process, its exit code and stderr."""
     done = subprocess.run(
