@@ -134,3 +134,29 @@ def test_reader_type_variants_match_the_contract(
     physical: pa.DataType, contract: pa.DataType
 ) -> None:
     assert normalize_type(physical) == normalize_type(contract)
+
+
+def test_checks_that_outgrow_the_memory_pool_still_decide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool too small for a uniqueness or endpoint query: it runs again unbounded, and the
+    defects are still found."""
+    from codeanatomy_assets.cpg import functions
+
+    monkeypatch.setattr(functions, "MEMORY_POOL_BYTES", 64 * 1024)
+    ids = [f"{i:032x}" for i in range(60_000)]
+    nodes = pa.Table.from_pylist(
+        [{"node_id": i, "node_kind": "NAME"} for i in ids],
+        schema=OUTPUT_CONTRACTS["cpg_nodes"].schema,
+    )
+    edges = pa.Table.from_pylist(
+        [{"edge_id": i, "src_node_id": i, "dst_node_id": i} for i in ids]
+        + [{"edge_id": ids[0], "src_node_id": ids[0], "dst_node_id": "ghost"}],
+        schema=OUTPUT_CONTRACTS["cpg_edges"].schema,
+    )
+    results = _run(tmp_path, _valid_rows(), {"cpg_nodes": nodes, "cpg_edges": edges})
+    assert results[("cpg_nodes", "node_ids_unique")].passed
+    duplicated = results[("cpg_edges", "edge_ids_unique")]
+    assert not duplicated.passed and duplicated.metadata["duplicated_ids"].value == 1
+    dangling = results[("cpg_edges", "edge_endpoints_exist")]
+    assert not dangling.passed and dangling.metadata["dangling_edges"].value == 1

@@ -172,6 +172,17 @@ def memory_pool_bytes() -> int | None:
     )
 
 
+# How DataFusion 55 says an operator hit the pool: the pool itself, an external sort that
+# cannot reserve its merge buffer, a hash aggregate that cannot emit its first group.
+_EXHAUSTED = ("Resources exhausted", "Not enough memory", "ran out of memory")
+
+
+def memory_exhausted(exc: BaseException) -> bool:
+    """Whether a DataFusion error says the session's memory pool was too small."""
+    text = str(exc)
+    return any(marker in text for marker in _EXHAUSTED)
+
+
 def session_context(*, bounded: bool = True, sort_only: bool = False) -> SessionContext:
     """A DataFusion session with the CPG's functions registered; ``bounded``: sorts and
     aggregations spill past ``memory_pool_bytes()``, and an operator that cannot spill fails

@@ -24,7 +24,7 @@ from typing import Literal, TypeAlias, TypeVar
 import pyarrow as pa
 from datafusion import SessionContext
 
-from codeanatomy_assets.cpg.functions import session_context
+from codeanatomy_assets.cpg.functions import memory_exhausted, session_context
 from codeanatomy_assets.cpg.nesting import NestSpec, nest, nest_batches
 from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
@@ -153,16 +153,6 @@ def _bind(sql: str, repo_id: str) -> str:
     return sql.replace(sql_literal(REPO_PLACEHOLDER), sql_literal(repo_id))
 
 
-# How DataFusion 55 says an operator hit the pool: the pool itself, an external sort that
-# cannot reserve its merge buffer, a hash aggregate that cannot emit its first group.
-_EXHAUSTED = ("Resources exhausted", "Not enough memory", "ran out of memory")
-
-
-def _exhausted(exc: BaseException) -> bool:
-    text = str(exc)
-    return any(marker in text for marker in _EXHAUSTED)
-
-
 def _bounded_first(spec: TaskExecutionSpec, run: Callable[[Pool], _T]) -> _T:
     """Run with a spilling memory pool (a nested output, which is a sort, with the small one);
     if an operator that cannot spill (a hash join's build side, a sort's final merge) needs
@@ -174,7 +164,7 @@ def _bounded_first(spec: TaskExecutionSpec, run: Callable[[Pool], _T]) -> _T:
         try:
             return run(pool)
         except Exception as exc:  # DataFusion raises plain Exceptions
-            if not _exhausted(exc):
+            if not memory_exhausted(exc):
                 raise
             log.warning("%s: %s; running it again with pool %r", spec.task_name, exc, larger)
     return run(ladder[-1])
