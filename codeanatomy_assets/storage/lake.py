@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,13 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 from datafusion import SessionContext
-from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
@@ -53,6 +60,10 @@ WRITER_PROPERTIES = WriterProperties(
 )
 PARQUET_SETTINGS = ParquetSettings("zstd", 1, frozenset(_UNIQUE_COLUMNS))
 _COMMIT_RETRIES = 8
+# Commit metadata key of a write's id, and how far back in the log a write looks for its own
+# commit (concurrent writers of one table: one per partition being built at the same time).
+_WRITE_ID_KEY = "codeanatomy.write_id"
+_HISTORY_SEARCH = 64
 
 
 class LakeError(ValueError):
@@ -158,13 +169,24 @@ class Lake:
         check_partition(repo_id, commit)
         uri = self.table_uri(name)
         out_schema = _partition_schema(schema)
+        # Tags our commit, so that the version reported is ours even if another writer of the
+        # table (another partition) committed right after us.
+        tag = CommitProperties(custom_metadata={_WRITE_ID_KEY: uuid.uuid4().hex})
         if self.is_local:
-            rows = self._write_files_then_commit(name, schema, batches, repo_id, commit)
+            rows = self._write_files_then_commit(name, schema, batches, repo_id, commit, tag)
         else:
-            rows = self._write_with_delta_rs(name, out_schema, batches, repo_id, commit)
-        written = self.table(name)
-        assert written is not None
-        return TableWrite(name, uri, int(written.version()), rows, out_schema)
+            rows = self._write_with_delta_rs(name, out_schema, batches, repo_id, commit, tag)
+        return TableWrite(name, uri, self._version_of(name, tag), rows, out_schema)
+
+    def _version_of(self, name: str, tag: CommitProperties) -> int:
+        """The version of the commit tagged ``tag`` (the newest, if it is out of reach)."""
+        table = self.table(name)
+        assert table is not None
+        wanted = (tag.custom_metadata or {})[_WRITE_ID_KEY]
+        for entry in table.history(limit=_HISTORY_SEARCH):
+            if entry.get(_WRITE_ID_KEY) == wanted:
+                return int(entry["version"])
+        return int(table.version())
 
     def append_stream(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
         """Append the rows of ``batches`` to the unpartitioned table ``name`` (created if need
@@ -196,6 +218,7 @@ class Lake:
         batches: Callable[[], Iterable[pa.RecordBatch]],
         repo_id: str,
         commit: str,
+        tag: CommitProperties | None = None,
     ) -> int:
         """Local lakes: Parquet files by our bounded writer, then one Delta transaction that
         replaces the partition's files with them (``storage.partition_files``)."""
@@ -208,7 +231,9 @@ class Lake:
             PARQUET_SETTINGS,
         )
         partition = [("repo_id", "=", repo_id), ("commit", "=", commit)]
-        self._commit_files(name, _partition_schema(schema), files, partition_filters=partition)
+        self._commit_files(
+            name, _partition_schema(schema), files, partition_filters=partition, tag=tag
+        )
         return files.rows
 
     def _commit_files(
@@ -219,6 +244,7 @@ class Lake:
         *,
         partitioned: bool = True,
         partition_filters: list[tuple[str, str, str]] | None = None,
+        tag: CommitProperties | None = None,
     ) -> None:
         """One transaction adding ``files``: replacing ``partition_filters``' partition, or
         appending. A writer that committed first makes us try again over its version."""
@@ -234,6 +260,7 @@ class Lake:
                         mode="error",
                         partition_by=partition_by,
                         storage_options=self._options(),
+                        commit_properties=tag,
                     )
                 else:
                     table.create_write_transaction(
@@ -242,6 +269,7 @@ class Lake:
                         schema=schema,
                         partition_by=partition_by,
                         partition_filters=partition_filters,
+                        commit_properties=tag,
                     )
                 return
             except (CommitFailedError, DeltaError):
@@ -259,6 +287,7 @@ class Lake:
         batches: Callable[[], Iterable[pa.RecordBatch]],
         repo_id: str,
         commit: str,
+        tag: CommitProperties | None = None,
     ) -> int:
         """Object stores: delta-rs writes the files (see ``partition_files`` for its memory)."""
         predicate = f"repo_id = '{repo_id}' AND commit = '{commit}'"
@@ -282,6 +311,7 @@ class Lake:
                     predicate=predicate,
                     storage_options=self._options(),
                     writer_properties=WRITER_PROPERTIES,
+                    commit_properties=tag,
                 )
                 return rows
             except CommitFailedError:

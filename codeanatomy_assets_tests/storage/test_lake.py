@@ -94,3 +94,20 @@ def test_append_stream_adds_rows_in_one_version_each(tmp_path):
         3,
         6,
     ]
+
+
+def test_the_version_reported_is_our_commit_even_if_another_follows(tmp_path, monkeypatch):
+    lake = Lake(str(tmp_path))
+    lake.write_partition("t", pa.table({"x": [1]}), "r", A)  # version 0
+    commit_files = Lake._commit_files
+
+    def and_then_another_writer(self, name, *args, **kwargs):
+        commit_files(self, name, *args, **kwargs)  # ours: version 1
+        monkeypatch.setattr(Lake, "_commit_files", commit_files)
+        Lake(self.root).write_partition(name, pa.table({"x": [9]}), "r", B)  # version 2
+
+    monkeypatch.setattr(Lake, "_commit_files", and_then_another_writer)
+    written = lake.write_partition("t", pa.table({"x": [2]}), "r", A)
+    table = lake.table("t")
+    assert table is not None and table.version() == 2
+    assert written.version == 1
