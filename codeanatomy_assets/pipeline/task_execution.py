@@ -8,7 +8,9 @@ schema (``cpg.schemas``): a view that drifts fails here, loudly, not in a reader
 An output that is to be written streams from DataFusion into its Delta partition
 (``execute_view_to_lake``) and only a handle (``OutputTable``) stays in memory; a view that
 reads it reads the partition back from the lake. The graph of the standard library is
-millions of rows per output: holding every output until the run ends took 14 GB.
+millions of rows per output: holding every output until the run ends took 14 GB. Inside a
+build, intermediate views likewise stream into the run's scratch space and only a
+``SpilledTable`` stays (``storage.scratch``), as the evidence does.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ outputs are sorted by node id, so a lookup by id opens only the file that can ho
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -52,9 +53,10 @@ class WrittenFiles:
 
 
 def _stat_value(value: Any) -> Any:
+    """A footer statistic as Delta's JSON can hold it (None: leave the column out)."""
     if isinstance(value, bytes):
         return None
-    if isinstance(value, float) and value != value:  # NaN has no order
+    if isinstance(value, float) and not math.isfinite(value):  # NaN has no order; JSON has no inf
         return None
     return value
 
