@@ -12,6 +12,8 @@ CPG Delta table (``Lake.delete_partition``, one Delta delete per table), then th
 partition itself, so a failure half-way leaves the partition listed and the next night retries.
 Repositories that cannot be read, and partitions of repositories no longer watched, are left
 untouched and logged: deleting data because a mount vanished would be worse than keeping it.
+The same job then drops evidence-cache entries that no retained commit contains
+(``prune_evidence_cache``).
 """
 
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations
@@ -25,14 +27,18 @@ import dagster as dg
 
 from codeanatomy_assets.assets.cpg import CPG_ASSET_KEYS
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
+from codeanatomy_assets.extract.ast_extract import module_name_for
+from codeanatomy_assets.extract.incremental import evidence_cache_for
 from codeanatomy_assets.partitions import (
     COMMITS_PARTITIONS,
     PartitionKeyError,
     decode_partition_key,
     encode_partition_key,
 )
+from codeanatomy_assets.repo.git import GitRepository
 from codeanatomy_assets.resources import LakeResource, WatchedReposResource
 from codeanatomy_assets.sensors.commits import branch_window
+from codeanatomy_assets.storage.evidence_cache import cache_key
 from codeanatomy_assets.storage.lake import Lake
 
 if TYPE_CHECKING:  # not exported by `dagster`; only needed for annotations
@@ -45,6 +51,7 @@ __all__ = [
     "build_retention_schedule",
     "cpg_retention_job",
     "missing_partitions",
+    "prune_evidence_cache",
     "prune_partitions",
     "retained_partitions",
 ]
@@ -184,25 +191,63 @@ def prune_partitions(
     return deleted
 
 
+def prune_evidence_cache(lake: Lake, watched_repos: WatchedReposResource, log: _Log) -> int | None:
+    """Drop evidence-cache entries that no retained commit of a watched repository contains.
+
+    The cache is append-only while builds run; without this it grows with every commit ever
+    built. What is kept: the entry of every Python file of the newest ``retain_commits``
+    commits of each watched branch, for the extractor code running now (entries of older
+    extractor versions can never hit again). If a watched repository cannot be read, nothing
+    is dropped: its commits' entries cannot be told apart. Dropping an entry a later build
+    wants costs a re-extraction, never a wrong graph (``EvidenceCache.retain``).
+
+    Returns:
+        the cache rows removed, or None when the cache was left alone.
+    """
+    watched = watched_repos.watched()
+    windows = _windows(watched_repos, log)
+    unreadable = sorted(set(watched) - set(windows))
+    if unreadable:
+        log.warning("evidence cache left as it is: cannot read %s", ", ".join(unreadable))
+        return None
+    cache = evidence_cache_for(lake)
+    keep: set[str] = set()
+    for repo_id, shas in windows.items():
+        git = GitRepository(watched[repo_id].path)
+        for sha in shas:
+            keep.update(
+                cache_key(e.blob_id, e.path, module_name_for(e.path), cache.version)
+                for e in git.python_entries(sha)
+                if e.skipped is None
+            )
+    removed = cache.retain(keep)
+    log.info("evidence cache: kept %d entries, removed %d rows", len(keep), removed)
+    return removed
+
+
 @dg.op(name="cpg_retention")
 def _cpg_retention(
     context: dg.OpExecutionContext, lake: LakeResource, watched_repos: WatchedReposResource
 ) -> dg.Output[None]:
-    """Delete partitions (and their Delta rows) outside the last N commits per repository."""
+    """Delete partitions (and their Delta rows) outside the last N commits per repository,
+    then the evidence-cache entries no retained commit contains."""
     deleted = prune_partitions(context.instance, lake.lake(), watched_repos, context.log)
+    cache_rows = prune_evidence_cache(lake.lake(), watched_repos, context.log)
     return dg.Output(
         None,
         metadata={
             "partitions_deleted": len(deleted),
             "rows_deleted": sum(deleted.values()),
             "keys": dg.MetadataValue.json(sorted(deleted)),
+            "evidence_cache_rows_deleted": cache_rows if cache_rows is not None else -1,
         },
     )
 
 
 @dg.job(name="cpg_retention_job")
 def cpg_retention_job() -> None:
-    """Delete partitions outside retention, rows first, then the dynamic partition."""
+    """Delete partitions outside retention, rows first, then the dynamic partition; then
+    the evidence-cache entries no retained commit contains."""
     _cpg_retention()
 
 

@@ -151,3 +151,44 @@ def test_retention_job_runs_and_leaves_unreadable_repos_alone(
     )
     assert result.success
     assert set(instance.get_dynamic_partitions("commits")) == {f"j@{shas[2]}", "gone@" + "d" * 40}
+
+
+def test_retention_drops_evidence_cache_entries_no_retained_commit_has(tmp_path: Path) -> None:
+    from codeanatomy_assets.extract.ast_extract import module_name_for
+    from codeanatomy_assets.extract.incremental import evidence_cache_for
+    from codeanatomy_assets.pipeline.execution import build_commit
+    from codeanatomy_assets.pipeline.request import BuildRequest
+    from codeanatomy_assets.repo.git import GitRepository
+    from codeanatomy_assets.schedules import prune_evidence_cache
+    from codeanatomy_assets.storage.evidence_cache import cache_key
+
+    repo = GitRepo.init(tmp_path / "c")
+    shas = [
+        repo.commit({"m.py": f"VALUE = {i}\n", "keep.py": "def f():\n    pass\n"}) for i in range(3)
+    ]
+    lake = Lake(str(tmp_path / "lake"))
+    for sha in shas:
+        request = BuildRequest(repo_path=repo.path, lake_root=lake.root, commit=sha, repo_id="c")
+        assert build_commit(request).status == "success"
+    cache = evidence_cache_for(lake)
+    git = GitRepository(repo.path)
+
+    def keys(sha: str) -> set[str]:
+        return {cache_key(e.blob_id, e.path, module_name_for(e.path), cache.version)
+                for e in git.python_entries(sha)}  # fmt: skip
+
+    assert cache.hits(sorted(keys(shas[0]))) == keys(shas[0])
+    watched = WatchedReposResource(
+        repos={"c": WatchedRepo(path=str(repo.path))}, initial_commits=1, retain_commits=2
+    )
+    assert prune_evidence_cache(lake, watched, LOG)
+    assert cache.hits(sorted(keys(shas[0]))) == keys(shas[0]) & keys(shas[1])  # keep.py only
+    assert cache.hits(sorted(keys(shas[1]) | keys(shas[2]))) == keys(shas[1]) | keys(shas[2])
+    # A watched repository that cannot be read: the cache is left alone.
+    broken = WatchedReposResource(
+        repos={"c": WatchedRepo(path=str(repo.path)), "gone": WatchedRepo(path="/nonexistent")},
+        initial_commits=1,
+        retain_commits=1,
+    )
+    assert prune_evidence_cache(lake, broken, LOG) is None
+    assert cache.hits(sorted(keys(shas[1]))) == keys(shas[1])

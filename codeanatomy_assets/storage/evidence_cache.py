@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -157,3 +157,72 @@ class EvidenceCache:
             )
             self.lake.append_stream(f"{CACHE_DIR}/{name}", schema, (tagged(b) for b in source))
         return len(keep)
+
+    def retain(self, keep: Collection[str]) -> int:
+        """Drop every entry whose key is not in ``keep`` (and the losing copies of entries two
+        builds stored at once); returns the rows removed. Each table is rewritten in one
+        transaction, the marker table first, then vacuumed (files older than Delta's retention
+        period only, so readers of older versions are safe).
+
+        A build may be storing while this runs. Rows of a write this call did not see in the
+        marker table are always kept, so no key whose marker survives loses its rows: the
+        worst a race does is drop a marker, and that key is extracted again.
+        """
+        marker = self._table("files")
+        if marker is None:
+            return 0
+        ctx = SessionContext()
+        ctx.register_table("cached_files", marker)
+        wanted = pa.table({"k": pa.array(sorted(keep), pa.string())})
+        ctx.register_record_batches("keep", [wanted.to_batches() or [_empty_keys()]])
+        ctx.register_view(
+            "winners",
+            ctx.sql(
+                "SELECT f.cache_key, min(f.cache_write) AS cache_write FROM cached_files f "
+                "JOIN keep k ON f.cache_key = k.k GROUP BY f.cache_key"
+            ),
+        )
+        ctx.register_view("seen", ctx.sql("SELECT DISTINCT cache_write FROM cached_files"))
+        removed = 0
+        for name in ["files"] + [n for n in self.schemas if n != "files"]:
+            table = marker if name == "files" else self._table(name)
+            if table is None:
+                continue
+            ctx.register_table(f"rows_{name}", table)
+            before = ctx.sql(f"SELECT count(*) AS n FROM rows_{name}").to_pylist()[0]["n"]
+            winner = (
+                "w.cache_key IS NOT NULL"
+                if name == "files"
+                else "w.cache_key IS NOT NULL OR s.cache_write IS NULL"
+            )
+            stream = ctx.sql(
+                f"SELECT t.* FROM rows_{name} t LEFT JOIN winners w "
+                "ON t.cache_key = w.cache_key AND t.cache_write = w.cache_write "
+                f"LEFT JOIN seen s ON t.cache_write = s.cache_write WHERE {winner}"
+            ).execute_stream()
+            schema = (
+                self.schemas[name]
+                .append(pa.field("cache_key", pa.string()))
+                .append(pa.field("cache_write", pa.string()))
+            )
+            kept = self.lake.replace_stream(
+                f"{CACHE_DIR}/{name}",
+                schema,
+                (
+                    b
+                    for batch in stream
+                    for b in plain_strings(pa.Table.from_batches([batch.to_pyarrow()]))
+                    .select(schema.names)
+                    .cast(schema)
+                    .to_batches()
+                ),
+            )
+            removed += before - kept
+            vacuumed = self._table(name)
+            if vacuumed is not None:
+                vacuumed.vacuum(dry_run=False)
+        return removed
+
+
+def _empty_keys() -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=pa.schema([("k", pa.string())]))

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -191,6 +192,22 @@ class Lake:
     def append_stream(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
         """Append the rows of ``batches`` to the unpartitioned table ``name`` (created if need
         be), in one transaction and bounded memory; returns the rows appended."""
+        return self._write_unpartitioned(name, schema, batches, "append")
+
+    def replace_stream(
+        self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> int:
+        """Replace every row of the unpartitioned table ``name`` with ``batches``' rows, in one
+        transaction; the old files stay until a vacuum. Returns the rows written."""
+        return self._write_unpartitioned(name, schema, batches, "overwrite")
+
+    def _write_unpartitioned(
+        self,
+        name: str,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        mode: Literal["append", "overwrite"],
+    ) -> int:
         if not self.is_local:
             rows = 0
 
@@ -202,13 +219,13 @@ class Lake:
 
             reader = pa.RecordBatchReader.from_batches(schema, counted())
             write_deltalake(
-                self.table_uri(name), reader, mode="append", storage_options=self._options()
+                self.table_uri(name), reader, mode=mode, storage_options=self._options()
             )
             return rows
         files = write_partition_files(
             Path(self.table_uri(name)), (), schema, batches, PARQUET_SETTINGS
         )
-        self._commit_files(name, schema, files, partitioned=False)
+        self._commit_files(name, schema, files, partitioned=False, replace=mode == "overwrite")
         return files.rows
 
     def _write_files_then_commit(
@@ -245,9 +262,11 @@ class Lake:
         partitioned: bool = True,
         partition_filters: list[tuple[str, str, str]] | None = None,
         tag: CommitProperties | None = None,
+        replace: bool = False,
     ) -> None:
-        """One transaction adding ``files``: replacing ``partition_filters``' partition, or
-        appending. A writer that committed first makes us try again over its version."""
+        """One transaction adding ``files``: replacing ``partition_filters``' partition (or,
+        with ``replace``, the whole table), or appending. A writer that committed first makes
+        us try again over its version."""
         partition_by = list(PARTITION_COLUMNS) if partitioned else None
         for attempt in range(_COMMIT_RETRIES):
             table = self.table(name)
@@ -265,7 +284,7 @@ class Lake:
                 else:
                     table.create_write_transaction(
                         list[AddAction | RemoveAction](files.actions),
-                        mode="overwrite" if partition_filters else "append",
+                        mode="overwrite" if partition_filters or replace else "append",
                         schema=schema,
                         partition_by=partition_by,
                         partition_filters=partition_filters,
