@@ -84,10 +84,7 @@ def extract_incremental(
     merged = fresh
     if hits:
         cached = cache.load([k for k in keys.values() if k in hits], scratch)
-        merged = {
-            name: union(scratch, name, [table, cached[name]]) if name in cached else table
-            for name, table in fresh.items()
-        }
+        merged = {name: union(scratch, name, [fresh[name], cached[name]]) for name in fresh}
     extracted = sum(1 for e in todo if e.skipped is None)
     return merged, IncrementalStats(
         len(hits),

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -106,17 +107,7 @@ class EvidenceCache:
                 f"SELECT {columns} FROM rows_{name} t JOIN winners w "
                 "ON t.cache_key = w.cache_key AND t.cache_write = w.cache_write"
             ).execute_stream()
-            out[name] = scratch.write(
-                name,
-                schema,
-                (
-                    b
-                    for batch in stream
-                    for b in plain_strings(pa.Table.from_batches([batch.to_pyarrow()]))
-                    .cast(schema)
-                    .to_batches()
-                ),
-            )
+            out[name] = scratch.write(name, schema, _conformed(stream, schema))
         return out
 
     def store(
@@ -206,22 +197,20 @@ class EvidenceCache:
                 .append(pa.field("cache_write", pa.string()))
             )
             kept = self.lake.replace_stream(
-                f"{CACHE_DIR}/{name}",
-                schema,
-                (
-                    b
-                    for batch in stream
-                    for b in plain_strings(pa.Table.from_batches([batch.to_pyarrow()]))
-                    .select(schema.names)
-                    .cast(schema)
-                    .to_batches()
-                ),
+                f"{CACHE_DIR}/{name}", schema, _conformed(stream, schema)
             )
             removed += before - kept
             vacuumed = self._table(name)
             if vacuumed is not None:
                 vacuumed.vacuum(dry_run=False)
         return removed
+
+
+def _conformed(stream: Iterable[Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """A DataFusion stream's batches with ``schema``'s columns, in its order and plain types."""
+    for batch in stream:
+        table = plain_strings(pa.Table.from_batches([batch.to_pyarrow()]))
+        yield from table.select(schema.names).cast(schema).to_batches()
 
 
 def _empty_keys() -> pa.RecordBatch:

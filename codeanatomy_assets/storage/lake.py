@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -61,6 +61,7 @@ WRITER_PROPERTIES = WriterProperties(
 )
 PARQUET_SETTINGS = ParquetSettings("zstd", 1, frozenset(_UNIQUE_COLUMNS))
 _COMMIT_RETRIES = 8
+_T = TypeVar("_T")
 # Commit metadata key of a write's id, and how far back in the log a write looks for its own
 # commit (concurrent writers of one table: one per partition being built at the same time).
 _WRITE_ID_KEY = "codeanatomy.write_id"
@@ -268,36 +269,32 @@ class Lake:
         with ``replace``, the whole table), or appending. A writer that committed first makes
         us try again over its version."""
         partition_by = list(PARTITION_COLUMNS) if partitioned else None
-        for attempt in range(_COMMIT_RETRIES):
+
+        def commit() -> None:
             table = self.table(name)
-            try:
-                if table is None:
-                    create_table_with_add_actions(
-                        self.table_uri(name),
-                        DeltaSchema.from_arrow(schema),
-                        files.actions,
-                        mode="error",
-                        partition_by=partition_by,
-                        storage_options=self._options(),
-                        commit_properties=tag,
-                    )
-                else:
-                    table.create_write_transaction(
-                        list[AddAction | RemoveAction](files.actions),
-                        mode="overwrite" if partition_filters or replace else "append",
-                        schema=schema,
-                        partition_by=partition_by,
-                        partition_filters=partition_filters,
-                        commit_properties=tag,
-                    )
-                return
-            except (CommitFailedError, DeltaError):
-                # A concurrent writer committed first (or created the table): the files are
-                # ours and still valid; commit them again over the newer version.
-                if attempt == _COMMIT_RETRIES - 1:
-                    raise
-                time.sleep(0.05 * (2**attempt))
-        raise AssertionError("unreachable")
+            if table is None:
+                create_table_with_add_actions(
+                    self.table_uri(name),
+                    DeltaSchema.from_arrow(schema),
+                    files.actions,
+                    mode="error",
+                    partition_by=partition_by,
+                    storage_options=self._options(),
+                    commit_properties=tag,
+                )
+            else:
+                table.create_write_transaction(
+                    list[AddAction | RemoveAction](files.actions),
+                    mode="overwrite" if partition_filters or replace else "append",
+                    schema=schema,
+                    partition_by=partition_by,
+                    partition_filters=partition_filters,
+                    commit_properties=tag,
+                )
+
+        # A concurrent writer committed first (or created the table): the files are ours and
+        # still valid; commit them again over the newer version.
+        _retrying_commits(commit, (CommitFailedError, DeltaError))
 
     def _write_with_delta_rs(
         self,
@@ -310,8 +307,8 @@ class Lake:
     ) -> int:
         """Object stores: delta-rs writes the files (see ``partition_files`` for its memory)."""
         predicate = f"repo_id = '{repo_id}' AND commit = '{commit}'"
-        rows = 0
-        for attempt in range(_COMMIT_RETRIES):
+
+        def write() -> int:
             rows = 0
 
             def tagged() -> Iterator[pa.RecordBatch]:
@@ -320,24 +317,20 @@ class Lake:
                     rows += batch.num_rows
                     yield _with_partition_columns(batch, repo_id, commit, out_schema)
 
-            reader = pa.RecordBatchReader.from_batches(out_schema, tagged())
-            try:
-                write_deltalake(
-                    self.table_uri(name),
-                    reader,
-                    mode="overwrite",
-                    partition_by=list(PARTITION_COLUMNS),
-                    predicate=predicate,
-                    storage_options=self._options(),
-                    writer_properties=WRITER_PROPERTIES,
-                    commit_properties=tag,
-                )
-                return rows
-            except CommitFailedError:
-                if attempt == _COMMIT_RETRIES - 1:
-                    raise
-                time.sleep(0.05 * (2**attempt))
-        raise AssertionError("unreachable")
+            write_deltalake(
+                self.table_uri(name),
+                pa.RecordBatchReader.from_batches(out_schema, tagged()),
+                mode="overwrite",
+                partition_by=list(PARTITION_COLUMNS),
+                predicate=predicate,
+                storage_options=self._options(),
+                writer_properties=WRITER_PROPERTIES,
+                commit_properties=tag,
+            )
+            return rows
+
+        # A lost commit race is retried from a fresh stream: the files were delta-rs's.
+        return _retrying_commits(write, (CommitFailedError,))
 
     def delete_partition(self, name: str, repo_id: str, commit: str) -> int:
         """Delete a partition's rows from table ``name``; returns the rows deleted."""
@@ -358,6 +351,17 @@ class Lake:
         ctx.register_table(name, dt)
         sql = f"SELECT * FROM \"{name}\" WHERE repo_id = '{repo_id}' AND \"commit\" = '{commit}'"
         return plain_strings(ctx.sql(sql).to_arrow_table())
+
+
+def _retrying_commits(attempt: Callable[[], _T], retry_on: tuple[type[Exception], ...]) -> _T:
+    """``attempt()``, again after a short back-off while it loses a commit race (partitions
+    are disjoint, so a retry cannot lose rows), at most ``_COMMIT_RETRIES`` times."""
+    for tries in range(_COMMIT_RETRIES - 1):
+        try:
+            return attempt()
+        except retry_on:
+            time.sleep(0.05 * (2**tries))
+    return attempt()
 
 
 def register_lake_tables(ctx: SessionContext, lake: Lake) -> list[str]:

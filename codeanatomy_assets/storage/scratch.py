@@ -172,13 +172,12 @@ def spill_parts(
 ) -> dict[str, SpilledTable]:
     """Tables that arrive in parts (a chunk of files' worth of each), spilled as they come:
     one table per name of ``schemas`` (empty if no part had it); a part's table is cast to
-    its name's schema."""
+    its name's schema (``TableWriter.write``)."""
     writers = {name: TableWriter(scratch, name, schema) for name, schema in schemas.items()}
     try:
         for part in parts:
             for name, table in part.items():
-                schema = schemas[name]
-                writers[name].write(table if table.schema.equals(schema) else table.cast(schema))
+                writers[name].write(table)
     except BaseException:
         for writer in writers.values():
             writer.abandon()

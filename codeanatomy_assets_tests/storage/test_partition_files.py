@@ -37,7 +37,7 @@ def test_files_roll_over_and_carry_statistics(tmp_path, monkeypatch):
     assert first["min.node_id"] == f"{0:032x}" and first["max.node_id"] < f"{10_000:032x}"
     assert first["min.n"] == 1 and first["null_count.n"] > 0
     assert "min.tags" not in first
-    # A point lookup reads back exactly the row; Delta prunes by the statistics.
+    # A point lookup through the Delta provider reads back exactly the row.
     ctx = SessionContext()
     ctx.register_table("t", table)
     row = ctx.sql(f"SELECT n FROM t WHERE node_id = '{5000:032x}'").to_arrow_table()
