@@ -21,6 +21,7 @@ delivered to other threads); elsewhere the limit is not enforced and a warning s
 from __future__ import annotations
 
 import faulthandler
+import gc
 import logging
 import multiprocessing
 import signal
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 
@@ -170,6 +172,23 @@ def _first_timeout(exc: BaseException) -> BaseException:
     return first
 
 
+@contextmanager
+def _young_collections_only() -> Iterator[None]:
+    """Automatic garbage collection off; the caller collects the young generations per file.
+
+    A chunk's row buffers grow to millions of live objects (no cycles among them), and the
+    collector's automatic full passes walked them again and again: 10-15 % of extraction.
+    Cycles a file leaves behind are still young when its file ends and are collected there.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def extract_chunk(
     repo_path: str, chunk: Chunk, file_timeout_s: float | None = None, *, hard: bool = False
 ) -> dict[str, pa.Table]:
@@ -183,8 +202,9 @@ def extract_chunk(
     """
     repo = GitRepository(repo_path)
     files, tables = new_tables()
-    with _FileTimer(file_timeout_s, hard=hard) as timer:
+    with _FileTimer(file_timeout_s, hard=hard) as timer, _young_collections_only():
         for path, blob_id in chunk:
+            gc.collect(1)
             data = repo.blob(blob_id)
             one_files, one_tables = new_tables()
             started = time.perf_counter()

@@ -27,8 +27,9 @@ from codeanatomy_assets_tests.git_fixture import GitRepo
 # ~0.4 MB of definitions: seconds of Python-level extraction, ~0.2 s of it in ast.parse (well
 # under the hard limit even on a loaded machine, so the soft limit is what stops it).
 SLOW_IN_PYTHON = "".join(f"def f{i}(a, b=1, *c, **d):\n    return a + b\n" for i in range(8_000))
-# ~1.3 MB of call chains: ast.parse alone takes several seconds in one C call.
-SLOW_IN_C = "".join(f"f(a, b, c)[{i}].x.y\n" for i in range(60_000))
+# ~4.5 MB of call chains: ast.parse alone takes over 3 s in one C call, with the garbage
+# collector off as extraction runs it (with it on, a third of this took as long).
+SLOW_IN_C = "".join(f"f(a, b, c)[{i}].x.y\n" for i in range(200_000))
 _LIMIT = 0.5
 # In this process the timer may fire inside a weakref callback or finalizer: that FileTimeout
 # is "ignored" (unraisable, pytest warns) and the repeating timer stops the file just after.
