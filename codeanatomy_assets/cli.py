@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
         "--cache", action="store_true", help="also use Hamilton's result cache (opt-in; large)"
     )
     build.add_argument(
-        "--no-cache", action="store_true", help="no caches at all (not even the evidence cache)"
+        "--no-cache",
+        action="store_true",
+        help="no caches at all: not the evidence cache, not an earlier commit's partition",
     )
     build.add_argument("--max-file-bytes", type=int, default=8 * 1024 * 1024)
     build.add_argument(
@@ -101,6 +103,7 @@ def _build(args: argparse.Namespace) -> int:
         dask_address=args.dask_address,
         use_cache=args.cache and not args.no_cache,
         use_evidence_cache=not args.no_cache,
+        reuse_partitions=not args.no_cache,
         max_file_bytes=args.max_file_bytes,
         file_timeout_s=args.file_timeout or None,
     )
@@ -131,6 +134,8 @@ def _build(args: argparse.Namespace) -> int:
         print(f"{name:<9} {write.rows}")
         for kind, count in (write.counts_by_kind or {}).items():
             print(f"  {kind:<15} {count}")
+    if result.reused_from:
+        print(f"reused    {result.reused_from} (same Python files: its partition linked)")
     print(f"seconds   {result.duration_s:.2f}")
     print(f"lake      {request.lake_root}")
     return 0

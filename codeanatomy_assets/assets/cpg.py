@@ -72,6 +72,9 @@ def output_metadata(write: OutputWrite, result: BuildResult, partition_key: str)
     }
     if write.counts_by_kind is not None:
         metadata["counts_by_kind"] = dg.MetadataValue.json(dict(write.counts_by_kind))
+    if result.reused_from is not None:
+        # No Python file changed since this commit: its partition was linked, not rebuilt.
+        metadata["reused_from_commit"] = result.reused_from
     return metadata
 
 

@@ -232,3 +232,5 @@ OUTPUT_CONTRACTS: dict[str, OutputContract] = {
 }
 
 CPG_OUTPUTS: tuple[str, ...] = tuple(OUTPUT_CONTRACTS)
+# Outputs whose rows are counted per kind for the run's metadata, and the kind column.
+KIND_COLUMNS: dict[str, str] = {"cpg_nodes": "node_kind", "cpg_edges": "edge_kind"}

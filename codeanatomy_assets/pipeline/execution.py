@@ -6,7 +6,9 @@ message that names the key. Per-file failures are rows in ``extract_errors``, no
 of the build; a failure of the build itself is recorded in ``run_manifest`` with status
 ``failed`` before it is raised.
 
-Around the Hamilton run: a ``codeanatomy.build`` span (node and task spans nest under it), a
+Before the Hamilton run, a commit whose build inputs equal an earlier commit's (no Python
+file changed) links that partition's files instead of building (``pipeline.reuse``). Around the
+Hamilton run: a ``codeanatomy.build`` span (node and task spans nest under it), a
 Dask backend in remote mode (closed at the end, with the local cluster it may have started),
 and after it the cache lineage export and the ``pipeline_events`` table, written with the
 manifest (both only when ``run_manifest`` is among the requested outputs, or on failure).
@@ -45,6 +47,12 @@ from codeanatomy_assets.pipeline.request import (
     BuildResult,
     ConfigError,
     OutputWrite,
+)
+from codeanatomy_assets.pipeline.reuse import (
+    ReuseSource,
+    copy_outputs,
+    find_source,
+    input_fingerprint,
 )
 from codeanatomy_assets.pipeline.run_context import RunContext
 from codeanatomy_assets.plan.execution_plan import ExecutionPlan
@@ -193,8 +201,18 @@ def build_commit(
         "cache_dir": driver_config["cache_dir"],
         "plan": _plan_record(plan),
     }
+    entries = repo.python_entries(sha)
     if on_files is not None:
-        on_files(sum(1 for e in repo.python_entries(sha) if e.skipped is None))
+        on_files(sum(1 for e in entries if e.skipped is None))
+    fingerprint = input_fingerprint(
+        repo_id=repo_id,
+        entries=entries,
+        plan_signature=plan.signature,
+        max_file_bytes=request.max_file_bytes,
+        file_timeout_s=request.file_timeout_s,
+    )
+    recorded_inputs["fingerprint"] = fingerprint
+    reused: ReuseSource | None = None
     outputs: dict[str, OutputWrite] = {}
     results: dict[str, Any] = {}
     error: Exception | None = None
@@ -217,10 +235,17 @@ def build_commit(
                 }
                 collector.record("remote_backend", **config["remote"])
                 stages["remote_connect_s"] = time.perf_counter() - mark
-            results = dr.execute(final_vars, inputs=inputs)
-            outputs = {
-                name: results[f"write_{name}"] for name in selected if name != "run_manifest"
-            }
+            linked = None
+            if request.reuse_partitions:
+                linked = _reuse(lake, repo_id, sha, fingerprint, selected, collector)
+            if linked is not None:
+                reused, outputs = linked
+                recorded_inputs["reused_from"] = reused.commit
+            else:
+                results = dr.execute(final_vars, inputs=inputs)
+                outputs = {
+                    name: results[f"write_{name}"] for name in selected if name != "run_manifest"
+                }
         except Exception as exc:
             error = exc
             run_span.record_exception(exc)
@@ -239,6 +264,8 @@ def build_commit(
         errors: pa.Table | None = results.get("errors")
         file_count = files.num_rows if files is not None else 0
         error_count = errors.num_rows if errors is not None else 0
+        if reused is not None and error is None:
+            file_count, error_count = reused.file_count, reused.error_count
         for name, write in outputs.items():
             telemetry.output_rows.record(write.rows, {"output": name})
         if error is not None or "run_manifest" in selected:
@@ -296,7 +323,34 @@ def build_commit(
         error_count=error_count,
         outputs=outputs,
         timings=_flat_timings(duration, stages, collector.node_durations()),
+        reused_from=reused.commit if reused is not None else None,
     )
+
+
+def _reuse(
+    lake: Lake,
+    repo_id: str,
+    commit: str,
+    fingerprint: str,
+    selected: tuple[str, ...],
+    collector: DiagnosticsCollector,
+) -> tuple[ReuseSource, dict[str, OutputWrite]] | None:
+    """The outputs linked from an earlier partition with the same inputs, and that source;
+    None when there is none that can be linked, and the build runs (``pipeline.reuse``)."""
+    wanted = [name for name in selected if name != "run_manifest"]
+    source = find_source(lake, repo_id, commit, fingerprint, wanted)
+    if source is None:
+        return None
+    mark = time.perf_counter()
+    copied = copy_outputs(lake, repo_id, commit, source, wanted)
+    collector.record(
+        "partition_reuse",
+        source_commit=source.commit,
+        source_run_id=source.run_id,
+        reused=copied is not None,
+        duration_s=time.perf_counter() - mark,
+    )
+    return (source, copied) if copied is not None else None
 
 
 def _flat_timings(

@@ -41,10 +41,12 @@ class BuildRequest:
     started for the build when it is None); each remote call waits at most
     ``remote_timeout_s``. ``use_evidence_cache`` (on by default) reuses the evidence of every
     blob already extracted, kept once per content in the lake (``extract.incremental``).
-    ``use_cache`` turns Hamilton's result cache on (``cache_dir``, default next to a local
-    lake: see ``pipeline.cache.cache_dir_for``). It is opt-in: it stores each cached node's
-    result per distinct input, gigabytes per commit for a repository the size of the
-    standard library, and nothing evicts it yet.
+    ``reuse_partitions`` (on by default) links the outputs of an earlier commit of the same
+    repository built from identical inputs (no Python file changed) instead of building
+    (``pipeline.reuse``). ``use_cache`` turns Hamilton's result cache on (``cache_dir``,
+    default next to a local lake: see ``pipeline.cache.cache_dir_for``). It is opt-in: it
+    stores each cached node's result per distinct input, gigabytes per commit for a
+    repository the size of the standard library, and nothing evicts it yet.
     """
 
     repo_path: Path
@@ -62,6 +64,7 @@ class BuildRequest:
     file_timeout_s: float | None = DEFAULT_FILE_TIMEOUT_S
     use_cache: bool = False
     use_evidence_cache: bool = True
+    reuse_partitions: bool = True
     cache_dir: str | None = None
     remote_cost_threshold: float = DEFAULT_REMOTE_COST_THRESHOLD
     remote_timeout_s: float = DEFAULT_REMOTE_TIMEOUT_S
@@ -131,3 +134,5 @@ class BuildResult:
     error_count: int
     outputs: Mapping[str, OutputWrite]
     timings: Mapping[str, float]
+    # The commit whose partition was linked instead of building (``pipeline.reuse``).
+    reused_from: str | None = None

@@ -28,7 +28,7 @@ from datafusion import SessionContext
 
 from codeanatomy_assets.cpg.functions import memory_exhausted, session_context
 from codeanatomy_assets.cpg.nesting import NestSpec, nest, nest_batches
-from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
+from codeanatomy_assets.cpg.schemas import KIND_COLUMNS, OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
@@ -70,9 +70,6 @@ class OutputTable:
 
 
 Dependency: TypeAlias = pa.Table | SpilledTable | OutputTable
-
-_KIND_COLUMNS = {"cpg_nodes": "node_kind", "cpg_edges": "edge_kind"}
-
 
 # The memory pool a view's session runs with: the small pool of a sort, the default pool,
 # none at all (``cpg.functions.session_context``).
@@ -223,27 +220,8 @@ def execute_view_to_lake(
     written = _bounded_first(
         spec, lambda pool: _stream_to_lake(spec, dependencies, repo_id, lake, commit, pool)
     )
-    counts = None
-    column = _KIND_COLUMNS.get(spec.task_name)
-    if column is not None:
-        handle = OutputTable(
-            OutputWrite(spec.task_name, written.table_uri, written.version, written.rows,
-                        written.schema),
-            lake, repo_id, commit,
-        )  # fmt: skip
-        # Keep the context referenced while the query runs: the Delta provider crosses an
-        # FFI boundary and fails if its session is collected first. A count per kind holds
-        # a few dozen groups: no pool needed.
-        counting = _context({spec.task_name: handle}, pool="unbounded")
-        rows = (
-            counting.sql(
-                f"SELECT {column} AS kind, count(*) AS n FROM {spec.task_name} "
-                "GROUP BY 1 ORDER BY 1"
-            )
-            .to_arrow_table()
-            .to_pylist()
-        )
-        counts = {r["kind"]: int(r["n"]) for r in rows}
+    column = KIND_COLUMNS.get(spec.task_name)
+    counts = lake.value_counts(spec.task_name, column, repo_id, commit) if column else None
     write = OutputWrite(
         spec.task_name, written.table_uri, written.version, written.rows, written.schema, counts
     )

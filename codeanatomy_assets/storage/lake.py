@@ -43,6 +43,8 @@ from codeanatomy_assets.storage.arrow_types import plain_strings
 from codeanatomy_assets.storage.partition_files import (
     ParquetSettings,
     WrittenFiles,
+    discard_files,
+    link_partition_files,
     write_partition_files,
 )
 
@@ -332,6 +334,47 @@ class Lake:
         # A lost commit race is retried from a fresh stream: the files were delta-rs's.
         return _retrying_commits(write, (CommitFailedError,))
 
+    def copy_partition(
+        self,
+        name: str,
+        repo_id: str,
+        source_commit: str,
+        commit: str,
+        *,
+        expected_rows: int | None = None,
+    ) -> TableWrite:
+        """Replace partition ``(repo_id, commit)`` of table ``name`` with the rows of
+        ``(repo_id, source_commit)``, in one transaction, without rewriting them: the source's
+        files are hard-linked (or copied) into the new partition (``link_partition_files``).
+        Local lakes only. Raises, committing nothing: ``LakeError`` for an object store, a
+        missing table, or source files that do not hold ``expected_rows`` (when given);
+        ``OSError`` when a source file went away meanwhile.
+        """
+        check_partition(repo_id, source_commit)
+        check_partition(repo_id, commit)
+        table = self.table(name)
+        if not self.is_local or table is None:
+            raise LakeError(f"cannot copy a partition of {self.table_uri(name)}: "
+                            "a local table is needed")  # fmt: skip
+        schema = pa.schema(table.schema().to_arrow())
+        data_schema = pa.schema([f for f in schema if f.name not in PARTITION_COLUMNS])
+        source = [("repo_id", "=", repo_id), ("commit", "=", source_commit)]
+        files = link_partition_files(
+            Path(self.table_uri(name)),
+            (("repo_id", repo_id), ("commit", commit)),
+            data_schema,
+            [Path(uri) for uri in table.file_uris(file_pruning_predicate=source)],
+        )
+        if expected_rows is not None and files.rows != expected_rows:
+            discard_files(Path(self.table_uri(name)), files)
+            raise LakeError(f"partition {repo_id}@{source_commit} of {name} holds {files.rows} "
+                            f"rows, not the {expected_rows} expected")  # fmt: skip
+        tag = CommitProperties(custom_metadata={_WRITE_ID_KEY: uuid.uuid4().hex})
+        target = [("repo_id", "=", repo_id), ("commit", "=", commit)]
+        self._commit_files(name, schema, files, partition_filters=target, tag=tag)
+        return TableWrite(name, self.table_uri(name), self._version_of(name, tag), files.rows,
+                          schema)  # fmt: skip
+
     def delete_partition(self, name: str, repo_id: str, commit: str) -> int:
         """Delete a partition's rows from table ``name``; returns the rows deleted."""
         check_partition(repo_id, commit)
@@ -340,6 +383,21 @@ class Lake:
             return 0
         metrics = dt.delete(f"repo_id = '{repo_id}' AND commit = '{commit}'")
         return int(metrics.get("num_deleted_rows", 0) or 0)
+
+    def value_counts(self, name: str, column: str, repo_id: str, commit: str) -> dict[str, int]:
+        """Rows per value of ``column`` in one partition (a few dozen groups at most: the
+        query needs no memory pool)."""
+        check_partition(repo_id, commit)
+        dt = self.table(name)
+        if dt is None:
+            return {}
+        ctx = SessionContext()
+        ctx.register_table(name, dt)
+        rows = ctx.sql(
+            f'SELECT "{column}" AS value, count(*) AS n FROM "{name}" '
+            f"WHERE repo_id = '{repo_id}' AND \"commit\" = '{commit}' GROUP BY 1 ORDER BY 1"
+        ).to_arrow_table()
+        return {r["value"]: int(r["n"]) for r in plain_strings(rows).to_pylist()}
 
     def read_partition(self, name: str, repo_id: str, commit: str) -> pa.Table:
         """The rows of one partition (empty table when the table does not exist)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -101,6 +102,32 @@ def file_stats(metadata: pq.FileMetaData, schema: pa.Schema) -> str:
     )
 
 
+def _partition_dir(table_dir: Path, partition: Sequence[tuple[str, str]]) -> tuple[Path, str]:
+    relative_dir = "/".join(f"{k}={v}" for k, v in partition)
+    directory = table_dir / relative_dir if relative_dir else table_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory, relative_dir
+
+
+def _add_action(
+    directory: Path,
+    relative_dir: str,
+    name: str,
+    partition: Sequence[tuple[str, str]],
+    schema: pa.Schema,
+) -> AddAction:
+    """The add action of a finished file, its statistics read from its footer."""
+    local = directory / name
+    return AddAction(
+        path=f"{relative_dir}/{name}" if relative_dir else name,
+        size=os.path.getsize(local),
+        partition_values=dict(partition),
+        modification_time=int(time.time() * 1000),
+        data_change=True,
+        stats=file_stats(pq.read_metadata(local), schema),
+    )
+
+
 def write_partition_files(
     table_dir: Path,
     partition: Sequence[tuple[str, str]],
@@ -111,9 +138,7 @@ def write_partition_files(
     """Stream ``batches`` (of ``schema``, without the partition columns) into new Parquet
     files under the partition's directory (the table's, for no partition); on failure, remove
     what was written and raise."""
-    relative_dir = "/".join(f"{k}={v}" for k, v in partition)
-    directory = table_dir / relative_dir if relative_dir else table_dir
-    directory.mkdir(parents=True, exist_ok=True)
+    directory, relative_dir = _partition_dir(table_dir, partition)
     stem = uuid.uuid4().hex
     dictionary = [f.name for f in schema if f.name not in settings.no_dictionary]
     written: list[str] = []
@@ -127,19 +152,7 @@ def write_partition_files(
         if writer is None:
             return
         writer.close()
-        name = written[-1]
-        local = directory / name
-        metadata = pq.read_metadata(local)
-        actions.append(
-            AddAction(
-                path=f"{relative_dir}/{name}" if relative_dir else name,
-                size=os.path.getsize(local),
-                partition_values=dict(partition),
-                modification_time=int(time.time() * 1000),
-                data_change=True,
-                stats=file_stats(metadata, schema),
-            )
-        )
+        actions.append(_add_action(directory, relative_dir, written[-1], partition, schema))
         writer = None
 
     try:
@@ -169,3 +182,47 @@ def write_partition_files(
             (directory / name).unlink(missing_ok=True)
         raise
     return WrittenFiles(actions, rows)
+
+
+def link_partition_files(
+    table_dir: Path,
+    partition: Sequence[tuple[str, str]],
+    schema: pa.Schema,
+    sources: Sequence[Path],
+) -> WrittenFiles:
+    """Put existing Parquet files of the table (another partition's) into ``partition``'s
+    directory under new names, as add actions for it; on failure, remove what was put there.
+
+    A hard link where the filesystem allows one, else a copy: either way the new partition
+    owns its own paths, so the source partition can be replaced or vacuumed without touching
+    it (Delta keys files by path; two partitions must never share one). Partition values live
+    in the add actions, not in the files, so the bytes need no change.
+    """
+    directory, relative_dir = _partition_dir(table_dir, partition)
+    stem = uuid.uuid4().hex
+    made: list[Path] = []
+    actions: list[AddAction] = []
+    try:
+        for i, source in enumerate(sources):
+            name = f"part-{i:05d}-{stem}.parquet"
+            target = directory / name
+            try:
+                os.link(source, target)
+            except OSError:
+                if not source.is_file():
+                    raise
+                shutil.copyfile(source, target)
+            made.append(target)
+            actions.append(_add_action(directory, relative_dir, name, partition, schema))
+    except BaseException:
+        for target in made:
+            target.unlink(missing_ok=True)
+        raise
+    rows = sum(json.loads(a.stats)["numRecords"] for a in actions if a.stats)
+    return WrittenFiles(actions, rows)
+
+
+def discard_files(table_dir: Path, files: WrittenFiles) -> None:
+    """Remove files written or linked for a commit that will not happen."""
+    for action in files.actions:
+        (table_dir / action.path).unlink(missing_ok=True)

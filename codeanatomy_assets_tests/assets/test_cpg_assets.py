@@ -113,6 +113,25 @@ def test_a_subset_writes_only_its_outputs(
     }
 
 
+def test_a_commit_without_python_changes_is_linked_and_says_so(
+    tmp_path: Path, repo: GitRepo, instance: dg.DagsterInstance
+) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    first = repo.head()
+    repo.commit({"README.md": "docs only\n"})
+    subset = ["cpg_nodes", "run_manifest"]
+    materialize_partition(repo.path, "shapes", first, lake.root, instance, outputs=subset)
+    result = materialize_partition(repo.path, "shapes", "HEAD", lake.root, instance,
+                                   outputs=subset)  # fmt: skip
+    nodes = _materializations(result)["cpg_nodes"].metadata
+    assert nodes["reused_from_commit"].value == first
+    assert (
+        nodes["dagster/row_count"].value
+        == lake.read_partition("cpg_nodes", "shapes", repo.head()).num_rows
+    )
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+
 def test_the_job_builds_a_sensor_partition(
     tmp_path: Path, repo: GitRepo, instance: dg.DagsterInstance
 ) -> None:

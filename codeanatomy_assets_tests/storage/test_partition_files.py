@@ -7,7 +7,7 @@ import pytest
 from datafusion import SessionContext
 
 from codeanatomy_assets.storage import partition_files
-from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.lake import Lake, LakeError
 
 A, B = "a" * 40, "b" * 40
 SCHEMA = pa.schema([("node_id", pa.string()), ("n", pa.int64()), ("tags", pa.list_(pa.string()))])
@@ -59,3 +59,35 @@ def test_a_stream_that_fails_leaves_the_partition_and_no_files(tmp_path):
     assert sorted(p.name for p in (tmp_path / "t").rglob("*.parquet")) == before
     assert lake.read_partition("t", "r", A).num_rows == 10
     assert lake.read_partition("t", "r", B).num_rows == 5
+
+
+def test_a_copied_partition_owns_its_files(tmp_path, monkeypatch):
+    """Linked, not rewritten; and independent of its source, which may be replaced and
+    vacuumed (Delta keys files by path: a shared path would move rows between partitions)."""
+    monkeypatch.setattr(partition_files, "_FILE_BYTES", 100_000)
+    lake = Lake(str(tmp_path))
+    lake.write_partition_stream("t", SCHEMA, lambda: _batches(0, 5_000), "r", A)
+    lake.write_partition_stream("t", SCHEMA, lambda: _batches(0, 3), "r", B)
+    sources = {p.stat().st_ino for p in (tmp_path / "t" / "repo_id=r" / f"commit={A}").iterdir()}
+    copied = lake.copy_partition("t", "r", A, B, expected_rows=5_000)
+    assert copied.rows == 5_000
+    linked = list((tmp_path / "t" / "repo_id=r" / f"commit={B}").glob("*.parquet"))
+    assert sources <= {p.stat().st_ino for p in linked}  # the same bytes, under new paths
+
+    def rows(commit: str) -> pa.Table:
+        return lake.read_partition("t", "r", commit).drop(["commit"]).sort_by("node_id")
+
+    assert rows(B).equals(rows(A))
+    # The source is replaced and its old files vacuumed: the copy keeps every row.
+    lake.write_partition_stream("t", SCHEMA, lambda: _batches(0, 1), "r", A)
+    table = lake.table("t")
+    assert table is not None
+    table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    assert lake.read_partition("t", "r", B).num_rows == 5_000
+    assert lake.read_partition("t", "r", A).num_rows == 1
+    # Rows that do not match what the source should hold: nothing committed, nothing left.
+    before = sorted(p.name for p in (tmp_path / "t").rglob("*.parquet"))
+    with pytest.raises(LakeError, match="holds 1 rows, not the 7 expected"):
+        lake.copy_partition("t", "r", A, B, expected_rows=7)
+    assert sorted(p.name for p in (tmp_path / "t").rglob("*.parquet")) == before
+    assert lake.read_partition("t", "r", B).num_rows == 5_000
