@@ -11,6 +11,9 @@ that commit no reader sees them: a crash leaves unreferenced files and the previ
 Each add action carries the statistics Delta readers prune with: row count, and per column of
 a primitive type its null count, minimum and maximum (from the Parquet footer). The adjacency
 outputs are sorted by node id, so a lookup by id opens only the file that can hold it.
+
+``link_partition_files`` gives a partition the files of another one, without rewriting them,
+for a commit whose graph is an earlier commit's (``pipeline.reuse``).
 """
 
 from __future__ import annotations
