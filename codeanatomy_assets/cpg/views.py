@@ -151,16 +151,24 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             WHERE f.module_name IS NOT NULL) x
         WHERE rank = 1""",
     )
+    # What a per-file row needs of its file, in one small table. Joined in one step: in a
+    # chain ``big JOIN small JOIN small`` DataFusion builds the second join's hash table from
+    # the first join's output, which for the AST held all 2.8 M stdlib rows (+1.26 GB, 5.3 s;
+    # one join with this: +0.07 GB, 0.8 s).
+    add(
+        "file_keys",
+        """
+        SELECT f.path, f.file_id, r.strip FROM file_ids f JOIN file_roots r ON f.path = r.path""",
+    )
     add(
         "ast_node_ids",
         f"""
         SELECT a.* EXCLUDE (qualified_name),
-               CASE WHEN r.strip = 0 THEN a.qualified_name
-                    ELSE substr(a.qualified_name, r.strip + 1) END AS qualified_name,
+               CASE WHEN k.strip = 0 THEN a.qualified_name
+                    ELSE substr(a.qualified_name, k.strip + 1) END AS qualified_name,
                {nid("a.path", "a.node_kind", "a.discriminator", "a.bstart", "a.bend")}
-               AS node_id, f.file_id
-        FROM ast_nodes a JOIN file_ids f ON a.path = f.path
-        JOIN file_roots r ON a.path = r.path""",
+               AS node_id, k.file_id
+        FROM ast_nodes a JOIN file_keys k ON a.path = k.path""",
     )
     add(
         "package_ids",
@@ -174,12 +182,11 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         "scope_ids",
         f"""
         SELECT s.* EXCLUDE (qualified_name),
-               CASE WHEN r.strip = 0 THEN s.qualified_name
-                    ELSE substr(s.qualified_name, r.strip + 1) END AS qualified_name,
+               CASE WHEN k.strip = 0 THEN s.qualified_name
+                    ELSE substr(s.qualified_name, k.strip + 1) END AS qualified_name,
                {nid("s.path", "'SCOPE'", "s.scope_path", "s.bstart", "s.bend")} AS node_id,
-               f.file_id
-        FROM scopes s JOIN file_ids f ON s.path = f.path
-        JOIN file_roots r ON s.path = r.path""",
+               k.file_id
+        FROM scopes s JOIN file_keys k ON s.path = k.path""",
     )
     add(
         "block_ids",
