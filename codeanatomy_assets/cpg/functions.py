@@ -183,19 +183,33 @@ def memory_exhausted(exc: BaseException) -> bool:
     return any(marker in text for marker in _EXHAUSTED)
 
 
-def session_context(*, bounded: bool = True, sort_only: bool = False) -> SessionContext:
+def session_context(
+    *, bounded: bool = True, sort_only: bool = False, repartition: bool = True
+) -> SessionContext:
     """A DataFusion session with the CPG's functions registered; ``bounded``: sorts and
     aggregations spill past ``memory_pool_bytes()``, and an operator that cannot spill fails
     with "Resources exhausted" (``pipeline.task_execution`` runs such a view again unbounded;
     aggregations that spill are slower, sorts that spill were faster). ``sort_only``: a view
-    whose only memory-hungry operator is a sort gets at most ``SORT_POOL_BYTES``."""
+    whose only memory-hungry operator is a sort gets at most ``SORT_POOL_BYTES``.
+    ``repartition=False`` plans no ``RepartitionExec`` (aggregations and joins then merge
+    their input partitions instead): in DataFusion 55 a ``RepartitionExec`` that spills under
+    a memory limit can deadlock, every thread parked and the query never returning
+    (apache/datafusion#24883, fixed upstream after 55.0.0). A uniqueness check over a spilling
+    pool hung about one run in fifty."""
     runtime = RuntimeEnvBuilder().with_disk_manager_os()
     pool = memory_pool_bytes() if bounded else None
     if pool is not None and sort_only:
         pool = min(pool, SORT_POOL_BYTES)
     if pool is not None:
         runtime = runtime.with_fair_spill_pool(pool)
-    ctx = SessionContext(SessionConfig(), runtime)
+    config = SessionConfig()
+    if not repartition:
+        config = (
+            config.set("datafusion.optimizer.repartition_aggregations", "false")
+            .set("datafusion.optimizer.repartition_joins", "false")
+            .set("datafusion.optimizer.enable_round_robin_repartition", "false")
+        )
+    ctx = SessionContext(config, runtime)
     ctx.register_udf(C3_MRO)
     ctx.register_udf(C3_CONSISTENT)
     return ctx

@@ -118,3 +118,25 @@ def test_the_pool_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv(MEMORY_POOL_ENV, bad)
         with pytest.raises(ValueError, match=f"{MEMORY_POOL_ENV}='{bad}' is not allowed"):
             memory_pool_bytes()
+
+
+@pytest.mark.parametrize("repartition", [True, False])
+def test_a_session_without_repartitioning_plans_no_exchange(repartition: bool) -> None:
+    """The asset checks' sessions (a spilling ``RepartitionExec`` can deadlock DataFusion 55):
+    a grouped count and a join over two input partitions, with and without the option."""
+    ctx = session_context(repartition=repartition)
+    batches = [pa.record_batch({"k": pa.array([f"{i:032x}" for i in range(j, j + 100)])})
+               for j in (0, 100)]  # fmt: skip
+    ctx.register_record_batches("t", [[batches[0]], [batches[1]]])
+    ctx.register_record_batches("u", [[batches[0]], [batches[1]]])
+    plans = [
+        ctx.sql(f"EXPLAIN {sql}").to_arrow_table().column(1)[1].as_py()
+        for sql in (
+            "SELECT k, count(*) FROM t GROUP BY k HAVING count(*) > 1",
+            "SELECT count(*) FROM t LEFT ANTI JOIN u ON t.k = u.k",
+        )
+    ]
+    exchanges = ["RepartitionExec" in plan for plan in plans]
+    assert any(exchanges) if repartition else not any(exchanges), plans
+    grouped = ctx.sql("SELECT count(*) AS n FROM (SELECT k FROM t GROUP BY k)").to_pylist()
+    assert grouped == [{"n": 200}]
