@@ -175,7 +175,7 @@ class Lake:
         out_schema = _partition_schema(schema)
         # Tags our commit, so that the version reported is ours even if another writer of the
         # table (another partition) committed right after us.
-        tag = CommitProperties(custom_metadata={_WRITE_ID_KEY: uuid.uuid4().hex})
+        tag = _write_tag()
         if self.is_local:
             rows = self._write_files_then_commit(name, schema, batches, repo_id, commit, tag)
         else:
@@ -242,7 +242,7 @@ class Lake:
     ) -> int:
         """Local lakes: Parquet files by our bounded writer, then one Delta transaction that
         replaces the partition's files with them (``storage.partition_files``)."""
-        data_schema = pa.schema([f for f in schema if f.name not in PARTITION_COLUMNS])
+        data_schema = _data_schema(schema)
         files = write_partition_files(
             Path(self.table_uri(name)),
             (("repo_id", repo_id), ("commit", commit)),
@@ -250,9 +250,12 @@ class Lake:
             (_without_partition_columns(b, data_schema) for b in batches()),
             PARQUET_SETTINGS,
         )
-        partition = [("repo_id", "=", repo_id), ("commit", "=", commit)]
         self._commit_files(
-            name, _partition_schema(schema), files, partition_filters=partition, tag=tag
+            name,
+            _partition_schema(schema),
+            files,
+            partition_filters=_partition_filter(repo_id, commit),
+            tag=tag,
         )
         return files.rows
 
@@ -357,20 +360,19 @@ class Lake:
             raise LakeError(f"cannot copy a partition of {self.table_uri(name)}: "
                             "a local table is needed")  # fmt: skip
         schema = pa.schema(table.schema().to_arrow())
-        data_schema = pa.schema([f for f in schema if f.name not in PARTITION_COLUMNS])
-        source = [("repo_id", "=", repo_id), ("commit", "=", source_commit)]
+        source = table.file_uris(file_pruning_predicate=_partition_filter(repo_id, source_commit))
         files = link_partition_files(
             Path(self.table_uri(name)),
             (("repo_id", repo_id), ("commit", commit)),
-            data_schema,
-            [Path(uri) for uri in table.file_uris(file_pruning_predicate=source)],
+            _data_schema(schema),
+            [Path(uri) for uri in source],
         )
         if expected_rows is not None and files.rows != expected_rows:
             discard_files(Path(self.table_uri(name)), files)
             raise LakeError(f"partition {repo_id}@{source_commit} of {name} holds {files.rows} "
                             f"rows, not the {expected_rows} expected")  # fmt: skip
-        tag = CommitProperties(custom_metadata={_WRITE_ID_KEY: uuid.uuid4().hex})
-        target = [("repo_id", "=", repo_id), ("commit", "=", commit)]
+        tag = _write_tag()
+        target = _partition_filter(repo_id, commit)
         self._commit_files(name, schema, files, partition_filters=target, tag=tag)
         return TableWrite(name, self.table_uri(name), self._version_of(name, tag), files.rows,
                           schema)  # fmt: skip
@@ -430,6 +432,20 @@ def register_lake_tables(ctx: SessionContext, lake: Lake) -> list[str]:
         if dt is not None:
             ctx.register_table(name, dt)
     return names
+
+
+def _write_tag() -> CommitProperties:
+    """Commit metadata naming one write, so that it finds its own version in the log."""
+    return CommitProperties(custom_metadata={_WRITE_ID_KEY: uuid.uuid4().hex})
+
+
+def _partition_filter(repo_id: str, commit: str) -> list[tuple[str, str, str]]:
+    return [("repo_id", "=", repo_id), ("commit", "=", commit)]
+
+
+def _data_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` without the partition columns (what the Parquet files hold)."""
+    return pa.schema([f for f in schema if f.name not in PARTITION_COLUMNS])
 
 
 def _partition_schema(schema: pa.Schema) -> pa.Schema:
