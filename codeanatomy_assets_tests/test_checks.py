@@ -15,9 +15,10 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from codeanatomy_assets.checks import CPG_CHECK_SPECS, cpg_checks, normalize_type
+from codeanatomy_assets.checks import CPG_CHECK_SPECS, _Partition, cpg_checks, normalize_type
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
-from codeanatomy_assets.partitions import COMMITS_PARTITIONS
+from codeanatomy_assets.normalize.ids import node_id
+from codeanatomy_assets.partitions import COMMITS_PARTITIONS, decode_partition_key
 from codeanatomy_assets.resources import LakeResource
 from codeanatomy_assets.storage.lake import Lake
 
@@ -110,6 +111,38 @@ def test_graph_defects_fail_with_descriptions(tmp_path: Path) -> None:
         "1 edges with a missing endpoint: ['e2: n1 -> ghost']"
     )
     assert failed[("cpg_props", "non_empty")] == f"partition {KEY} has no rows"
+
+
+def _stable_ids(count: int) -> list[str]:
+    return [node_id(REPO, "a.py", "NAME", "Name", i, i + 1) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("ids", "keys_repeat", "unique"),
+    [
+        (_stable_ids(3), False, True),
+        (_stable_ids(3) + _stable_ids(1), True, False),
+        # Distinct ids whose 64-bit keys collide (halves XOR to the same value): the exact
+        # SQL question decides, and they are unique.
+        (["0" * 16 + "1" * 16, "1" * 16 + "0" * 16], True, True),
+        # Not stable ids: decided in SQL only.
+        (["n1", "n2"], True, True),
+        (["n1", "n1"], True, False),
+    ],
+)
+def test_uniqueness_is_decided_on_keys_then_exactly(
+    tmp_path: Path, ids: list[str], keys_repeat: bool, unique: bool
+) -> None:
+    nodes = pa.Table.from_pylist(
+        [{"node_id": i, "node_kind": "NAME"} for i in ids],
+        schema=OUTPUT_CONTRACTS["cpg_nodes"].schema,
+    )
+    results = _run(tmp_path, _valid_rows(), {"cpg_nodes": nodes})
+    check = results[("cpg_nodes", "node_ids_unique")]
+    assert check.passed is unique
+    assert check.metadata["duplicated_ids"].value == (0 if unique else 1)
+    part = _Partition(Lake(str(tmp_path / "lake")), decode_partition_key(KEY))
+    assert part.table("cpg_nodes") and part.keys_repeat("cpg_nodes", "node_id") is keys_repeat
 
 
 def test_schema_drift_is_named(tmp_path: Path) -> None:

@@ -14,7 +14,11 @@ nodes apart (the AST field, a branch label...).
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+
+import numpy as np
+import pyarrow as pa
 
 ID_HEX_CHARS = 32
 _SEP = "\x1f"
@@ -54,3 +58,30 @@ def node_id_sql(
 def edge_id_sql(repo_id: str, edge_kind: str, src: str, dst: str, discriminator: str) -> str:
     """SQL expression of the edge id; ``repo_id`` is a value, the others are SQL expressions."""
     return _hash_sql([sql_literal(repo_id), edge_kind, src, dst, discriminator])
+
+
+def id_keys(ids: pa.Array) -> np.ndarray | None:
+    """Each id folded to one 64-bit integer (its two 64-bit halves XORed), for set checks over
+    millions of ids: equal ids give equal keys, so keys without repeats prove the ids unique,
+    and sorting 9.4 M integers takes 0.6 s where hashing the strings in DataFusion took 5 s and
+    spilled its 1 GiB pool. Repeated keys prove nothing (distinct ids can share a key): the
+    caller then asks the exact question of the strings.
+
+    None when an id is null or not ``ID_HEX_CHARS`` hex characters: not a stable id, so only
+    the exact check applies.
+    """
+    if ids.null_count:
+        return None
+    if ids.type != pa.string():  # DataFusion reads strings as Utf8View
+        ids = ids.cast(pa.string())
+    count = len(ids)
+    offsets = np.frombuffer(ids.buffers()[1], np.int32, count + 1, ids.offset * 4)
+    if count and not (np.diff(offsets) == ID_HEX_CHARS).all():
+        return None
+    start = int(offsets[0])
+    text = np.frombuffer(ids.buffers()[2] or b"", np.uint8, count * ID_HEX_CHARS, start)
+    try:
+        halves = np.frombuffer(binascii.unhexlify(text.tobytes()), ">u8").reshape(count, 2)
+    except binascii.Error:
+        return None
+    return np.bitwise_xor(halves[:, 0], halves[:, 1]).astype(np.uint64)

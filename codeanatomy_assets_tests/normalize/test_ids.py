@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pytest
 from datafusion import SessionContext
 
-from codeanatomy_assets.normalize.ids import edge_id, edge_id_sql, node_id, node_id_sql
+from codeanatomy_assets.normalize.ids import edge_id, edge_id_sql, id_keys, node_id, node_id_sql
 
 
 def test_sql_and_python_agree():
@@ -24,3 +26,30 @@ def test_ids_separate_repositories_and_spans():
     assert base != node_id("r1", "a.py", "NAME", "Name", 0, 2)
     # The separator keeps ("ab", "c") and ("a", "bc") apart.
     assert node_id("r", "ab", "c", "", 0, 0) != node_id("r", "a", "bc", "", 0, 0)
+
+
+def test_id_keys_are_equal_exactly_for_equal_ids_in_every_string_layout():
+    ids = [node_id("r", "a.py", "NAME", "Name", i, i + 1) for i in range(6)]
+    ids.append(ids[2])
+    keys = id_keys(pa.array(ids))
+    assert keys is not None and keys.dtype.name == "uint64"
+    assert keys[6] == keys[2] and len(set(keys[:6].tolist())) == 6
+    # A slice (non-zero offset) and DataFusion's Utf8View give the same keys.
+    assert id_keys(pa.array(ids).slice(2)).tolist() == keys[2:].tolist()
+    assert id_keys(pa.array(ids, pa.string_view())).tolist() == keys.tolist()
+    assert id_keys(pa.array([], pa.string())).tolist() == []
+    # Both halves count: ids that differ only in their second half get different keys.
+    assert len(set(id_keys(pa.array([f"{i:032x}" for i in range(1000)])).tolist())) == 1000
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["0" * 32, None],  # null
+        ["0" * 32, "0" * 31],  # short
+        ["0" * 32, "0" * 33],  # long
+        ["0" * 32, "g" * 32],  # not hex
+    ],
+)
+def test_id_keys_decline_what_is_not_a_stable_id(ids):
+    assert id_keys(pa.array(ids, pa.string())) is None
