@@ -146,9 +146,13 @@ C3_CONSISTENT = udf(
 # and 6.8 s unbounded, 1.0 GB and 4.1 s with this pool (smaller runs merge faster).
 MEMORY_POOL_BYTES = 1 << 30
 # A view that only sorts (the adjacency and property maps: ORDER BY, then nesting) spills
-# well and needs no hash table: half the pool. Sorting the stdlib's 9.4 M edges by node took
-# 1.75 GB of process memory and 13.8 s with 1 GiB, 1.0 GB and 12.8 s with 512 MiB.
-SORT_POOL_BYTES = 512 << 20
+# well and needs no hash table: a quarter of the pool, in one partition. Sorting the stdlib's
+# 9.4 M edges by node, alone: 512 MiB in two partitions took 5.1 s, 9.1 CPU-s and 910 MB of
+# process memory; 256 MiB in one took 6.8 s, 8.6 CPU-s and 670 MB (128 MiB: 12.3 CPU-s). Two
+# partitions also need a final merge (SortPreservingMergeExec) that cannot spill and failed
+# now and then once the two sorts had filled the pool (8.5 M props at 512 MiB, in a build;
+# every other run at 256 MiB), which reran the whole sort with the default pool.
+SORT_POOL_BYTES = 256 << 20
 # Overrides the pool per process (a build, a Dask worker): MiB, or "unbounded".
 MEMORY_POOL_ENV = "CODEANATOMY_MEMORY_POOL_MB"
 _MIN_POOL_MB = 64
@@ -190,7 +194,8 @@ def session_context(
     aggregations spill past ``memory_pool_bytes()``, and an operator that cannot spill fails
     with "Resources exhausted" (``pipeline.task_execution`` runs such a view again unbounded;
     aggregations that spill are slower, sorts that spill were faster). ``sort_only``: a view
-    whose only memory-hungry operator is a sort gets at most ``SORT_POOL_BYTES``.
+    whose only memory-hungry operator is a sort gets at most ``SORT_POOL_BYTES`` and one
+    partition (no final merge that cannot spill; the build runs other views on the other core).
     ``repartition=False`` plans no ``RepartitionExec`` (aggregations and joins then merge
     their input partitions instead): in DataFusion 55 a ``RepartitionExec`` that spills under
     a memory limit can deadlock, every thread parked and the query never returning
@@ -203,6 +208,11 @@ def session_context(
     if pool is not None:
         runtime = runtime.with_fair_spill_pool(pool)
     config = SessionConfig()
+    if sort_only:
+        # One partition, and inputs that come in several are coalesced before the sort.
+        config = config.with_target_partitions(1).set(
+            "datafusion.optimizer.repartition_sorts", "false"
+        )
     if not repartition:
         config = (
             config.set("datafusion.optimizer.repartition_aggregations", "false")

@@ -140,3 +140,16 @@ def test_a_session_without_repartitioning_plans_no_exchange(repartition: bool) -
     assert any(exchanges) if repartition else not any(exchanges), plans
     grouped = ctx.sql("SELECT count(*) AS n FROM (SELECT k FROM t GROUP BY k)").to_pylist()
     assert grouped == [{"n": 200}]
+
+
+@pytest.mark.parametrize("sort_only", [False, True])
+def test_a_sort_session_sorts_in_one_partition(sort_only: bool) -> None:
+    """A sort over two input partitions: a sort session plans no final merge, which cannot
+    spill and failed once two partitions' sorts had filled the pool; the order holds."""
+    ctx = session_context(sort_only=sort_only)
+    ctx.register_record_batches(
+        "t", [[pa.record_batch({"k": pa.array([5, 3, 9])})], [pa.record_batch({"k": [4, 1]})]]
+    )
+    plan = ctx.sql("EXPLAIN SELECT k FROM t ORDER BY k").to_arrow_table().column(1)[1].as_py()
+    assert ("SortPreservingMergeExec" in plan) is not sort_only, plan
+    assert ctx.sql("SELECT k FROM t ORDER BY k").to_pydict() == {"k": [1, 3, 4, 5, 9]}
