@@ -207,13 +207,17 @@ def _edge_endpoints_exist(part: _Partition, name: str) -> dg.AssetCheckResult:
         sample: list[str] = ["cpg_nodes table was never written"]
     else:
         # One anti join over both endpoints (one hash table of the nodes, not two); the
-        # offending edges are looked up only when there are any.
+        # offending edges are looked up only when there are any. Ids are joined as plain
+        # Utf8, not the Utf8View DataFusion reads: on the stdlib the join then peaked 475 MB
+        # above its start instead of 800 MB, in the same 2-3 s.
         nodes = f"SELECT node_id FROM cpg_nodes WHERE {part.where}"
         edges = f'SELECT edge_id, src_node_id, dst_node_id FROM "{name}" WHERE {part.where}'
         missing = part.rows(
             f"WITH e AS ({edges}) SELECT COUNT(*) AS n FROM ("
-            "SELECT src_node_id AS id FROM e UNION ALL SELECT dst_node_id FROM e) x "
-            f"LEFT ANTI JOIN ({nodes}) n ON x.id = n.node_id"
+            "SELECT arrow_cast(src_node_id, 'Utf8') AS id FROM e "
+            "UNION ALL SELECT arrow_cast(dst_node_id, 'Utf8') FROM e) x "
+            f"LEFT ANTI JOIN (SELECT arrow_cast(node_id, 'Utf8') AS node_id FROM ({nodes}) v) n "
+            "ON x.id = n.node_id"
         )[0]["n"]
         found = []
         if missing:
