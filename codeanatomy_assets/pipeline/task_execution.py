@@ -19,6 +19,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias, TypeVar
@@ -76,8 +77,12 @@ Dependency: TypeAlias = pa.Table | SpilledTable | OutputTable
 Pool: TypeAlias = Literal["sort", "default", "unbounded"]
 
 
-def _context(dependencies: Mapping[str, Dependency], *, pool: Pool = "default") -> SessionContext:
-    ctx = session_context(bounded=pool != "unbounded", sort_only=pool == "sort")
+def _context(
+    dependencies: Mapping[str, Dependency], *, pool: Pool = "default", repartition: bool = True
+) -> SessionContext:
+    ctx = session_context(
+        bounded=pool != "unbounded", sort_only=pool == "sort", repartition=repartition
+    )
     for name, dep in dependencies.items():
         if isinstance(dep, OutputTable):
             table = dep.lake.table(name)
@@ -98,12 +103,35 @@ def _context(dependencies: Mapping[str, Dependency], *, pool: Pool = "default") 
     return ctx
 
 
-def _pumped(produce: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
+# A stream that sends no batch for this long while the whole process used next to no CPU
+# (this share of one core) is stuck, not slow: in DataFusion 55 a RepartitionExec that spills
+# under a memory limit can park every thread for good (apache/datafusion#24883). A sort or a
+# join that is slow to send its first batch keeps a core busy meanwhile.
+STALL_AFTER_S = 120.0
+_STALL_CPU_SHARE = 0.02
+_STALLED = "stream stalled"
+
+
+class QueryStalled(RuntimeError):
+    """A view's stream stopped making progress; running it again without repartitioning
+    avoids the known cause (``_bounded_first``)."""
+
+
+def stalled(exc: BaseException) -> bool:
+    """Whether ``exc`` is a stalled stream (also when the Delta writer wrapped it)."""
+    return isinstance(exc, QueryStalled) or _STALLED in str(exc)
+
+
+def _pumped(
+    produce: Callable[[], Iterator[pa.RecordBatch]], stall_after_s: float | None = None
+) -> Iterator[pa.RecordBatch]:
     """Run ``produce`` on a thread of its own and yield its batches through a small queue.
 
     The Delta writer pulls batches from inside its own async runtime, where DataFusion cannot
     start a stream ("FFI future panicked"); a plain thread can. The queue bounds what is in
-    flight; a consumer that stops early makes the producer stop at its next batch.
+    flight; a consumer that stops early makes the producer stop at its next batch. A producer
+    that sends nothing for ``stall_after_s`` while the process is idle raises ``QueryStalled``
+    here, instead of a build that never ends (its thread is left parked).
     """
     pipe: queue.Queue[object] = queue.Queue(maxsize=4)
     done = object()
@@ -131,14 +159,34 @@ def _pumped(produce: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.Reco
                 except queue.Full:
                     continue
 
+    stall_after_s = STALL_AFTER_S if stall_after_s is None else stall_after_s
     worker = threading.Thread(target=run, name="view-stream", daemon=True)
     worker.start()
     try:
-        while (item := pipe.get()) is not done:
+        since, cpu_since = time.monotonic(), time.process_time()
+        while True:
+            try:
+                item = pipe.get(timeout=min(1.0, stall_after_s))
+            except queue.Empty:
+                waited, used = time.monotonic() - since, time.process_time() - cpu_since
+                if waited < stall_after_s:
+                    continue
+                if used < _STALL_CPU_SHARE * waited:
+                    stop.set()  # the parked thread is left to the runtime; no need to wait
+                    raise QueryStalled(
+                        f"{_STALLED}: no batch for {waited:.0f} s while the process used "
+                        f"{used:.2f} CPU-s (every DataFusion thread parked)"
+                    ) from None
+                since, cpu_since = time.monotonic(), time.process_time()
+                continue
+            if item is done:
+                break
+            since, cpu_since = time.monotonic(), time.process_time()
             yield item  # type: ignore[misc]
     finally:
-        stop.set()
-        worker.join(timeout=5)
+        if not stop.is_set():
+            stop.set()
+            worker.join(timeout=5)
     if failure:
         raise failure[0]
 
@@ -152,21 +200,33 @@ def _bind(sql: str, repo_id: str) -> str:
     return sql.replace(sql_literal(REPO_PLACEHOLDER), sql_literal(repo_id))
 
 
-def _bounded_first(spec: TaskExecutionSpec, run: Callable[[Pool], _T]) -> _T:
+def _unstalled(spec: TaskExecutionSpec, run: Callable[[Pool, bool], _T], pool: Pool) -> _T:
+    """``run`` with ``pool``; if its stream stalls, once more without repartitioning."""
+    try:
+        return run(pool, True)
+    except Exception as exc:
+        if not stalled(exc):
+            raise
+        log.warning("%s: %s; running it again without repartitioning", spec.task_name, exc)
+        return run(pool, False)
+
+
+def _bounded_first(spec: TaskExecutionSpec, run: Callable[[Pool, bool], _T]) -> _T:
     """Run with a spilling memory pool (a nested output, which is a sort, with the small one);
     if an operator that cannot spill (a hash join's build side, a sort's final merge) needs
     more than the pool, run again with the next larger: the default pool, then none. An
-    exhausted stream raises before its Delta commit, so a failed attempt leaves nothing."""
+    exhausted or stalled stream raises before its Delta commit, so a failed attempt leaves
+    nothing. ``run`` takes the pool and whether the session may repartition."""
     ladder: tuple[Pool, ...] = ("sort",) if spec.nest is not None else ()
     ladder += ("default", "unbounded")
     for pool, larger in itertools.pairwise(ladder):
         try:
-            return run(pool)
+            return _unstalled(spec, run, pool)
         except Exception as exc:  # DataFusion raises plain Exceptions
             if not memory_exhausted(exc):
                 raise
             log.warning("%s: %s; running it again with pool %r", spec.task_name, exc, larger)
-    return run(ladder[-1])
+    return _unstalled(spec, run, ladder[-1])
 
 
 def _stream_to_lake(
@@ -176,8 +236,9 @@ def _stream_to_lake(
     lake: Lake,
     commit: str,
     pool: Pool,
+    repartition: bool = True,
 ) -> TableWrite:
-    ctx = _context(dependencies, pool=pool)
+    ctx = _context(dependencies, pool=pool, repartition=repartition)
     schema = OUTPUT_CONTRACTS[spec.task_name].schema
     # A union's parts run one after another (``ViewSpec.parts``); each is planned before the
     # first runs, so a part that does not plan fails the write before it starts.
@@ -218,7 +279,10 @@ def execute_view_to_lake(
 ) -> OutputTable:
     """Stream an output view into its Delta partition; returns the handle dependents read."""
     written = _bounded_first(
-        spec, lambda pool: _stream_to_lake(spec, dependencies, repo_id, lake, commit, pool)
+        spec,
+        lambda pool, repartition: _stream_to_lake(
+            spec, dependencies, repo_id, lake, commit, pool, repartition
+        ),
     )
     column = KIND_COLUMNS.get(spec.task_name)
     counts = lake.value_counts(spec.task_name, column, repo_id, commit) if column else None
@@ -229,12 +293,17 @@ def execute_view_to_lake(
 
 
 def _spill_view(
-    spec: TaskExecutionSpec, dependencies: Mapping[str, Dependency], repo_id: str, pool: Pool
+    spec: TaskExecutionSpec,
+    dependencies: Mapping[str, Dependency],
+    repo_id: str,
+    pool: Pool,
+    repartition: bool,
 ) -> SpilledTable:
-    df = _context(dependencies, pool=pool).sql(_sql(spec, repo_id))
+    df = _context(dependencies, pool=pool, repartition=repartition).sql(_sql(spec, repo_id))
     schema = df.schema()
+    # Through a pump, for its stall watch: this stream runs the view's joins.
     return run_scratch().write(
-        spec.task_name, schema, (b.to_pyarrow() for b in df.execute_stream())
+        spec.task_name, schema, _pumped(lambda: (b.to_pyarrow() for b in df.execute_stream()))
     )
 
 
@@ -248,10 +317,17 @@ def execute_view(
     a call outside a build, a Dask worker) the result is an in-memory table.
     """
     if not spec.output and spec.nest is None and current_run() is not None:
-        return _bounded_first(spec, lambda pool: _spill_view(spec, dependencies, repo_id, pool))
+        return _bounded_first(
+            spec,
+            lambda pool, repartition: _spill_view(spec, dependencies, repo_id, pool, repartition),
+        )
     result = _bounded_first(
         spec,
-        lambda pool: _context(dependencies, pool=pool).sql(_sql(spec, repo_id)).to_arrow_table(),
+        lambda pool, repartition: (
+            _context(dependencies, pool=pool, repartition=repartition)
+            .sql(_sql(spec, repo_id))
+            .to_arrow_table()
+        ),
     )
     if spec.nest is not None:
         result = nest(result, spec.nest)

@@ -1,21 +1,27 @@
-"""A view that outgrows the memory pool spills, or runs again unbounded instead of failing."""
+"""A view that outgrows the memory pool spills, or runs again unbounded instead of failing; a
+view whose stream stalls runs again without repartitioning instead of hanging."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from datafusion import SessionContext, udf
 
 from codeanatomy_assets.cpg import functions
 from codeanatomy_assets.cpg.nesting import NestSpec
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
+from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.execution import build_commit
 from codeanatomy_assets.pipeline.request import BuildRequest
-from codeanatomy_assets.pipeline.task_execution import TaskExecutionSpec, execute_view
+from codeanatomy_assets.pipeline.task_execution import QueryStalled, TaskExecutionSpec, execute_view
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.git_fixture import GitRepo
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
@@ -106,3 +112,73 @@ def test_a_build_whose_views_outgrow_a_tiny_pool_writes_the_same_graph(
             for root in (roots["normal"], roots["tiny"])
         )
         assert tiny == normal, name
+
+
+def test_a_stream_that_parks_is_stalled_and_one_that_computes_is_not() -> None:
+    release = threading.Event()
+
+    def parked() -> Iterator[pa.RecordBatch]:
+        release.wait()  # no batch, no CPU: what a deadlocked DataFusion stream looks like
+        yield pa.record_batch({"k": [1]})
+
+    outcome: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            list(task_execution._pumped(parked, stall_after_s=0.4))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    consumer.join(timeout=20)  # a watch that misses the stall fails here, it does not hang
+    release.set()
+    consumer.join(timeout=5)
+    assert len(outcome) == 1 and isinstance(outcome[0], QueryStalled), outcome
+    assert "while the process used" in str(outcome[0])
+
+    def computing() -> Iterator[pa.RecordBatch]:
+        end = time.monotonic() + 1.2
+        while time.monotonic() < end:  # a sort before its first batch keeps a core busy
+            sum(range(1000))
+        yield pa.record_batch({"k": [1]})
+
+    batches = list(task_execution._pumped(computing, stall_after_s=0.4))
+    assert [b.num_rows for b in batches] == [1]
+
+
+def test_a_view_whose_stream_stalls_runs_again_without_repartitioning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real DataFusion stream that stops (a UDF that sleeps on its first call, as parked
+    threads would): the view runs again in a session that plans no repartitioning."""
+    monkeypatch.setattr(task_execution, "STALL_AFTER_S", 0.5)
+    naps: list[bool] = []
+    sessions: list[bool] = []
+
+    def nap(values: pa.Array) -> pa.Array:
+        if not naps:
+            naps.append(True)
+            time.sleep(3)
+        return values
+
+    def session(**kwargs: Any) -> SessionContext:
+        sessions.append(kwargs["repartition"])
+        ctx = functions.session_context(**kwargs)
+        ctx.register_udf(udf(nap, [pa.int64()], pa.int64(), "stable", name="nap"))
+        return ctx
+
+    monkeypatch.setattr(task_execution, "session_context", session)
+    spec = TaskExecutionSpec("napped", "view", "SELECT nap(v) AS v FROM b", False, "p", "t")
+    table = _tables(1_000)["b"]
+    with caplog.at_level(logging.WARNING):
+        # What ``execute_view`` runs for an intermediate view inside a build.
+        result = task_execution._bounded_first(
+            spec,
+            lambda pool, repartition: task_execution._spill_view(
+                spec, {"b": table}, "repo", pool, repartition
+            ),
+        )
+    assert result.num_rows == 1_000
+    assert sessions == [True, False]
+    assert "stream stalled" in caplog.text and "without repartitioning" in caplog.text
