@@ -24,7 +24,6 @@ from typing import Any
 import dagster as dg
 import numpy as np
 from datafusion import SessionContext
-from deltalake import DeltaTable
 
 from codeanatomy_assets.cpg.functions import memory_exhausted, session_context
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
@@ -85,22 +84,24 @@ class _Partition:
     partition: CommitPartition
     # Bounded, so without repartitioning: see ``session_context`` for the deadlock it avoids.
     ctx: SessionContext = field(default_factory=lambda: session_context(repartition=False))
-    registered: dict[str, DeltaTable] = field(default_factory=dict)
+    registered: set[str] = field(default_factory=set)
+
+    def _register(self, ctx: SessionContext, name: str) -> bool:
+        # The partition alone (``Lake.register_partition``), not the table filtered.
+        return self.lake.register_partition(ctx, name, self.partition.repo_id, self.partition.sha)
 
     def table(self, name: str) -> bool:
         """Register table ``name``; False when it was never written."""
         if name not in self.registered:
-            dt = self.lake.table(name)
-            if dt is None:
+            if not self._register(self.ctx, name):
                 return False
-            self.ctx.register_table(name, dt)
-            self.registered[name] = dt
+            self.registered.add(name)
         return True
 
     def _unbounded(self) -> SessionContext:
         ctx = session_context(bounded=False)
-        for name, dt in self.registered.items():
-            ctx.register_table(name, dt)
+        for name in self.registered:
+            self._register(ctx, name)
         return ctx
 
     @property

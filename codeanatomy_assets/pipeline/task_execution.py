@@ -85,12 +85,10 @@ def _context(
     )
     for name, dep in dependencies.items():
         if isinstance(dep, OutputTable):
-            table = dep.lake.table(name)
-            assert table is not None, f"{name} was written but is not in the lake"
-            ctx.register_table(f"lake_{name}", table)
+            found = dep.lake.register_partition(ctx, name, dep.repo_id, dep.commit, f"lake_{name}")
+            assert found, f"{name} was written but is not in the lake"
             columns = ", ".join(f'"{c}"' for c in OUTPUT_CONTRACTS[name].schema.names)
-            where = f'repo_id = {sql_literal(dep.repo_id)} AND "commit" = {sql_literal(dep.commit)}'
-            ctx.register_view(name, ctx.sql(f"SELECT {columns} FROM lake_{name} WHERE {where}"))
+            ctx.register_view(name, ctx.sql(f"SELECT {columns} FROM lake_{name}"))
         elif isinstance(dep, SpilledTable):
             dep.register(ctx, name)
         else:

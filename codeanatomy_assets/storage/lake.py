@@ -386,31 +386,65 @@ class Lake:
         metrics = dt.delete(f"repo_id = '{repo_id}' AND commit = '{commit}'")
         return int(metrics.get("num_deleted_rows", 0) or 0)
 
+    def register_partition(
+        self, ctx: SessionContext, name: str, repo_id: str, commit: str, as_name: str | None = None
+    ) -> bool:
+        """Make partition ``(repo_id, commit)`` of table ``name`` scannable in ``ctx`` as
+        ``as_name`` (default ``name``): the table's columns, the partition columns holding
+        their constant values. False when the table does not exist.
+
+        In a local lake the partition's current files (from the Delta log) are scanned
+        directly. Through deltalake's table provider, a ``WHERE`` on the partition columns
+        prunes no file (DataFusion 55 sees the provider over FFI and keeps the filter above
+        it): a build reading back its own edges read those of every commit in the lake
+        (16.9 M props rows to keep 8.5 M, with two commits). Object stores still go through
+        the provider.
+        """
+        check_partition(repo_id, commit)
+        table = self.table(name)
+        if table is None:
+            return False
+        as_name = as_name or name
+        schema = pa.schema(table.schema().to_arrow())
+        partition = f"'{repo_id}' AS repo_id, '{commit}' AS \"commit\""
+        if not self.is_local:
+            ctx.register_table(f"{as_name}__delta", table)
+            ctx.register_view(as_name, ctx.sql(
+                f'SELECT * FROM "{as_name}__delta" '
+                f"WHERE repo_id = '{repo_id}' AND \"commit\" = '{commit}'"))  # fmt: skip
+            return True
+        files = table.file_uris(file_pruning_predicate=_partition_filter(repo_id, commit))
+        data = _data_schema(schema)
+        columns = ", ".join(f'"{f.name}"' for f in data)
+        selects = []
+        for i, uri in enumerate(files):
+            ctx.register_parquet(f"{as_name}__{i}", uri, schema=data)
+            selects.append(f'SELECT {partition}, {columns} FROM "{as_name}__{i}"')
+        if not selects:
+            ctx.register_record_batches(
+                f"{as_name}__empty", [[pa.RecordBatch.from_pylist([], schema=data)]]
+            )
+            selects.append(f'SELECT {partition}, {columns} FROM "{as_name}__empty"')
+        ctx.register_view(as_name, ctx.sql(" UNION ALL ".join(selects)))
+        return True
+
     def value_counts(self, name: str, column: str, repo_id: str, commit: str) -> dict[str, int]:
         """Rows per value of ``column`` in one partition (a few dozen groups at most: the
         query needs no memory pool)."""
-        check_partition(repo_id, commit)
-        dt = self.table(name)
-        if dt is None:
-            return {}
         ctx = SessionContext()
-        ctx.register_table(name, dt)
+        if not self.register_partition(ctx, name, repo_id, commit):
+            return {}
         rows = ctx.sql(
-            f'SELECT "{column}" AS value, count(*) AS n FROM "{name}" '
-            f"WHERE repo_id = '{repo_id}' AND \"commit\" = '{commit}' GROUP BY 1 ORDER BY 1"
+            f'SELECT "{column}" AS value, count(*) AS n FROM "{name}" GROUP BY 1 ORDER BY 1'
         ).to_arrow_table()
         return {r["value"]: int(r["n"]) for r in plain_strings(rows).to_pylist()}
 
     def read_partition(self, name: str, repo_id: str, commit: str) -> pa.Table:
         """The rows of one partition (empty table when the table does not exist)."""
-        check_partition(repo_id, commit)
-        dt = self.table(name)
-        if dt is None:
-            return pa.table({})
         ctx = SessionContext()
-        ctx.register_table(name, dt)
-        sql = f"SELECT * FROM \"{name}\" WHERE repo_id = '{repo_id}' AND \"commit\" = '{commit}'"
-        return plain_strings(ctx.sql(sql).to_arrow_table())
+        if not self.register_partition(ctx, name, repo_id, commit):
+            return pa.table({})
+        return plain_strings(ctx.sql(f'SELECT * FROM "{name}"').to_arrow_table())
 
 
 def _retrying_commits(attempt: Callable[[], _T], retry_on: tuple[type[Exception], ...]) -> _T:

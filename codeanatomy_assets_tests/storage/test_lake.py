@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from datafusion import SessionContext
 
 from codeanatomy_assets.storage.lake import Lake, LakeError, check_partition
 
@@ -111,3 +112,21 @@ def test_the_version_reported_is_our_commit_even_if_another_follows(tmp_path, mo
     table = lake.table("t")
     assert table is not None and table.version() == 2
     assert written.version == 1
+
+
+def test_a_registered_partition_scans_its_current_files_only(tmp_path):
+    """Not the table filtered (deltalake's provider prunes no file on a partition filter):
+    the partition's files in the current version, the partition columns as constants."""
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_partition("t", pa.table({"x": [1, 2]}), "r", A)
+    lake.write_partition("t", pa.table({"x": [3]}), "r", B)
+    lake.write_partition("t", pa.table({"x": [4]}), "r", A)  # A's first file stays until vacuum
+    assert len(list((tmp_path / "lake" / "t" / "repo_id=r" / f"commit={A}").glob("*.parquet"))) == 2
+    ctx = SessionContext()
+    assert lake.register_partition(ctx, "t", "r", A, "a_rows")
+    assert ctx.sql("SELECT * FROM a_rows").to_pylist() == [{"repo_id": "r", "commit": A, "x": 4}]
+    plan = ctx.sql("EXPLAIN SELECT x FROM a_rows").to_arrow_table().column(1)[1].as_py()
+    assert f"commit={A}" in plan and f"commit={B}" not in plan
+    assert lake.register_partition(ctx, "t", "r", "c" * 40, "c_rows")
+    assert ctx.sql("SELECT * FROM c_rows").to_pylist() == []
+    assert not lake.register_partition(ctx, "missing", "r", A)
