@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 from datafusion import SessionContext
@@ -360,12 +360,11 @@ class Lake:
             raise LakeError(f"cannot copy a partition of {self.table_uri(name)}: "
                             "a local table is needed")  # fmt: skip
         schema = pa.schema(table.schema().to_arrow())
-        source = table.file_uris(file_pruning_predicate=_partition_filter(repo_id, source_commit))
         files = link_partition_files(
             Path(self.table_uri(name)),
             (("repo_id", repo_id), ("commit", commit)),
             _data_schema(schema),
-            [Path(uri) for uri in source],
+            _partition_paths(table, repo_id, source_commit),
         )
         if expected_rows is not None and files.rows != expected_rows:
             discard_files(Path(self.table_uri(name)), files)
@@ -413,12 +412,11 @@ class Lake:
                 f'SELECT * FROM "{as_name}__delta" '
                 f"WHERE repo_id = '{repo_id}' AND \"commit\" = '{commit}'"))  # fmt: skip
             return True
-        files = table.file_uris(file_pruning_predicate=_partition_filter(repo_id, commit))
         data = _data_schema(schema)
         columns = ", ".join(f'"{f.name}"' for f in data)
         selects = []
-        for i, uri in enumerate(files):
-            ctx.register_parquet(f"{as_name}__{i}", uri, schema=data)
+        for i, path in enumerate(_partition_paths(table, repo_id, commit)):
+            ctx.register_parquet(f"{as_name}__{i}", str(path), schema=data)
             selects.append(f'SELECT {partition}, {columns} FROM "{as_name}__{i}"')
         if not selects:
             ctx.register_record_batches(
@@ -475,6 +473,19 @@ def _write_tag() -> CommitProperties:
 
 def _partition_filter(repo_id: str, commit: str) -> list[tuple[str, str, str]]:
     return [("repo_id", "=", repo_id), ("commit", "=", commit)]
+
+
+def _partition_paths(table: DeltaTable, repo_id: str, commit: str) -> list[Path]:
+    """Local paths of a partition's files in the table's current version. The log gives them
+    percent-encoded (a space is %20); a file it lists that is not there raises ``LakeError``
+    (DataFusion, told the schema, would read a missing file as empty)."""
+    uris = table.file_uris(file_pruning_predicate=_partition_filter(repo_id, commit))
+    paths = [Path(unquote(uri.removeprefix("file://"))) for uri in uris]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise LakeError(f"partition {repo_id}@{commit} of {table.table_uri}: files listed in "
+                        f"its Delta log are missing: {missing[:3]}")  # fmt: skip
+    return paths
 
 
 def _data_schema(schema: pa.Schema) -> pa.Schema:

@@ -130,3 +130,24 @@ def test_a_registered_partition_scans_its_current_files_only(tmp_path):
     assert lake.register_partition(ctx, "t", "r", "c" * 40, "c_rows")
     assert ctx.sql("SELECT * FROM c_rows").to_pylist() == []
     assert not lake.register_partition(ctx, "missing", "r", A)
+
+
+def test_a_partition_under_a_root_with_spaces_is_read_and_copied(tmp_path):
+    """The Delta log gives file paths percent-encoded; read as they are, a registered
+    partition was silently empty."""
+    lake = Lake(str(tmp_path / "my lake"))
+    lake.write_partition("t", pa.table({"x": [1, 2]}), "r", A)
+    ctx = SessionContext()
+    assert lake.register_partition(ctx, "t", "r", A)
+    assert ctx.sql("SELECT x FROM t ORDER BY x").to_pydict() == {"x": [1, 2]}
+    assert lake.copy_partition("t", "r", A, B).rows == 2
+    assert sorted(lake.read_partition("t", "r", B)["x"].to_pylist()) == [1, 2]
+
+
+def test_a_file_missing_from_a_partition_is_an_error_not_an_empty_read(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_partition("t", pa.table({"x": [1, 2]}), "r", A)
+    for path in (tmp_path / "lake" / "t").rglob("*.parquet"):
+        path.unlink()
+    with pytest.raises(LakeError, match="files listed in its Delta log are missing"):
+        lake.register_partition(SessionContext(), "t", "r", A)
