@@ -105,15 +105,11 @@ class _Partition:
             self._register(ctx, name)
         return ctx
 
-    @property
-    def where(self) -> str:
-        return f"repo_id = '{self.partition.repo_id}' AND \"commit\" = '{self.partition.sha}'"
-
     def keys_repeat(self, name: str, column: str) -> bool:
         """Whether two ``column`` ids of the partition share an ``id_keys`` key (True too when
         one is not a stable id): False proves the ids unique. The ids stream batch by batch;
         only the keys are held (8 bytes an id)."""
-        batches = self.ctx.sql(f'SELECT {column} FROM "{name}" WHERE {self.where}')
+        batches = self.ctx.sql(f'SELECT {column} FROM "{name}"')
         keys = []
         for batch in batches.execute_stream():
             batch_keys = id_keys(batch.to_pyarrow().column(0))
@@ -162,7 +158,7 @@ def _schema_contract(part: _Partition, name: str) -> dg.AssetCheckResult:
 
 
 def _non_empty(part: _Partition, name: str) -> dg.AssetCheckResult:
-    rows = part.rows(f'SELECT COUNT(*) AS n FROM "{name}" WHERE {part.where}')[0]["n"]
+    rows = part.rows(f'SELECT COUNT(*) AS n FROM "{name}"')[0]["n"]
     return dg.AssetCheckResult(
         asset_key=name,
         check_name="non_empty",
@@ -184,7 +180,7 @@ def _unique(column: str, check_name: str) -> Callable[[_Partition, str], dg.Asse
             )
         # Count first, without sorting or fetching ids; a sample only when something is wrong.
         dupes_sql = (
-            f'SELECT {column} AS id, COUNT(*) AS n FROM "{name}" WHERE {part.where} '
+            f'SELECT {column} AS id, COUNT(*) AS n FROM "{name}" '
             f"GROUP BY {column} HAVING COUNT(*) > 1"
         )
         duplicated = part.rows(f"SELECT COUNT(*) AS n FROM ({dupes_sql}) d")[0]["n"]
@@ -205,15 +201,15 @@ def _unique(column: str, check_name: str) -> Callable[[_Partition, str], dg.Asse
 
 def _edge_endpoints_exist(part: _Partition, name: str) -> dg.AssetCheckResult:
     if not part.table("cpg_nodes"):
-        dangling = part.rows(f'SELECT COUNT(*) AS n FROM "{name}" WHERE {part.where}')[0]["n"]
+        dangling = part.rows(f'SELECT COUNT(*) AS n FROM "{name}"')[0]["n"]
         sample: list[str] = ["cpg_nodes table was never written"]
     else:
         # One anti join over both endpoints (one hash table of the nodes, not two); the
         # offending edges are looked up only when there are any. Ids are joined as plain
         # Utf8, not the Utf8View DataFusion reads: on the stdlib the join then peaked 475 MB
         # above its start instead of 800 MB, in the same 2-3 s.
-        nodes = f"SELECT node_id FROM cpg_nodes WHERE {part.where}"
-        edges = f'SELECT edge_id, src_node_id, dst_node_id FROM "{name}" WHERE {part.where}'
+        nodes = "SELECT node_id FROM cpg_nodes"
+        edges = f'SELECT edge_id, src_node_id, dst_node_id FROM "{name}"'
         missing = part.rows(
             f"WITH e AS ({edges}) SELECT COUNT(*) AS n FROM ("
             "SELECT arrow_cast(src_node_id, 'Utf8') AS id FROM e "

@@ -404,15 +404,14 @@ class Lake:
         if table is None:
             return False
         as_name = as_name or name
-        schema = pa.schema(table.schema().to_arrow())
-        partition = f"'{repo_id}' AS repo_id, '{commit}' AS \"commit\""
         if not self.is_local:
             ctx.register_table(f"{as_name}__delta", table)
             ctx.register_view(as_name, ctx.sql(
                 f'SELECT * FROM "{as_name}__delta" '
                 f"WHERE repo_id = '{repo_id}' AND \"commit\" = '{commit}'"))  # fmt: skip
             return True
-        data = _data_schema(schema)
+        data = _data_schema(pa.schema(table.schema().to_arrow()))
+        partition = f"'{repo_id}' AS repo_id, '{commit}' AS \"commit\""
         columns = ", ".join(f'"{f.name}"' for f in data)
         selects = []
         for i, path in enumerate(_partition_paths(table, repo_id, commit)):
