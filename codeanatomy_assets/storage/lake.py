@@ -63,6 +63,7 @@ WRITER_PROPERTIES = WriterProperties(
 )
 PARQUET_SETTINGS = ParquetSettings("zstd", 1, frozenset(_UNIQUE_COLUMNS))
 _COMMIT_RETRIES = 8
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _T = TypeVar("_T")
 # Commit metadata key of a write's id, and how far back in the log a write looks for its own
 # commit (concurrent writers of one table: one per partition being built at the same time).
@@ -121,10 +122,18 @@ class Lake:
         return f"{self.root.rstrip('/')}/{name}"
 
     def ensure_writable(self) -> None:
-        """Fail before any work when a local root cannot be created or written."""
+        """Fail before any work when a local root cannot be created or written, or cannot be
+        addressed: deltalake 1.6 reads a local path as a URL and decodes ``%XX`` (even in a
+        ``file://`` URI, where ``%2520`` comes out a space), so under a root named ``a%20b``
+        the first table written was then looked for under ``a b`` and the build failed."""
         if not self.is_local:
             return
         root = Path(self.root.removeprefix("file://"))
+        if _PERCENT_ESCAPE.search(str(root.absolute())):
+            raise LakeError(
+                f"lake root {str(root)!r} is not usable: deltalake decodes '%' followed by two "
+                "hex digits in local paths; allowed is a path without such a sequence"
+            )
         try:
             root.mkdir(parents=True, exist_ok=True)
             probe = root / f".write-probe-{os.getpid()}"

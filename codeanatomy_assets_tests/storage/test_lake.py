@@ -151,3 +151,17 @@ def test_a_file_missing_from_a_partition_is_an_error_not_an_empty_read(tmp_path)
         path.unlink()
     with pytest.raises(LakeError, match="files listed in its Delta log are missing"):
         lake.register_partition(SessionContext(), "t", "r", A)
+
+
+def test_a_root_deltalake_would_decode_is_refused_before_any_write(tmp_path):
+    """deltalake decodes ``%20`` in a local path (also inside a ``file://`` URI): a build
+    under ``a%20b`` wrote its first table there, then looked for it under ``a b``."""
+    root = tmp_path / "builds%20old" / "lake"
+    with pytest.raises(LakeError, match=r"builds%20old.*not usable.*two hex digits"):
+        Lake(str(root)).ensure_writable()
+    assert not root.exists()
+    # A '%' that is not an escape is left alone by deltalake: such a root is fine.
+    percent = Lake(str(tmp_path / "100%" / "lake"))
+    percent.ensure_writable()
+    percent.write_partition("t", pa.table({"x": [1, 2]}), "r", "a" * 40)
+    assert percent.read_partition("t", "r", "a" * 40).num_rows == 2
