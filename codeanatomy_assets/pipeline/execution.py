@@ -123,8 +123,14 @@ def build_commit(
     progress: Callable[[int], None] | None = None,
     on_files: Callable[[int], None] | None = None,
     telemetry: Telemetry | None = None,
+    on_output: Callable[[OutputWrite], None] | None = None,
 ) -> BuildResult:
-    """Build the requested outputs of one commit into the lake; see module docstring."""
+    """Build the requested outputs of one commit into the lake; see module docstring.
+
+    ``on_output`` is called with each output as soon as its Delta commit is done (not for a
+    linked partition, whose outputs all appear at once), on the thread that wrote it: the
+    Dagster asset starts its graph checks there, while the other outputs are still built.
+    """
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
@@ -158,6 +164,7 @@ def build_commit(
         raise ConfigError(str(exc)) from exc
     collector = DiagnosticsCollector()
     context = RunContext(run_id, repo_id, sha, request.execution_mode, collector, telemetry)
+    context.on_output = on_output
     try:
         context.scratch = Scratch()
     except ValueError as exc:  # CODEANATOMY_SCRATCH_DIR is not a usable directory

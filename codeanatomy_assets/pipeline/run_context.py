@@ -11,7 +11,7 @@ never decides routing itself, it only asks where it was placed.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from codeanatomy_assets.storage.scratch import Scratch
 
 if TYPE_CHECKING:
     from codeanatomy_assets.pipeline.remote import RemoteBackend
+    from codeanatomy_assets.pipeline.request import OutputWrite
 
 _CURRENT: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
     "codeanatomy_run", default=None
@@ -47,6 +48,8 @@ class RunContext:
     scratch: Scratch | None = None
     run_span: trace.Span | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    # Told of each output once its Delta commit is done (``build_commit(on_output=...)``).
+    on_output: Callable[[OutputWrite], None] | None = None
 
     def span_attributes(self) -> dict[str, Any]:
         """Attributes every span of the run carries, so one run is one filter in a trace UI."""

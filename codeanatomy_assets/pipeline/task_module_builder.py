@@ -174,6 +174,9 @@ def _write_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., OutputWrit
         handle = run_task(
             task.name, tags, execute_view_to_lake, spec, deps, repo_id, lake, commit_sha
         )
+        run = current_run()
+        if run is not None and run.on_output is not None:
+            run.on_output(handle.write)
         return handle.write
 
     write_task.__annotations__ = {

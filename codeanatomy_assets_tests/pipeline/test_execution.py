@@ -245,3 +245,23 @@ def test_repeated_names_keep_ids_unique(git_repo, lake_root, factory):
         "top",
     ]
     assert all(s["bend"] > s["bstart"] for s in scopes)
+
+
+def test_each_output_is_announced_once_it_is_committed(git_repo, lake_root, factory):
+    """``on_output`` hears of every written output as soon as its Delta commit is done, while
+    the build still runs: the Dagster asset starts its graph checks from it."""
+    repo = git_repo()
+    commit = repo.commit(FILES)
+    seen: list[tuple[str, int]] = []
+
+    def on_output(write):
+        # Committed already: the partition reads back with the rows the write reports.
+        rows = Lake(lake_root).read_partition(write.name, "fixture", commit).num_rows
+        seen.append((write.name, rows))
+
+    request = BuildRequest(repo_path=repo.path, lake_root=lake_root, repo_id="fixture")
+    result = build_commit(request, factory=factory, on_output=on_output)
+    written = {name: w.rows for name, w in result.outputs.items() if name != "run_manifest"}
+    assert dict(seen) == written
+    assert len(seen) == len(written)  # once each
+    assert seen.index(("cpg_nodes", written["cpg_nodes"])) < len(seen) - 1  # not all at the end
