@@ -17,9 +17,10 @@ measured next to each other: the baseline again right after the full build (the 
 their mean; ``baseline_again_over_first`` shows the drift), and the CLI's full build once more
 on a fresh lake just before Dagster's (the overhead is read against it;
 ``cli_again_minus_cli_s`` is the same build's spread). The Dagster run's two steps are timed
-from its event log as well: the ``cpg`` step does what the CLI does, the ``cpg_checks`` step is
-work the CLI does not do, so both the overhead of the whole run and that of the run without its
-checks are printed. Targets (issue 6, not asserted):
+from its event log as well: the ``cpg`` step does what the CLI does, plus the graph checks,
+which run beside its last outputs; the ``cpg_checks`` step (the schema checks) is work the CLI
+does not do, so both the overhead of the whole run and that of the run without that step are
+printed. Targets (issue 6, not asserted):
 full <= 4x baseline, one-file commit <= 5 % of full, 1 % commit <= 15 %, peak RSS <= 2 GB,
 Dagster <= CLI + 2 s.
 """

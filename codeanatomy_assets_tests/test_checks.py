@@ -2,7 +2,8 @@
 
 A stand-in multi-asset with the CPG keys writes hand-made partitions (the real one needs the
 whole pipeline; its own tests live in ``assets/``), so each check is seen passing and failing
-on data whose defects are known exactly.
+on data whose defects are known exactly. Like the real one, it owns the graph checks and
+starts them (``GraphChecks``) as its tables are committed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from codeanatomy_assets.checks import CPG_CHECK_SPECS, _Partition, cpg_checks, normalize_type
+from codeanatomy_assets.checks import (
+    CPG_CHECK_SPECS,
+    GRAPH_CHECK_SPECS,
+    GraphChecks,
+    _Partition,
+    cpg_checks,
+    normalize_type,
+)
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import node_id
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, decode_partition_key
@@ -54,19 +62,25 @@ def _run(
 
     @dg.multi_asset(
         specs=[dg.AssetSpec(name) for name in CPG_OUTPUTS],
+        check_specs=GRAPH_CHECK_SPECS,
         partitions_def=COMMITS_PARTITIONS,
         can_subset=True,
     )
-    def stand_in() -> Iterator[dg.MaterializeResult]:
+    def stand_in(context) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[no-untyped-def]
+        # ``context`` unannotated: this module's annotations are strings, Dagster wants a type.
+        partition = decode_partition_key(context.partition_key)
+        checks = GraphChecks(lake, partition, context.selected_asset_check_keys)
         for name in CPG_OUTPUTS:
             schema = OUTPUT_CONTRACTS[name].schema
             table = (tables or {}).get(name)
             if table is None:
                 table = pa.Table.from_pylist(rows.get(name, [{}]), schema=schema)
-            lake.write_partition(name, table, REPO, SHA)
             # A neighbouring partition whose rows must not leak into this one's checks.
             lake.write_partition(name, table.slice(0, 0), REPO, OTHER_SHA)
+            checks.output_written(lake.write_partition(name, table, REPO, SHA))
             yield dg.MaterializeResult(asset_key=name)
+        assert checks.started  # the graph checks began while outputs were still written
+        yield from checks.results()
 
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("commits", [KEY])

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from codeanatomy_assets.checks import GRAPH_CHECK_SPECS, GraphChecks
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, decode_partition_key
 from codeanatomy_assets.pipeline.request import BuildRequest, BuildResult, OutputWrite
@@ -81,6 +82,7 @@ def output_metadata(write: OutputWrite, result: BuildResult, partition_key: str)
 @dg.multi_asset(
     name="cpg",
     specs=[_spec(name) for name in CPG_OUTPUTS],
+    check_specs=GRAPH_CHECK_SPECS,
     partitions_def=COMMITS_PARTITIONS,
     can_subset=True,
 )
@@ -89,10 +91,15 @@ def cpg_assets(
     lake: LakeResource,
     execution: ExecutionResource,
     watched_repos: WatchedReposResource,
-) -> Iterator[dg.MaterializeResult]:
-    """Build the selected CPG outputs of one commit and write them to their Delta tables."""
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Build the selected CPG outputs of one commit and write them to their Delta tables;
+    the selected graph checks re-read them while the rest is built (``checks.GraphChecks``)."""
     partition = decode_partition_key(context.partition_key)
     selected = tuple(n for n in CPG_OUTPUTS if dg.AssetKey(n) in context.selected_asset_keys)
+    checks = GraphChecks(lake.lake(), partition, context.selected_asset_check_keys)
+    if not selected:  # only checks were selected: check the partition as the lake holds it
+        yield from checks.results()
+        return
     request = BuildRequest(
         repo_path=Path(watched_repos.repo(partition.repo_id).path),
         lake_root=lake.resolved_root(),
@@ -107,7 +114,7 @@ def cpg_assets(
     # Imported here: Hamilton costs ~1 s to import and the code location must load fast.
     from codeanatomy_assets.pipeline.execution import build_commit
 
-    result = build_commit(request)
+    result = build_commit(request, on_output=checks.output_written)
     context.log.info(
         "partition=%s status=%s outputs=%d files=%d errors=%d duration_s=%.2f plan=%s",
         context.partition_key, result.status, len(selected), result.file_count,
@@ -125,3 +132,4 @@ def cpg_assets(
             asset_key=name,
             metadata=output_metadata(result.outputs[name], result, context.partition_key),
         )
+    yield from checks.results()

@@ -79,8 +79,10 @@ def materialize_partition(
         raise_on_error: raise on a failed step (default) instead of returning the failure.
 
     Returns:
-        The run's result: ``result.partition_key``, materializations with their metadata,
-        and asset-check evaluations (``result.get_asset_check_evaluations()``).
+        The run's result: its partition (``result.dagster_run.tags["dagster/partition"]``),
+        materializations with their metadata, and asset-check evaluations
+        (``result.get_asset_check_evaluations()``; the graph checks come from the ``cpg``
+        step, the others from ``cpg_checks``).
 
     Raises:
         RepositoryError, RevisionError: the path or the revision is unusable.

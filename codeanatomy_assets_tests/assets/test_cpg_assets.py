@@ -14,9 +14,17 @@ import dagster as dg
 import pytest
 
 from codeanatomy_assets.assets import materialize_partition
+from codeanatomy_assets.assets.cpg import cpg_assets
+from codeanatomy_assets.checks import GRAPH_CHECK_SPECS, cpg_checks
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.definitions import defs
-from codeanatomy_assets.resources import LakeResource, WatchedRepo, WatchedReposResource
+from codeanatomy_assets.partitions import COMMITS_PARTITIONS
+from codeanatomy_assets.resources import (
+    ExecutionResource,
+    LakeResource,
+    WatchedRepo,
+    WatchedReposResource,
+)
 from codeanatomy_assets.storage.lake import PARTITION_COLUMNS, Lake
 from codeanatomy_assets_tests.git_fixture import GitRepo
 
@@ -150,3 +158,52 @@ def test_the_job_builds_a_sensor_partition(
     )
     assert result.success
     assert set(instance.get_materialized_partitions(dg.AssetKey("run_manifest"))) == {key}
+
+
+def test_graph_checks_run_in_the_build_step_and_on_their_own(
+    tmp_path: Path, repo: GitRepo, instance: dg.DagsterInstance
+) -> None:
+    """The graph checks are the ``cpg`` step's (they start once nodes and edges are
+    committed); the schema checks are ``cpg_checks``'. Selected alone, the graph checks check
+    the partition as the lake holds it and build nothing."""
+    lake = Lake(str(tmp_path / "lake"))
+    result = materialize_partition(repo.path, "shapes", lake_root=lake.root, instance=instance)
+    assert result.dagster_run.tags["dagster/partition"] == f"shapes@{repo.head()}"
+    steps = {
+        (e.asset_check_evaluation_data.asset_key.to_user_string(),
+         e.asset_check_evaluation_data.check_name): e.step_key
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }  # fmt: skip
+    graph = {(s.asset_key.to_user_string(), s.name) for s in GRAPH_CHECK_SPECS}
+    assert {check for check, step in steps.items() if step == "cpg"} == graph
+    assert {step for check, step in steps.items() if check not in graph} == {"cpg_checks"}
+
+    versions = {name: lake.table(name).version() for name in lake.table_names()}  # type: ignore[union-attr]
+    checks_only = dg.define_asset_job(
+        "graph_checks_only",
+        selection=dg.AssetSelection.checks(*(s.key for s in GRAPH_CHECK_SPECS)),
+        partitions_def=COMMITS_PARTITIONS,
+    )
+    alone = (
+        dg.Definitions(
+            assets=[cpg_assets],
+            asset_checks=[cpg_checks],
+            jobs=[checks_only],
+            resources={
+                "lake": LakeResource(root=lake.root),
+                "execution": ExecutionResource(),
+                "watched_repos": WatchedReposResource(
+                    repos={"shapes": WatchedRepo(path=str(repo.path))}
+                ),
+            },
+        )
+        .resolve_job_def("graph_checks_only")
+        .execute_in_process(tags={"dagster/partition": f"shapes@{repo.head()}"}, instance=instance)
+    )
+    assert alone.success
+    assert alone.get_asset_materialization_events() == []
+    evaluations = alone.get_asset_check_evaluations()
+    assert {(e.asset_key.to_user_string(), e.check_name) for e in evaluations} == graph
+    assert all(e.passed for e in evaluations)
+    assert {name: lake.table(name).version() for name in lake.table_names()} == versions  # type: ignore[union-attr]
