@@ -28,7 +28,7 @@ import pyarrow as pa
 from hamilton import driver
 from opentelemetry.trace import Status, StatusCode
 
-from codeanatomy_assets.extract.runner import Progress
+from codeanatomy_assets.extract.runner import Progress, start_workers_server
 from codeanatomy_assets.obs.diagnostics import DiagnosticsCollector
 from codeanatomy_assets.obs.otel import Telemetry
 from codeanatomy_assets.pipeline.cache import (
@@ -141,7 +141,12 @@ def build_commit(
     check_partition(repo_id, sha)
     lake = Lake(request.lake_root, dict(request.storage_options))
     lake.ensure_writable()
+    entries = repo.python_entries(sha)
     stages["resolve_s"] = time.perf_counter() - t0
+    if request.execution_mode != "remote":
+        # When extraction will use worker processes, their server's imports run while the
+        # plan is made.
+        start_workers_server(len(entries), _workers(request))
     factory = factory or DriverFactory()
     mark = time.perf_counter()
     plan = factory.plan()
@@ -208,7 +213,6 @@ def build_commit(
         "cache_dir": driver_config["cache_dir"],
         "plan": _plan_record(plan),
     }
-    entries = repo.python_entries(sha)
     if on_files is not None:
         on_files(sum(1 for e in entries if e.skipped is None))
     fingerprint = input_fingerprint(
