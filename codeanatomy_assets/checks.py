@@ -1,24 +1,23 @@
 """Asset checks on every CPG output of a partition.
 
-Per output, run by the ``cpg_checks`` step after the outputs are materialized:
-``schema_contract`` (column names, order and types after the ``repo_id``/``commit`` partition
-columns equal ``OUTPUT_CONTRACTS``) and, where the contract says so, ``non_empty``. For the
-graph, run by the ``cpg`` asset's own step as soon as the tables they read are committed
-(``GraphChecks``): ``node_ids_unique`` on ``cpg_nodes``, and ``edge_ids_unique`` and
-``edge_endpoints_exist`` (every ``src_node_id``/``dst_node_id`` is a node of the same
-partition) on ``cpg_edges``. Either way a check reads the partition as committed, never the
-rows in flight. Data is read through DataFusion SQL over the partition's files in
-the Delta tables, so a check never loads a table into Python; a failure says what is wrong and
-shows a few offending ids. Uniqueness is first decided on 64-bit keys of the ids
-(``normalize.ids.id_keys``, 8 bytes an id), streamed and sorted in NumPy: no repeated key
-proves the ids unique; a repeated key, or an id that is not a stable id, asks the exact
+All are check specs of the ``cpg`` multi-asset and run in its step, each as soon as the
+tables it reads are committed (``CpgChecks``). Per output: ``schema_contract`` (column names,
+order and types after the ``repo_id``/``commit`` partition columns equal ``OUTPUT_CONTRACTS``)
+and, where the contract says so, ``non_empty``. For the graph: ``node_ids_unique`` on
+``cpg_nodes``, and ``edge_ids_unique`` and ``edge_endpoints_exist`` (every
+``src_node_id``/``dst_node_id`` is a node of the same partition) on ``cpg_edges``. A check
+reads the partition as committed, never the rows in flight; selected without their assets,
+checks read the partition as the lake holds it. Data is read through DataFusion SQL over the
+partition's files in the Delta tables, so a check never loads a table into Python; a failure
+says what is wrong and shows a few offending ids. Uniqueness is first decided on 64-bit keys of
+the ids (``normalize.ids.id_keys``, 8 bytes an id), streamed and sorted in NumPy: no repeated
+key proves the ids unique; a repeated key, or an id that is not a stable id, asks the exact
 question in SQL. On the stdlib (9.4 M edges) edge ids took 6.2 s all in SQL and take 1.5 s so;
-every check of a partition took 10.7 s in Dagster, then 3.4-3.8 s; the graph checks now run
-beside the build and leave a 0.4-0.8 s checks step.
+every check of a partition took 10.7 s in Dagster, then 3.4-3.8 s; they now run beside the
+build.
 """
 
-# No `from __future__ import annotations`: Dagster reads the context and resource
-# annotations of decorated functions at definition time and needs real types.
+from __future__ import annotations
 
 import threading
 import warnings
@@ -33,9 +32,8 @@ from datafusion import SessionContext
 from codeanatomy_assets.cpg.functions import memory_exhausted, session_context
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import id_keys
-from codeanatomy_assets.partitions import COMMITS_PARTITIONS, CommitPartition, decode_partition_key
+from codeanatomy_assets.partitions import COMMITS_PARTITIONS, CommitPartition
 from codeanatomy_assets.pipeline.request import OutputWrite
-from codeanatomy_assets.resources import LakeResource
 from codeanatomy_assets.storage.arrow_types import normalize_type
 from codeanatomy_assets.storage.lake import PARTITION_COLUMNS, Lake, TableWrite
 
@@ -43,8 +41,7 @@ __all__ = [
     "CPG_CHECK_SPECS",
     "GRAPH_CHECK_SPECS",
     "OUTPUT_CHECK_SPECS",
-    "GraphChecks",
-    "cpg_checks",
+    "CpgChecks",
     "normalize_type",
 ]
 
@@ -70,7 +67,7 @@ def _output_specs() -> list[dg.AssetCheckSpec]:
     return specs
 
 
-# Run by the ``cpg`` asset's own step (``GraphChecks``), beside the outputs still being built.
+# Started on a thread of their own once the tables they read are committed (``CpgChecks``).
 GRAPH_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = (
     _check_spec("node_ids_unique", "cpg_nodes", "No node_id appears twice in a partition."),
     _check_spec("edge_ids_unique", "cpg_edges", "No edge_id appears twice in a partition."),
@@ -80,7 +77,7 @@ GRAPH_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = (
         additional_deps=["cpg_nodes"],
     ),
 )  # fmt: skip
-# Run by the ``cpg_checks`` step after the outputs are materialized.
+# Run right after their output's materialization is reported (``CpgChecks``).
 OUTPUT_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = tuple(_output_specs())
 CPG_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = OUTPUT_CHECK_SPECS + GRAPH_CHECK_SPECS
 
@@ -263,10 +260,9 @@ _CHECKS: dict[str, Callable[[_Partition, str], dg.AssetCheckResult]] = {
 
 
 def _run_checks(
-    lake: Lake, partition: CommitPartition, keys: Collection[dg.AssetCheckKey]
+    part: _Partition, keys: Collection[dg.AssetCheckKey]
 ) -> Iterator[dg.AssetCheckResult]:
     """Run the checks ``keys`` on the partition as the lake holds it now."""
-    part = _Partition(lake, partition)
     for key in sorted(keys, key=lambda k: k.to_user_string()):
         name = key.asset_key.to_user_string()
         if not part.table(name):
@@ -282,72 +278,80 @@ def _run_checks(
         yield _CHECKS[key.name](part, name)
 
 
-class GraphChecks:
-    """The graph checks selected in a ``cpg`` run, started on a thread as soon as the tables
-    they read are committed, so they re-read them while the other outputs are still built.
+class CpgChecks:
+    """The checks selected in a ``cpg`` run, each run as soon as what it reads is committed,
+    while the other outputs are still built.
 
-    Why in the asset's step: after the build they were most of what a Dagster run costs over
-    the CLI (on the stdlib, 2.9-3.2 s of a 4.4 s checks step); beside the sorted outputs, which
+    Why in the build's step: after the build they were most of what a Dagster run cost over
+    the CLI (on the stdlib, a 4.4 s checks step, 2.9-3.2 s of it the graph checks). Now
+    ``output_results`` runs an output's schema and non-empty checks on the caller's thread
+    right after its materialization is reported, and the graph checks run on a thread of their
+    own from the commit of ``cpg_nodes`` and ``cpg_edges``: beside the sorted outputs, which
     keep about 1.5 of 2 cores busy, they cost ~0.7 s (those outputs and the checks: 20.4 s one
-    after the other, 17.9 s together, +100 MB). They read what any later run of them would:
-    the partition's current files (``_Partition``).
+    after the other, 17.9 s together, +100 MB). Every check reads what any later run of it
+    would: the partition's committed files (``_Partition``), never rows in flight.
 
-    ``output_written`` is ``build_commit``'s ``on_output``; ``results`` waits for the thread,
-    or runs the checks then when it never started (a linked partition, a checks-only run).
+    ``output_written`` is told of each commit (on the writer's thread); ``results`` returns
+    every selected check not returned yet, waiting for the graph checks' thread, or running
+    them then when it never started (a linked partition, a checks-only run).
     """
 
     def __init__(
         self, lake: Lake, partition: CommitPartition, selected: Collection[dg.AssetCheckKey]
     ) -> None:
-        specs = [spec for spec in GRAPH_CHECK_SPECS if spec.key in selected]
-        self.keys = sorted((s.key for s in specs), key=lambda k: k.to_user_string())
         self.lake, self.partition = lake, partition
-        # The tables the checks read: their asset and its additional deps.
+        graph = [spec for spec in GRAPH_CHECK_SPECS if spec.key in selected]
+        self._graph_keys = sorted((s.key for s in graph), key=lambda k: k.to_user_string())
+        self._output_keys = {s.key for s in OUTPUT_CHECK_SPECS if s.key in selected}
+        # The tables the graph checks read: their asset and its additional deps.
         self._needs = {
             key.to_user_string()
-            for s in specs
+            for s in graph
             for key in (s.asset_key, *(dep.asset_key for dep in s.additional_deps))
         }
+        self._part = _Partition(lake, partition)  # the caller's thread's
         self._written: set[str] = set()
         self._thread: threading.Thread | None = None
-        self._results: list[dg.AssetCheckResult] = []
+        self._graph_results: list[dg.AssetCheckResult] = []
         self._error: BaseException | None = None
         self._lock = threading.Lock()
 
     @property
     def started(self) -> bool:
+        """Whether the graph checks' thread has started."""
         return self._thread is not None
 
     def output_written(self, write: OutputWrite | TableWrite) -> None:
         with self._lock:
             self._written.add(write.name)
-            if self._thread is not None or not self.keys or not self._needs <= self._written:
+            if self._thread is not None or not self._graph_keys or not self._needs <= self._written:
                 return
             self._thread = threading.Thread(target=self._run, name="cpg-graph-checks", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
         try:
-            self._results = list(_run_checks(self.lake, self.partition, self.keys))
+            part = _Partition(self.lake, self.partition)  # a session of the thread's own
+            self._graph_results = list(_run_checks(part, self._graph_keys))
         except BaseException as exc:  # raised again by ``results``, in the asset's step
             self._error = exc
 
+    def output_results(self, name: str) -> list[dg.AssetCheckResult]:
+        """The selected schema and non-empty checks of output ``name``, run now on its
+        committed partition; each is run once."""
+        keys = {k for k in self._output_keys if k.asset_key.to_user_string() == name}
+        self._output_keys -= keys
+        return list(_run_checks(self._part, keys))
+
     def results(self) -> list[dg.AssetCheckResult]:
-        """Every selected graph check's result; raises what a check raised."""
+        """Every selected check not returned yet; raises what a graph check raised."""
+        keys, self._output_keys = self._output_keys, set()
+        results = list(_run_checks(self._part, keys))
         with self._lock:
             thread = self._thread
         if thread is None:
-            return list(_run_checks(self.lake, self.partition, self.keys))
+            return results + list(_run_checks(self._part, self._graph_keys))
         thread.join()
         if self._error is not None:
             raise self._error
-        return self._results
-
-
-@dg.multi_asset_check(name="cpg_checks", specs=OUTPUT_CHECK_SPECS, can_subset=True)
-def cpg_checks(
-    context: dg.AssetCheckExecutionContext, lake: LakeResource
-) -> Iterator[dg.AssetCheckResult]:
-    """Check the selected outputs of the run's partition against their contracts."""
-    partition = decode_partition_key(context.partition_key)
-    yield from _run_checks(lake.lake(), partition, context.selected_asset_check_keys)
+        return results + self._graph_results

@@ -8,7 +8,6 @@ defaults let the location load offline (the lake root resolves at run time from
 import dagster as dg
 
 from codeanatomy_assets.assets import CPG_GROUP, cpg_assets
-from codeanatomy_assets.checks import cpg_checks
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS
 from codeanatomy_assets.resources import ExecutionResource, LakeResource, WatchedReposResource
 from codeanatomy_assets.schedules import (
@@ -20,9 +19,10 @@ from codeanatomy_assets.sensors import build_commit_sensor
 
 __all__ = ["cpg_job", "defs"]
 
-# In-process executor: the build parallelizes inside its step (process pool or Dask), the checks
-# step depends on it, so a subprocess per step would only add ~2 s of imports per step. Each
-# run still gets its own process from the run launcher, so a crash stays within its run.
+# In-process executor: the run is one step (the build, which parallelizes inside it with a
+# process pool or Dask, and its checks), so a subprocess per step would only add ~2 s of
+# imports. Each run still gets its own process from the run launcher, so a crash stays within
+# its run.
 cpg_job = dg.define_asset_job(
     name="cpg_job",
     selection=dg.AssetSelection.groups(CPG_GROUP),
@@ -33,7 +33,6 @@ cpg_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[cpg_assets],
-    asset_checks=[cpg_checks],
     jobs=[cpg_job, cpg_retention_job],
     sensors=[build_commit_sensor(cpg_job)],
     schedules=[build_backfill_schedule(cpg_job), build_retention_schedule()],

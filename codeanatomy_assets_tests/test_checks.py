@@ -2,8 +2,8 @@
 
 A stand-in multi-asset with the CPG keys writes hand-made partitions (the real one needs the
 whole pipeline; its own tests live in ``assets/``), so each check is seen passing and failing
-on data whose defects are known exactly. Like the real one, it owns the graph checks and
-starts them (``GraphChecks``) as its tables are committed.
+on data whose defects are known exactly. Like the real one, it owns the checks and runs them
+(``CpgChecks``) as its tables are committed.
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ import pytest
 
 from codeanatomy_assets.checks import (
     CPG_CHECK_SPECS,
-    GRAPH_CHECK_SPECS,
-    GraphChecks,
+    CpgChecks,
     _Partition,
-    cpg_checks,
     normalize_type,
 )
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import node_id
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, decode_partition_key
-from codeanatomy_assets.resources import LakeResource
 from codeanatomy_assets.storage.lake import Lake
 
 REPO = "demo"
@@ -62,14 +59,14 @@ def _run(
 
     @dg.multi_asset(
         specs=[dg.AssetSpec(name) for name in CPG_OUTPUTS],
-        check_specs=GRAPH_CHECK_SPECS,
+        check_specs=CPG_CHECK_SPECS,
         partitions_def=COMMITS_PARTITIONS,
         can_subset=True,
     )
     def stand_in(context) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[no-untyped-def]
         # ``context`` unannotated: this module's annotations are strings, Dagster wants a type.
         partition = decode_partition_key(context.partition_key)
-        checks = GraphChecks(lake, partition, context.selected_asset_check_keys)
+        checks = CpgChecks(lake, partition, context.selected_asset_check_keys)
         for name in CPG_OUTPUTS:
             schema = OUTPUT_CONTRACTS[name].schema
             table = (tables or {}).get(name)
@@ -79,16 +76,16 @@ def _run(
             lake.write_partition(name, table.slice(0, 0), REPO, OTHER_SHA)
             checks.output_written(lake.write_partition(name, table, REPO, SHA))
             yield dg.MaterializeResult(asset_key=name)
+            yield from checks.output_results(name)
         assert checks.started  # the graph checks began while outputs were still written
         yield from checks.results()
 
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("commits", [KEY])
         result = dg.materialize(
-            [stand_in, cpg_checks],
+            [stand_in],
             partition_key=KEY,
             instance=instance,
-            resources={"lake": LakeResource(root=lake.root)},
         )
         return {
             (e.asset_key.to_user_string(), e.check_name): e

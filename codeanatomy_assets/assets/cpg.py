@@ -9,17 +9,20 @@ the bare output name, which is also its Delta table's name.
 # No `from __future__ import annotations`: Dagster reads the context and resource
 # annotations of decorated functions at definition time and needs real types.
 
-from collections.abc import Iterator, Mapping
+import contextvars
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 
-from codeanatomy_assets.checks import GRAPH_CHECK_SPECS, GraphChecks
+from codeanatomy_assets.checks import CPG_CHECK_SPECS, CpgChecks
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, decode_partition_key
-from codeanatomy_assets.pipeline.request import BuildRequest, BuildResult, OutputWrite
+from codeanatomy_assets.pipeline.request import BuildRequest, BuildResult, OutputCommitted
 from codeanatomy_assets.resources import ExecutionResource, LakeResource, WatchedReposResource
 
 __all__ = ["CPG_ASSET_KEYS", "CPG_GROUP", "cpg_assets", "output_metadata"]
@@ -54,8 +57,10 @@ def _column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
 
 
-def output_metadata(write: OutputWrite, result: BuildResult, partition_key: str) -> dict[str, Any]:
-    """What the UI shows for one output of one partition: rows, where, which version, schema."""
+def output_metadata(committed: OutputCommitted, partition_key: str) -> dict[str, Any]:
+    """What the UI shows for one output of one partition: rows, where, which version, schema,
+    and the build that wrote it."""
+    write = committed.write
     metadata: dict[str, Any] = {
         "dagster/row_count": dg.MetadataValue.int(write.rows),
         "dagster/column_schema": _column_schema(write.schema),
@@ -67,22 +72,80 @@ def output_metadata(write: OutputWrite, result: BuildResult, partition_key: str)
         ),
         "delta_version": dg.MetadataValue.int(write.version),
         "partition_key": partition_key,
-        "plan_signature": result.plan_signature,
-        "duration_s": dg.MetadataValue.float(result.duration_s),
-        "build_run_id": result.run_id,
+        "plan_signature": committed.plan_signature,
+        # When in the build the table was committed (the build's end for the manifest).
+        "committed_after_s": dg.MetadataValue.float(round(committed.elapsed_s, 3)),
+        "build_run_id": committed.run_id,
     }
     if write.counts_by_kind is not None:
         metadata["counts_by_kind"] = dg.MetadataValue.json(dict(write.counts_by_kind))
-    if result.reused_from is not None:
+    if committed.reused_from is not None:
         # No Python file changed since this commit: its partition was linked, not rebuilt.
-        metadata["reused_from_commit"] = result.reused_from
+        metadata["reused_from_commit"] = committed.reused_from
     return metadata
+
+
+class _BuildThread:
+    """``build_commit`` on a thread of its own, each output handed over as it is committed.
+
+    Why: the asset's step reports a materialization (and runs its checks) while the other
+    outputs are still built. In the UI a table appears when it lands, not when the whole
+    build ends, and the events Dagster writes for it (about 10 ms each on SQLite, some 70 for
+    a full partition) overlap the build instead of following it. The thread runs in a copy
+    of the step's context variables (tracing context among them). It is a daemon: a
+    terminated run's process does not wait for it (each Delta commit is atomic, so a table
+    holds its previous version or the new one).
+    """
+
+    def __init__(self, request: BuildRequest, on_output: Callable[[OutputCommitted], None]):
+        self._committed: queue.SimpleQueue[OutputCommitted | None] = queue.SimpleQueue()
+        self._result: BuildResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._build, request, on_output),
+            name="cpg-build",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _build(self, request: BuildRequest, on_output: Callable[[OutputCommitted], None]) -> None:
+        # Imported here: Hamilton costs ~1 s to import and the code location must load fast.
+        from codeanatomy_assets.pipeline.execution import build_commit
+
+        def told(committed: OutputCommitted) -> None:
+            on_output(committed)
+            self._committed.put(committed)
+
+        try:
+            self._result = build_commit(request, on_output=told)
+        except BaseException as exc:  # raised again by ``result``, in the asset's step
+            self._error = exc
+        finally:
+            self._committed.put(None)
+
+    def committed(self) -> Iterator[OutputCommitted]:
+        """Each output as its Delta commit is done, until the build ends."""
+        while (item := self._committed.get()) is not None:
+            yield item
+
+    def wait(self) -> None:
+        """Until the build has ended, whatever its outcome."""
+        self._thread.join()
+
+    def result(self) -> BuildResult:
+        """The build's result once it has ended; raises what the build raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 @dg.multi_asset(
     name="cpg",
     specs=[_spec(name) for name in CPG_OUTPUTS],
-    check_specs=GRAPH_CHECK_SPECS,
+    check_specs=CPG_CHECK_SPECS,
     partitions_def=COMMITS_PARTITIONS,
     can_subset=True,
 )
@@ -92,11 +155,11 @@ def cpg_assets(
     execution: ExecutionResource,
     watched_repos: WatchedReposResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Build the selected CPG outputs of one commit and write them to their Delta tables;
-    the selected graph checks re-read them while the rest is built (``checks.GraphChecks``)."""
+    """Build the selected CPG outputs of one commit into their Delta tables, reporting each
+    as it is committed, with its checks (``checks.CpgChecks``)."""
     partition = decode_partition_key(context.partition_key)
     selected = tuple(n for n in CPG_OUTPUTS if dg.AssetKey(n) in context.selected_asset_keys)
-    checks = GraphChecks(lake.lake(), partition, context.selected_asset_check_keys)
+    checks = CpgChecks(lake.lake(), partition, context.selected_asset_check_keys)
     if not selected:  # only checks were selected: check the partition as the lake holds it
         yield from checks.results()
         return
@@ -111,10 +174,25 @@ def cpg_assets(
         storage_options=lake.storage_options(),
         dask_address=execution.dask_address,
     )
-    # Imported here: Hamilton costs ~1 s to import and the code location must load fast.
-    from codeanatomy_assets.pipeline.execution import build_commit
-
-    result = build_commit(request, on_output=checks.output_written)
+    build = _BuildThread(request, on_output=lambda c: checks.output_written(c.write))
+    reported: set[str] = set()
+    try:
+        for committed in build.committed():
+            name = committed.write.name
+            if name not in selected:  # written for a selected output to read; not this run's
+                continue
+            reported.add(name)
+            yield dg.MaterializeResult(
+                asset_key=name, metadata=output_metadata(committed, context.partition_key)
+            )
+            yield from checks.output_results(name)
+    except (Exception, GeneratorExit):
+        # The step fails (a check could not read, an event could not be stored): its build
+        # ends with it rather than writing on behind a failed run. An interruption (a
+        # terminated run) does not wait.
+        build.wait()
+        raise
+    result = build.result()
     context.log.info(
         "partition=%s status=%s outputs=%d files=%d errors=%d duration_s=%.2f plan=%s",
         context.partition_key, result.status, len(selected), result.file_count,
@@ -127,9 +205,14 @@ def cpg_assets(
             f"outputs not written: {missing or 'none'}",
             metadata={"build_run_id": result.run_id},
         )
+    # The manifest, written last, and a linked partition's outputs, linked all at once.
     for name in selected:
-        yield dg.MaterializeResult(
-            asset_key=name,
-            metadata=output_metadata(result.outputs[name], result, context.partition_key),
-        )
+        if name not in reported:
+            if result.reused_from is not None:
+                checks.output_written(result.outputs[name])
+            yield dg.MaterializeResult(
+                asset_key=name,
+                metadata=output_metadata(result.committed(name), context.partition_key),
+            )
+            yield from checks.output_results(name)
     yield from checks.results()

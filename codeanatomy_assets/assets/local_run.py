@@ -15,7 +15,6 @@ import dagster as dg
 from pydantic import ValidationError
 
 from codeanatomy_assets.assets.cpg import cpg_assets
-from codeanatomy_assets.checks import cpg_checks
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, encode_partition_key
 from codeanatomy_assets.pipeline.request import ConfigError
@@ -81,8 +80,7 @@ def materialize_partition(
     Returns:
         The run's result: its partition (``result.dagster_run.tags["dagster/partition"]``),
         materializations with their metadata, and asset-check evaluations
-        (``result.get_asset_check_evaluations()``; the graph checks come from the ``cpg``
-        step, the others from ``cpg_checks``).
+        (``result.get_asset_check_evaluations()``, all from the ``cpg`` step).
 
     Raises:
         RepositoryError, RevisionError: the path or the revision is unusable.
@@ -111,7 +109,7 @@ def materialize_partition(
     if not run_instance.has_dynamic_partition(partitions_name, key):
         run_instance.add_dynamic_partitions(partitions_name, [key])
     return dg.materialize(
-        [cpg_assets, cpg_checks],
+        [cpg_assets],
         selection=[dg.AssetKey(name) for name in selected],
         partition_key=key,
         instance=run_instance,

@@ -46,6 +46,7 @@ from codeanatomy_assets.pipeline.request import (
     BuildRequest,
     BuildResult,
     ConfigError,
+    OutputCommitted,
     OutputWrite,
 )
 from codeanatomy_assets.pipeline.reuse import (
@@ -123,13 +124,14 @@ def build_commit(
     progress: Callable[[int], None] | None = None,
     on_files: Callable[[int], None] | None = None,
     telemetry: Telemetry | None = None,
-    on_output: Callable[[OutputWrite], None] | None = None,
+    on_output: Callable[[OutputCommitted], None] | None = None,
 ) -> BuildResult:
     """Build the requested outputs of one commit into the lake; see module docstring.
 
-    ``on_output`` is called with each output as soon as its Delta commit is done (not for a
-    linked partition, whose outputs all appear at once), on the thread that wrote it: the
-    Dagster asset starts its graph checks there, while the other outputs are still built.
+    ``on_output`` is told of each output as soon as its Delta commit is done, on the thread
+    that wrote it, while the other outputs are still built: the Dagster asset reports its
+    materialization and starts its checks then. It is not told of the manifest (written
+    last) nor of a linked partition's outputs (all at once): ``BuildResult.committed``.
     """
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -169,7 +171,13 @@ def build_commit(
         raise ConfigError(str(exc)) from exc
     collector = DiagnosticsCollector()
     context = RunContext(run_id, repo_id, sha, request.execution_mode, collector, telemetry)
-    context.on_output = on_output
+    if on_output is not None:
+        told = on_output  # bound here, for the closure's type
+
+        def _tell(write: OutputWrite) -> None:
+            told(OutputCommitted(write, run_id, plan.signature, time.perf_counter() - t0))
+
+        context.on_output = _tell
     try:
         context.scratch = Scratch()
     except ValueError as exc:  # CODEANATOMY_SCRATCH_DIR is not a usable directory

@@ -121,6 +121,21 @@ class OutputWrite:
 
 
 @dataclass(frozen=True)
+class OutputCommitted:
+    """An output whose Delta commit is done, and the build it belongs to: what
+    ``build_commit(on_output=...)`` is told while the rest is still built, so that a caller
+    (the Dagster asset) can report the table before the build ends."""
+
+    write: OutputWrite
+    run_id: str
+    plan_signature: str
+    # Seconds from the build's start to this output's commit.
+    elapsed_s: float
+    # The commit whose partition was linked instead of building (``pipeline.reuse``).
+    reused_from: str | None = None
+
+
+@dataclass(frozen=True)
 class BuildResult:
     """What a build did. ``status`` is ``success`` also when some files failed to extract."""
 
@@ -136,3 +151,10 @@ class BuildResult:
     timings: Mapping[str, float]
     # The commit whose partition was linked instead of building (``pipeline.reuse``).
     reused_from: str | None = None
+
+    def committed(self, name: str) -> OutputCommitted:
+        """Output ``name`` as ``on_output`` tells of one, for outputs it was not told of (the
+        manifest, written last; a linked partition's outputs, all at once)."""
+        return OutputCommitted(
+            self.outputs[name], self.run_id, self.plan_signature, self.duration_s, self.reused_from
+        )

@@ -85,7 +85,7 @@ def test_output_metadata_for_an_object_store_table() -> None:
     schema = pa.schema([("repo_id", pa.string()), ("node_id", pa.string()), ("bstart", pa.int64())])
     write = OutputWrite("cpg_nodes", "s3://bucket/lake/cpg_nodes", 7, 42, schema, {"FILE": 2})
     result = BuildResult("run1", "r", sha, "success", "sig", 1.5, 2, 0, {"cpg_nodes": write}, {})
-    meta = output_metadata(write, result, f"r@{sha}")
+    meta = output_metadata(result.committed("cpg_nodes"), f"r@{sha}")
     assert isinstance(meta["table_uri"], dg.UrlMetadataValue)
     assert meta["table_uri"].value == "s3://bucket/lake/cpg_nodes"
     assert meta["dagster/row_count"].value == 42
@@ -95,3 +95,4 @@ def test_output_metadata_for_an_object_store_table() -> None:
     ]  # fmt: skip
     assert meta["counts_by_kind"].value == {"FILE": 2}
     assert meta["plan_signature"] == "sig" and meta["partition_key"] == f"r@{sha}"
+    assert meta["build_run_id"] == "run1" and meta["committed_after_s"].value == 1.5

@@ -15,7 +15,7 @@ import pytest
 
 from codeanatomy_assets.assets import materialize_partition
 from codeanatomy_assets.assets.cpg import cpg_assets
-from codeanatomy_assets.checks import GRAPH_CHECK_SPECS, cpg_checks
+from codeanatomy_assets.checks import CPG_CHECK_SPECS
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.definitions import defs
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS
@@ -92,7 +92,8 @@ def test_all_outputs_materialize_with_metadata_and_passing_checks(
         ].schema.names
         assert meta["partition_key"].value == key
         assert meta["plan_signature"].value
-        assert meta["duration_s"].value >= 0
+        assert meta["committed_after_s"].value >= 0
+        assert meta["build_run_id"].value == found["run_manifest"].metadata["build_run_id"].value
     assert found["cpg_nodes"].metadata["dagster/row_count"].value > 0
     kinds = found["cpg_nodes"].metadata["counts_by_kind"].value
     assert kinds.get("CLASS") == 1 and kinds.get("FILE") == 2
@@ -160,35 +161,47 @@ def test_the_job_builds_a_sensor_partition(
     assert set(instance.get_materialized_partitions(dg.AssetKey("run_manifest"))) == {key}
 
 
-def test_graph_checks_run_in_the_build_step_and_on_their_own(
+def test_outputs_and_checks_are_reported_as_each_lands_and_checks_run_on_their_own(
     tmp_path: Path, repo: GitRepo, instance: dg.DagsterInstance
 ) -> None:
-    """The graph checks are the ``cpg`` step's (they start once nodes and edges are
-    committed); the schema checks are ``cpg_checks``'. Selected alone, the graph checks check
-    the partition as the lake holds it and build nothing."""
+    """One step: each output's materialization and its checks are reported as its Delta
+    commit is done, before the build ends (the manifest records when it ended). Selected
+    alone, the checks check the partition as the lake holds it and build nothing."""
     lake = Lake(str(tmp_path / "lake"))
     result = materialize_partition(repo.path, "shapes", lake_root=lake.root, instance=instance)
-    assert result.dagster_run.tags["dagster/partition"] == f"shapes@{repo.head()}"
-    steps = {
-        (e.asset_check_evaluation_data.asset_key.to_user_string(),
-         e.asset_check_evaluation_data.check_name): e.step_key
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    sha = repo.head()
+    events = [e for e in result.all_events if e.step_key is not None]
+    assert {e.step_key for e in events} == {"cpg"}
+    finished = lake.read_partition("run_manifest", "shapes", sha).column("finished_at")[0]
+    build_end = finished.as_py().timestamp()
+    logged = {
+        (r.dagster_event.event_type_value, r.dagster_event.asset_key.to_user_string()
+         if r.dagster_event.asset_key else None, r.dagster_event.step_key): r.timestamp
+        for r in instance.all_logs(result.run_id) if r.dagster_event is not None
     }  # fmt: skip
-    graph = {(s.asset_key.to_user_string(), s.name) for s in GRAPH_CHECK_SPECS}
-    assert {check for check, step in steps.items() if step == "cpg"} == graph
-    assert {step for check, step in steps.items() if check not in graph} == {"cpg_checks"}
+    nodes_reported = logged[("ASSET_MATERIALIZATION", "cpg_nodes", "cpg")]
+    assert nodes_reported < build_end
+    order: list[tuple[str, str]] = []
+    for e in events:
+        if e.event_type_value == "ASSET_MATERIALIZATION":
+            order.append((e.event_type_value, e.asset_key.to_user_string()))  # type: ignore[union-attr]
+        elif e.event_type_value == "ASSET_CHECK_EVALUATION":
+            key = e.asset_check_evaluation_data.asset_key.to_user_string()
+            order.append((e.event_type_value, key))
+    assert len(order) == len(CPG_OUTPUTS) + len(CPG_CHECK_SPECS)
+    for kind, name in order:
+        if kind == "ASSET_CHECK_EVALUATION":  # after its own output's materialization
+            assert order.index(("ASSET_MATERIALIZATION", name)) < order.index((kind, name))
 
     versions = {name: lake.table(name).version() for name in lake.table_names()}  # type: ignore[union-attr]
     checks_only = dg.define_asset_job(
-        "graph_checks_only",
-        selection=dg.AssetSelection.checks(*(s.key for s in GRAPH_CHECK_SPECS)),
+        "checks_only",
+        selection=dg.AssetSelection.checks(*(s.key for s in CPG_CHECK_SPECS)),
         partitions_def=COMMITS_PARTITIONS,
     )
     alone = (
         dg.Definitions(
             assets=[cpg_assets],
-            asset_checks=[cpg_checks],
             jobs=[checks_only],
             resources={
                 "lake": LakeResource(root=lake.root),
@@ -198,12 +211,14 @@ def test_graph_checks_run_in_the_build_step_and_on_their_own(
                 ),
             },
         )
-        .resolve_job_def("graph_checks_only")
-        .execute_in_process(tags={"dagster/partition": f"shapes@{repo.head()}"}, instance=instance)
+        .resolve_job_def("checks_only")
+        .execute_in_process(tags={"dagster/partition": f"shapes@{sha}"}, instance=instance)
     )
     assert alone.success
     assert alone.get_asset_materialization_events() == []
     evaluations = alone.get_asset_check_evaluations()
-    assert {(e.asset_key.to_user_string(), e.check_name) for e in evaluations} == graph
+    assert {(e.asset_key.to_user_string(), e.check_name) for e in evaluations} == {
+        (s.asset_key.to_user_string(), s.name) for s in CPG_CHECK_SPECS
+    }
     assert all(e.passed for e in evaluations)
     assert {name: lake.table(name).version() for name in lake.table_names()} == versions  # type: ignore[union-attr]

@@ -10,7 +10,7 @@ import pytest
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.execution import build_commit
-from codeanatomy_assets.pipeline.request import BuildRequest, ConfigError
+from codeanatomy_assets.pipeline.request import BuildRequest, ConfigError, OutputCommitted
 from codeanatomy_assets.repo.git import RepositoryError, RevisionError
 from codeanatomy_assets.storage.lake import Lake, LakeError
 from codeanatomy_assets_tests.pipeline.fixture_repo import CORE, CORE_DEFINITIONS, FILES
@@ -249,18 +249,24 @@ def test_repeated_names_keep_ids_unique(git_repo, lake_root, factory):
 
 def test_each_output_is_announced_once_it_is_committed(git_repo, lake_root, factory):
     """``on_output`` hears of every written output as soon as its Delta commit is done, while
-    the build still runs: the Dagster asset starts its graph checks from it."""
+    the build still runs, with the build it belongs to: the Dagster asset reports each
+    materialization and runs its checks from it."""
     repo = git_repo()
     commit = repo.commit(FILES)
     seen: list[tuple[str, int]] = []
+    told: list[OutputCommitted] = []
 
-    def on_output(write):
+    def on_output(committed: OutputCommitted) -> None:
         # Committed already: the partition reads back with the rows the write reports.
+        write = committed.write
         rows = Lake(lake_root).read_partition(write.name, "fixture", commit).num_rows
         seen.append((write.name, rows))
+        told.append(committed)
 
     request = BuildRequest(repo_path=repo.path, lake_root=lake_root, repo_id="fixture")
     result = build_commit(request, factory=factory, on_output=on_output)
+    assert {(c.run_id, c.plan_signature) for c in told} == {(result.run_id, result.plan_signature)}
+    assert all(0 < c.elapsed_s < result.duration_s for c in told)
     written = {name: w.rows for name, w in result.outputs.items() if name != "run_manifest"}
     assert dict(seen) == written
     assert len(seen) == len(written)  # once each
