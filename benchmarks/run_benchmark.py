@@ -20,6 +20,8 @@ fresh lake and Dagster home. The overhead is the median of the pairs' difference
 spread is printed too, since one pair's noise can exceed the 2 s target. The Dagster run is one
 step (``cpg``: the build, with each output's materialization and checks reported as it lands);
 its time outside that step (imports, the instance, the run's own events) is printed as well.
+Dagster's fixed cost is also measured where the noise is small: CLI and Dagster builds of the
+stdlib's ``email`` package alternating (``--small-pairs``, default 5).
 Targets (issue 6, not asserted):
 full <= 4x baseline, one-file commit <= 5 % of full, 1 % commit <= 15 %, peak RSS <= 2 GB,
 Dagster <= CLI + 2 s.
@@ -124,11 +126,12 @@ def dagster_step_seconds(dagster_home: Path) -> dict[str, float]:
     }
 
 
-def make_stdlib_repo(target: Path) -> tuple[Path, int]:
-    """Copy the stdlib's Python files into a new git repository; returns it and the file count."""
+def make_stdlib_repo(target: Path, package: str | None = None) -> tuple[Path, int]:
+    """Copy the stdlib's Python files (or one package's) into a new git repository; returns
+    it and the file count."""
     src = Path(sysconfig.get_paths()["stdlib"])
     count = 0
-    for path in sorted(src.rglob("*.py")):
+    for path in sorted((src / package if package else src).rglob("*.py")):
         rel = path.relative_to(src)
         if rel.parts[0] == "site-packages" or "__pycache__" in rel.parts or path.is_symlink():
             continue
@@ -182,6 +185,9 @@ def main() -> int:
     parser.add_argument(
         "--dagster-pairs", type=int, default=2, help="CLI / Dagster full builds, alternating"
     )
+    parser.add_argument(
+        "--small-pairs", type=int, default=5, help="CLI / Dagster builds of a small package"
+    )
     args = parser.parse_args()
     cli = [sys.executable, "-m", "codeanatomy_assets.cli"]
     steps: list[dict[str, float]] = []
@@ -216,6 +222,18 @@ def main() -> int:
             steps.append(dagster_step_seconds(Path(env["DAGSTER_HOME"])))
             shutil.rmtree(work / f"lake_cli_{pair}", ignore_errors=True)
             shutil.rmtree(work / f"lake_dagster_{pair}", ignore_errors=True)
+        if not args.skip_dagster and args.small_pairs:
+            # Dagster's fixed cost, where the build is short and the noise small: the stdlib's
+            # email package (tens of files), CLI and Dagster alternating.
+            small, _ = make_stdlib_repo(work / "small" / "email", "email")
+            for pair in range(args.small_pairs):
+                small_lake = str(work / f"small_lake_{pair}")
+                measures.append(run_measured(f"small_cli_{pair + 1}", [*cli, "build", str(small),
+                    "--lake", small_lake + "_cli", "--no-progress"]))  # fmt: skip
+                env = {**os.environ, "DAGSTER_HOME": str(work / f"small_home_{pair}")}
+                Path(env["DAGSTER_HOME"]).mkdir()
+                measures.append(run_measured(f"small_dagster_{pair + 1}", [*cli, "materialize",
+                    str(small), "--lake", small_lake + "_dagster"], env))  # fmt: skip
     by = {m.name: m for m in measures}
     base = (by["baseline_ast_parse"].wall_s + by["baseline_ast_parse_again"].wall_s) / 2
     ratios = {
@@ -244,6 +262,14 @@ def main() -> int:
             by[f"dagster_full_build_{i}"].wall_s - sum(s.values())
             for i, s in enumerate(steps, start=1)
         )
+    small = [
+        by[f"small_dagster_{i}"].wall_s - by[f"small_cli_{i}"].wall_s
+        for i in range(1, args.small_pairs + 1)
+        if f"small_dagster_{i}" in by
+    ]
+    if small:
+        ratios["small_dagster_minus_cli_s"] = statistics.median(small)
+        ratios["small_dagster_minus_cli_spread_s"] = max(small) - min(small)
     print(f"\n{'step':<22}{'wall s':>10}{'cpu s':>10}{'peak RSS MB':>14}")
     for m in measures:
         print(f"{m.name:<22}{m.wall_s:>10.2f}{m.cpu_s:>10.2f}{m.peak_rss_mb:>14.0f}")
