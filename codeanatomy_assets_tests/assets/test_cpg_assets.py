@@ -7,6 +7,7 @@ on an ephemeral instance; rows are read back through the lake (DataFusion), neve
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import pytest
 
 from codeanatomy_assets.assets import materialize_partition
 from codeanatomy_assets.assets.cpg import cpg_assets
-from codeanatomy_assets.checks import CPG_CHECK_SPECS
+from codeanatomy_assets.assets.local_run import failure_message
+from codeanatomy_assets.checks import CPG_CHECK_SPECS, CpgChecks
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.definitions import defs
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS
@@ -222,3 +224,24 @@ def test_outputs_and_checks_are_reported_as_each_lands_and_checks_run_on_their_o
     }
     assert all(e.passed for e in evaluations)
     assert {name: lake.table(name).version() for name in lake.table_names()} == versions  # type: ignore[union-attr]
+
+
+def test_a_step_that_fails_while_its_build_runs_ends_with_the_build(
+    tmp_path: Path, repo: GitRepo, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check that cannot run fails the step at the first output; the step still ends only
+    once its build has (here: the manifest is written), so nothing is written behind a run
+    that reports failure."""
+
+    def cannot_read(self: CpgChecks, name: str) -> list[dg.AssetCheckResult]:
+        raise RuntimeError(f"cannot read {name}")
+
+    monkeypatch.setattr(CpgChecks, "output_results", cannot_read)
+    lake = Lake(str(tmp_path / "lake"))
+    result = materialize_partition(
+        repo.path, "shapes", lake_root=lake.root, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    assert "cannot read" in (failure_message(result) or "")
+    assert not [t for t in threading.enumerate() if t.name == "cpg-build"]
+    assert lake.read_partition("run_manifest", "shapes", repo.head()).num_rows == 1
