@@ -15,7 +15,7 @@ everything is written as JSON.
 The machine's speed drifts (here by 10-20 % within minutes), so the figures that are compared
 are measured next to each other: the baseline again right after the full build (the ratio uses
 their mean; ``baseline_again_over_first`` shows the drift), and the first commit's full build
-by the CLI and through Dagster in alternating pairs (``--dagster-pairs``, default 2), each on a
+by the CLI and through Dagster in alternating pairs (``--dagster-pairs``, default 3), each on a
 fresh lake and Dagster home. The overhead is the median of the pairs' differences; the pairs'
 spread is printed too, since one pair's noise can exceed the 2 s target. The Dagster run is one
 step (``cpg``: the build, with each output's materialization and checks reported as it lands);
@@ -183,7 +183,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     parser.add_argument("--skip-dagster", action="store_true")
     parser.add_argument(
-        "--dagster-pairs", type=int, default=2, help="CLI / Dagster full builds, alternating"
+        "--dagster-pairs", type=int, default=3, help="CLI / Dagster full builds, alternating"
     )
     parser.add_argument(
         "--small-pairs", type=int, default=5, help="CLI / Dagster builds of a small package"
