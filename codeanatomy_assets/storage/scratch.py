@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datafusion import SessionContext
 
+from codeanatomy_assets.storage.arrow_types import parquet_writable
+
 # Scratch files live for one run and are read once or a few times: no compression (it
 # halved write speed and saved nothing the page cache cared about); dictionary encoding, on by
 # default, already shrinks the repeated paths and kinds about fivefold. Row groups of 128 Ki
@@ -88,10 +90,10 @@ class TableWriter:
 
     def __init__(self, scratch: Scratch, name: str, schema: pa.Schema) -> None:
         self.scratch = scratch
-        self.schema = schema
+        self.schema = parquet_writable(schema)  # batches are cast to it in ``write``
         self.directory = scratch.new_dir(name)
         self._writer = pq.ParquetWriter(
-            str(self.directory / "part-0.parquet"), schema, compression=_COMPRESSION
+            str(self.directory / "part-0.parquet"), self.schema, compression=_COMPRESSION
         )
         self.rows = 0
 

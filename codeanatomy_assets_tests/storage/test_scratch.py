@@ -67,3 +67,18 @@ def test_a_failed_stream_leaves_no_table(tmp_path):
     with pytest.raises(RuntimeError):
         scratch.write("t", SCHEMA, batches())
     assert list(scratch.path.iterdir()) == []
+
+
+def test_a_sliced_batch_with_string_views_in_lists_spills_and_reads_back(tmp_path):
+    """DataFusion hands back slices over in-memory inputs (a remote build's class hierarchy:
+    ``array_agg(named_struct(...))``); pyarrow's Parquet writer cannot slice string views
+    nested in lists and structs, so those are spilled as plain strings."""
+    item = pa.struct([("cls", pa.string_view()), ("base_index", pa.int64())])
+    edges = pa.array([[{"cls": c, "base_index": i}] for i, c in enumerate("abc")], pa.list_(item))
+    ids = pa.array(["x", "y", "z"], pa.string_view())
+    batch = pa.record_batch([ids, edges], names=["class_id", "edges"]).slice(1, 2)
+    spilled = Scratch(str(tmp_path)).write("class_hierarchy", batch.schema, [batch])
+    assert spilled.read().to_pylist() == [
+        {"class_id": "y", "edges": [{"cls": "b", "base_index": 1}]},
+        {"class_id": "z", "edges": [{"cls": "c", "base_index": 2}]},
+    ]
