@@ -16,7 +16,9 @@ interrupted: in pool workers a ``faulthandler`` watchdog thread, which needs no 
 process at ``hard_timeout_s``, and crash isolation then records the file. In this process the
 timer is used only on the main thread with no other interval timer armed (signals cannot be
 delivered to other threads); elsewhere (a build on another thread: the Dagster asset runs it
-so) the files go to one worker process, where the limit holds.
+so) the files go to one worker process, where the limit holds, except in a daemonic process (a
+Dask worker's thread), which may not start one: there the limit is not enforced and a warning
+says so.
 """
 
 from __future__ import annotations
@@ -428,11 +430,19 @@ def iter_extract(
     timeout = options.file_timeout_s
     here = options.workers <= 1 or len(chunks) <= 1
     if here and chunks and timeout is not None and not timer_available():
-        # This thread cannot stop a file (a build off the main thread, as in a Dagster step,
-        # or another interval timer armed): a worker process can, and does.
-        _log.info("file_timeout_s=%s: extracting in a worker process, which enforces it", timeout)
-        yield from _run_pool(repo_path, chunks, 1, progress, timeout)
-    elif here:
+        if not multiprocessing.current_process().daemon:
+            # This thread cannot stop a file (a build off the main thread, as in a Dagster
+            # step, or another interval timer armed): a worker process can, and does.
+            _log.info("file_timeout_s=%s: extracting in a worker process, which enforces it",
+                      timeout)  # fmt: skip
+            yield from _run_pool(repo_path, chunks, 1, progress, timeout)
+            return
+        # A daemonic process (a Dask worker) may not start one.
+        _log.warning(
+            "file_timeout_s=%s is not enforced: extraction runs on a thread of a daemonic "
+            "process (a Dask worker), which may not start a worker process", timeout
+        )  # fmt: skip
+    if here:
         for chunk in chunks:
             yield extract_chunk(repo_path, chunk, timeout)
             if progress:

@@ -57,7 +57,9 @@ def dask_cluster() -> Iterator[Any]:
         cluster.close()
 
 
-def test_three_modes_write_identical_tables(git_repo, tmp_path: Path, dask_cluster: Any) -> None:
+def test_three_modes_write_identical_tables(
+    git_repo, tmp_path: Path, dask_cluster: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     repo = git_repo()
     sha = repo.commit({**FILES, **_MANY})
     factory = DriverFactory()
@@ -79,6 +81,8 @@ def test_three_modes_write_identical_tables(git_repo, tmp_path: Path, dask_clust
         seconds[mode] = time.perf_counter() - started
         assert result.status == "success" and result.file_count == len(FILES) + len(_MANY)
     print("seconds per mode:", {m: round(s, 2) for m, s in seconds.items()})
+    # Extraction really ran on the workers: none of it fell back to this process.
+    assert "remote extraction" not in caplog.text
     for name in CPG_OUTPUTS:
         tables = {m: Lake(lake).read_partition(name, "fixture", sha) for m, lake in lakes.items()}
         serial = tables["serial"]
