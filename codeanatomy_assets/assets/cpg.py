@@ -12,7 +12,7 @@ the bare output name, which is also its Delta table's name.
 import contextvars
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from codeanatomy_assets.partitions import COMMITS_PARTITIONS, decode_partition_k
 from codeanatomy_assets.pipeline.request import BuildRequest, BuildResult, OutputCommitted
 from codeanatomy_assets.resources import ExecutionResource, LakeResource, WatchedReposResource
 
-__all__ = ["CPG_ASSET_KEYS", "CPG_GROUP", "cpg_assets", "output_metadata"]
+__all__ = ["CPG_ASSET_KEYS", "CPG_GROUP", "InDependencyOrder", "cpg_assets", "output_metadata"]
 
 CPG_GROUP = "cpg"
 _GRAPH_CORE = ("cpg_nodes", "cpg_edges", "cpg_props")
@@ -142,6 +142,36 @@ class _BuildThread:
         return self._result
 
 
+class InDependencyOrder:
+    """Committed outputs handed out in an order Dagster accepts: each after the selected
+    outputs it depends on (``_UPSTREAM``), since a multi-asset must yield its assets in
+    topological order, and each as soon as that allows. Outputs commit in whatever order the
+    build finishes them: in the remote mode ``cpg_nodes_quality`` can land before
+    ``cpg_props``."""
+
+    def __init__(self, selected: Sequence[str]) -> None:
+        self.selected = tuple(selected)
+        self.seen: set[str] = set()  # added: released or held
+        self._released: set[str] = set()
+        self._held: dict[str, OutputCommitted] = {}
+
+    def _ready(self, name: str) -> bool:
+        return all(
+            up in self._released or up not in self.selected for up in _UPSTREAM.get(name, ())
+        )
+
+    def add(self, committed: OutputCommitted) -> list[OutputCommitted]:
+        """``committed`` and every held output it unblocks, in an order to yield them."""
+        self.seen.add(committed.write.name)
+        self._held[committed.write.name] = committed
+        out: list[OutputCommitted] = []
+        while ready := [n for n in self.selected if n in self._held and self._ready(n)]:
+            for name in ready:
+                out.append(self._held.pop(name))
+                self._released.add(name)
+        return out
+
+
 @dg.multi_asset(
     name="cpg",
     specs=[_spec(name) for name in CPG_OUTPUTS],
@@ -175,17 +205,20 @@ def cpg_assets(
         dask_address=execution.dask_address,
     )
     build = _BuildThread(request, on_output=lambda c: checks.output_written(c.write))
-    reported: set[str] = set()
-    try:
-        for committed in build.committed():
-            name = committed.write.name
-            if name not in selected:  # written for a selected output to read; not this run's
-                continue
-            reported.add(name)
+    order = InDependencyOrder(selected)
+
+    def report(committed: OutputCommitted) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        for ready in order.add(committed):
+            name = ready.write.name
             yield dg.MaterializeResult(
-                asset_key=name, metadata=output_metadata(committed, context.partition_key)
+                asset_key=name, metadata=output_metadata(ready, context.partition_key)
             )
             yield from checks.output_results(name)
+
+    try:
+        for committed in build.committed():
+            if committed.write.name in selected:  # not an output written for another to read
+                yield from report(committed)
     except (Exception, GeneratorExit):
         # The step fails (a check could not read, an event could not be stored): its build
         # ends with it rather than writing on behind a failed run. An interruption (a
@@ -207,12 +240,8 @@ def cpg_assets(
         )
     # The manifest, written last, and a linked partition's outputs, linked all at once.
     for name in selected:
-        if name not in reported:
+        if name not in order.seen:
             if result.reused_from is not None:
                 checks.output_written(result.outputs[name])
-            yield dg.MaterializeResult(
-                asset_key=name,
-                metadata=output_metadata(result.committed(name), context.partition_key),
-            )
-            yield from checks.output_results(name)
+            yield from report(result.committed(name))
     yield from checks.results()

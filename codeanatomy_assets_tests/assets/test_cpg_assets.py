@@ -12,15 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from codeanatomy_assets.assets import materialize_partition
-from codeanatomy_assets.assets.cpg import cpg_assets
+from codeanatomy_assets.assets.cpg import InDependencyOrder, cpg_assets
 from codeanatomy_assets.assets.local_run import failure_message
 from codeanatomy_assets.checks import CPG_CHECK_SPECS, CpgChecks
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.definitions import defs
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS
+from codeanatomy_assets.pipeline.request import OutputCommitted, OutputWrite
 from codeanatomy_assets.resources import (
     ExecutionResource,
     LakeResource,
@@ -245,3 +247,22 @@ def test_a_step_that_fails_while_its_build_runs_ends_with_the_build(
     assert "cannot read" in (failure_message(result) or "")
     assert not [t for t in threading.enumerate() if t.name == "cpg-build"]
     assert lake.read_partition("run_manifest", "shapes", repo.head()).num_rows == 1
+
+
+def _committed(name: str) -> OutputCommitted:
+    return OutputCommitted(OutputWrite(name, f"/lake/{name}", 0, 1, pa.schema([])), "r", "s", 1.0)
+
+
+def test_outputs_are_handed_out_after_the_selected_outputs_they_depend_on() -> None:
+    """Dagster wants a multi-asset's assets in topological order; a build commits them as
+    they finish (a remote build committed cpg_nodes_quality before cpg_props)."""
+    order = InDependencyOrder(CPG_OUTPUTS)
+    names = lambda out: [c.write.name for c in out]  # noqa: E731
+    assert names(order.add(_committed("cpg_nodes_quality"))) == []  # needs nodes and props
+    assert names(order.add(_committed("cpg_nodes"))) == ["cpg_nodes"]
+    assert names(order.add(_committed("extract_errors"))) == ["extract_errors"]
+    assert names(order.add(_committed("cpg_props"))) == ["cpg_props", "cpg_nodes_quality"]
+    assert order.seen == {"cpg_nodes_quality", "cpg_nodes", "extract_errors", "cpg_props"}
+    # An upstream output that is not selected holds nothing back.
+    alone = InDependencyOrder(("cpg_nodes_quality", "run_manifest"))
+    assert names(alone.add(_committed("cpg_nodes_quality"))) == ["cpg_nodes_quality"]

@@ -171,3 +171,26 @@ def test_unreachable_scheduler_fails_the_build_and_is_recorded(git_repo, lake_ro
     (manifest,) = Lake(lake_root).read_partition("run_manifest", "fixture", sha).to_pylist()
     assert manifest["status"] == "failed"
     assert address in json.loads(manifest["config_json"])["error"]
+
+
+def test_a_dagster_run_in_remote_mode_builds_on_the_cluster(
+    git_repo, tmp_path: Path, dask_cluster: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through Dagster the build runs on a thread of the step: the workers still extract (a
+    Dask worker may not start processes, so its own threads do), outputs are reported in an
+    order Dagster accepts whatever order they commit in, and every check passes."""
+    import dagster as dg
+
+    from codeanatomy_assets.assets import materialize_partition
+
+    repo = git_repo()
+    repo.commit({**FILES, **_MANY})
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize_partition(
+            repo.path, "fixture", lake_root=str(tmp_path / "lake"), instance=instance,
+            execution_mode="remote", dask_address=dask_cluster.scheduler_address,
+        )  # fmt: skip
+        assert result.success
+        assert len(result.get_asset_materialization_events()) == len(CPG_OUTPUTS)
+        assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert "remote extraction" not in caplog.text
