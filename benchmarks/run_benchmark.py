@@ -178,6 +178,51 @@ def commit_docs(repo: Path) -> None:
     subprocess.run([*_GIT, "commit", "-q", "-m", "docs only"], cwd=repo, check=True)
 
 
+@dataclass(frozen=True)
+class Pair:
+    """One commit built by the CLI, then through Dagster right after it."""
+
+    cli: Measure
+    dagster: Measure
+    dagster_steps_s: dict[str, float]
+
+
+def cli_dagster_pairs(
+    work: Path, label: str, cli: list[str], repo_args: list[str], count: int
+) -> list[Pair]:
+    """``count`` builds of one commit by the CLI then through Dagster (``materialize``: every
+    asset and check, in process), alternating, each on a fresh lake and Dagster home: the
+    overhead is read within each adjacent pair."""
+    pairs = []
+    for i in range(1, count + 1):
+        lake, home = work / f"{label}_lake_{i}", work / f"{label}_home_{i}"
+        home.mkdir()
+        build = [*cli, "build", *repo_args, "--lake", str(lake / "cli"), "--no-progress"]
+        cli_run = run_measured(f"{label}_cli_{i}", build)
+        materialize = [*cli, "materialize", *repo_args, "--lake", str(lake / "dagster")]
+        dagster_run = run_measured(
+            f"{label}_dagster_{i}", materialize, {**os.environ, "DAGSTER_HOME": str(home)}
+        )
+        pairs.append(Pair(cli_run, dagster_run, dagster_step_seconds(home)))
+        shutil.rmtree(lake, ignore_errors=True)
+    return pairs
+
+
+def pair_ratios(prefix: str, pairs: list[Pair]) -> dict[str, float]:
+    """The median overhead of Dagster over the CLI, the pairs' spread, and Dagster's time
+    outside its run's steps (imports, the instance, the run's own events)."""
+    if not pairs:
+        return {}
+    overheads = [p.dagster.wall_s - p.cli.wall_s for p in pairs]
+    return {
+        f"{prefix}dagster_minus_cli_s": statistics.median(overheads),
+        f"{prefix}dagster_minus_cli_spread_s": max(overheads) - min(overheads),
+        f"{prefix}dagster_outside_step_s": statistics.median(
+            p.dagster.wall_s - sum(p.dagster_steps_s.values()) for p in pairs
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
@@ -190,7 +235,6 @@ def main() -> int:
     )
     args = parser.parse_args()
     cli = [sys.executable, "-m", "codeanatomy_assets.cli"]
-    steps: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="codeanatomy-bench-") as tmp:
         work = Path(tmp)
         repo, files = make_stdlib_repo(work / "stdlib")
@@ -199,7 +243,7 @@ def main() -> int:
         lake = str(work / "lake")
         build = [*cli, "build", str(repo), "--lake", lake, "--repo-id", "stdlib", "--no-progress"]
         measures.append(run_measured("full_build", build))
-        # Again, right after: the machine's speed drifts (this one's by 10 % within an hour).
+        # Again, right after: the machine's speed drifts.
         measures.append(baseline(repo, "baseline_ast_parse_again"))
         commit_change(repo, 1, "one file")
         measures.append(run_measured("one_file_commit", build))
@@ -207,33 +251,17 @@ def main() -> int:
         measures.append(run_measured("one_percent_commit", build))
         commit_docs(repo)
         measures.append(run_measured("no_python_change_commit", build))
-        for pair in range(0 if args.skip_dagster else args.dagster_pairs):
-            # The first commit once more, by the CLI then through Dagster, each on a fresh
-            # lake: the overhead is read within each adjacent pair.
-            cli_lake = str(work / f"lake_cli_{pair}")
-            again = [*cli, "build", str(repo), "--commit", "HEAD~3", "--lake", cli_lake,
-                     "--repo-id", "stdlib", "--no-progress"]  # fmt: skip
-            measures.append(run_measured(f"cli_full_build_{pair + 1}", again))
-            env = {**os.environ, "DAGSTER_HOME": str(work / f"dagster_home_{pair}")}
-            Path(env["DAGSTER_HOME"]).mkdir()
-            mat = [*cli, "materialize", str(repo), "--commit", "HEAD~3", "--lake",
-                   str(work / f"lake_dagster_{pair}"), "--repo-id", "stdlib"]  # fmt: skip
-            measures.append(run_measured(f"dagster_full_build_{pair + 1}", mat, env))
-            steps.append(dagster_step_seconds(Path(env["DAGSTER_HOME"])))
-            shutil.rmtree(work / f"lake_cli_{pair}", ignore_errors=True)
-            shutil.rmtree(work / f"lake_dagster_{pair}", ignore_errors=True)
-        if not args.skip_dagster and args.small_pairs:
-            # Dagster's fixed cost, where the build is short and the noise small: the stdlib's
-            # email package (tens of files), CLI and Dagster alternating.
-            small, _ = make_stdlib_repo(work / "small" / "email", "email")
-            for pair in range(args.small_pairs):
-                small_lake = str(work / f"small_lake_{pair}")
-                measures.append(run_measured(f"small_cli_{pair + 1}", [*cli, "build", str(small),
-                    "--lake", small_lake + "_cli", "--no-progress"]))  # fmt: skip
-                env = {**os.environ, "DAGSTER_HOME": str(work / f"small_home_{pair}")}
-                Path(env["DAGSTER_HOME"]).mkdir()
-                measures.append(run_measured(f"small_dagster_{pair + 1}", [*cli, "materialize",
-                    str(small), "--lake", small_lake + "_dagster"], env))  # fmt: skip
+        pairs: list[Pair] = []
+        small: list[Pair] = []
+        if not args.skip_dagster:
+            # The first commit once more: HEAD~3 is the stdlib before the three commits above.
+            stdlib_args = [str(repo), "--commit", "HEAD~3", "--repo-id", "stdlib"]
+            pairs = cli_dagster_pairs(work, "stdlib", cli, stdlib_args, args.dagster_pairs)
+            # Dagster's fixed cost, where the build is short and the noise small: the
+            # stdlib's email package (tens of files).
+            email, _ = make_stdlib_repo(work / "small" / "email", "email")
+            small = cli_dagster_pairs(work, "small", cli, [str(email)], args.small_pairs)
+        measures += [m for p in pairs + small for m in (p.cli, p.dagster)]
     by = {m.name: m for m in measures}
     base = (by["baseline_ast_parse"].wall_s + by["baseline_ast_parse_again"].wall_s) / 2
     ratios = {
@@ -247,29 +275,12 @@ def main() -> int:
             by["no_python_change_commit"].wall_s / by["full_build"].wall_s
         ),
     }
-    if steps:
-        pairs = [
-            (by[f"cli_full_build_{i}"].wall_s, by[f"dagster_full_build_{i}"].wall_s)
-            for i in range(1, len(steps) + 1)
-        ]
-        overheads = [dagster - cli for cli, dagster in pairs]
-        ratios["dagster_minus_cli_s"] = statistics.median(overheads)
-        ratios["dagster_minus_cli_spread_s"] = max(overheads) - min(overheads)
+    ratios.update(pair_ratios("", pairs))
+    ratios.update(pair_ratios("small_", small))
+    if pairs:
         ratios["cli_again_over_full"] = (
-            statistics.mean(c for c, _ in pairs) / by["full_build"].wall_s
+            statistics.mean(p.cli.wall_s for p in pairs) / by["full_build"].wall_s
         )
-        ratios["dagster_outside_step_s"] = statistics.median(
-            by[f"dagster_full_build_{i}"].wall_s - sum(s.values())
-            for i, s in enumerate(steps, start=1)
-        )
-    small = [
-        by[f"small_dagster_{i}"].wall_s - by[f"small_cli_{i}"].wall_s
-        for i in range(1, args.small_pairs + 1)
-        if f"small_dagster_{i}" in by
-    ]
-    if small:
-        ratios["small_dagster_minus_cli_s"] = statistics.median(small)
-        ratios["small_dagster_minus_cli_spread_s"] = max(small) - min(small)
     print(f"\n{'step':<22}{'wall s':>10}{'cpu s':>10}{'peak RSS MB':>14}")
     for m in measures:
         print(f"{m.name:<22}{m.wall_s:>10.2f}{m.cpu_s:>10.2f}{m.peak_rss_mb:>14.0f}")
@@ -282,7 +293,7 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "measures": [asdict(m) for m in measures],
         "ratios": ratios,
-        "dagster_steps_s": steps,
+        "dagster_steps_s": [p.dagster_steps_s for p in pairs + small],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

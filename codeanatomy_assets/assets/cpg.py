@@ -135,7 +135,7 @@ class _BuildThread:
 
     def result(self) -> BuildResult:
         """The build's result once it has ended; raises what the build raised."""
-        self._thread.join()
+        self.wait()
         if self._error is not None:
             raise self._error
         assert self._result is not None
@@ -151,9 +151,13 @@ class InDependencyOrder:
 
     def __init__(self, selected: Sequence[str]) -> None:
         self.selected = tuple(selected)
-        self.seen: set[str] = set()  # added: released or held
         self._released: set[str] = set()
         self._held: dict[str, OutputCommitted] = {}
+
+    @property
+    def seen(self) -> set[str]:
+        """The outputs added so far, released or held."""
+        return self._released | self._held.keys()
 
     def _ready(self, name: str) -> bool:
         return all(
@@ -162,7 +166,6 @@ class InDependencyOrder:
 
     def add(self, committed: OutputCommitted) -> list[OutputCommitted]:
         """``committed`` and every held output it unblocks, in an order to yield them."""
-        self.seen.add(committed.write.name)
         self._held[committed.write.name] = committed
         out: list[OutputCommitted] = []
         while ready := [n for n in self.selected if n in self._held and self._ready(n)]:

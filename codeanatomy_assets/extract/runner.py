@@ -362,12 +362,13 @@ def _worker_context() -> multiprocessing.context.ForkServerContext:
     return ctx
 
 
-def start_workers_server(files: int, workers: int) -> None:
+def start_workers_server(files: int, workers: int, file_timeout_s: float | None) -> None:
     """Start the server workers fork from, if extracting ``files`` on ``workers`` may use
     worker processes (``iter_extract``: more than one chunk on more than one worker, or a
-    thread that cannot stop a slow file), so that its imports (about 0.7 s) run while the
+    limit this thread cannot enforce), so that its imports (about 0.7 s) run while the
     caller plans rather than when the first pool waits for them; a no-op once it runs."""
-    if (workers > 1 and files > CHUNK_FILES) or not timer_available():
+    limited_here = file_timeout_s is not None and not timer_available()
+    if (workers > 1 and files > CHUNK_FILES) or limited_here:
         _worker_context()
         forkserver.ensure_running()
 

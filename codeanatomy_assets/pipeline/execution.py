@@ -148,7 +148,7 @@ def build_commit(
     if request.execution_mode != "remote":
         # When extraction will use worker processes, their server's imports run while the
         # plan is made.
-        start_workers_server(len(entries), _workers(request))
+        start_workers_server(len(entries), _workers(request), request.file_timeout_s)
     factory = factory or DriverFactory()
     mark = time.perf_counter()
     plan = factory.plan()
