@@ -197,7 +197,8 @@ def prune_evidence_cache(lake: Lake, watched_repos: WatchedReposResource, log: _
     The cache is append-only while builds run; without this it grows with every commit ever
     built. What is kept: the entry of every Python file of the newest ``retain_commits``
     commits of each watched branch, for the extractor code running now (entries of older
-    extractor versions can never hit again). If a watched repository cannot be read, nothing
+    extractor versions can never hit again), in the cache's current layout (directories of
+    earlier layouts are deleted). If a watched repository cannot be read, nothing
     is dropped: its commits' entries cannot be told apart. Dropping an entry a later build
     wants costs a re-extraction, never a wrong graph (``EvidenceCache.retain``).
 
@@ -222,6 +223,8 @@ def prune_evidence_cache(lake: Lake, watched_repos: WatchedReposResource, log: _
             )
     removed = cache.retain(keep)
     log.info("evidence cache: kept %d entries, removed %d rows", len(keep), removed)
+    for directory in cache.remove_legacy():
+        log.info("evidence cache: deleted %s, a layout no build reads any more", directory)
     return removed
 
 

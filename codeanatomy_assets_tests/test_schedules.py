@@ -178,12 +178,15 @@ def test_retention_drops_evidence_cache_entries_no_retained_commit_has(tmp_path:
                 for e in git.python_entries(sha)}  # fmt: skip
 
     assert cache.hits(sorted(keys(shas[0]))) == keys(shas[0])
+    legacy = Path(lake.root) / "_evidence_cache" / "files" / "_delta_log"
+    legacy.mkdir(parents=True)  # the first layout's cache, which no build reads any more
     watched = WatchedReposResource(
         repos={"c": WatchedRepo(path=str(repo.path))}, initial_commits=1, retain_commits=2
     )
     assert prune_evidence_cache(lake, watched, LOG)
     assert cache.hits(sorted(keys(shas[0]))) == keys(shas[0]) & keys(shas[1])  # keep.py only
     assert cache.hits(sorted(keys(shas[1]) | keys(shas[2]))) == keys(shas[1]) | keys(shas[2])
+    assert not (Path(lake.root) / "_evidence_cache").exists()
     # A watched repository that cannot be read: the cache is left alone.
     broken = WatchedReposResource(
         repos={"c": WatchedRepo(path=str(repo.path)), "gone": WatchedRepo(path="/nonexistent")},

@@ -20,7 +20,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -37,7 +37,7 @@ from deltalake import (
 )
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
-from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+from deltalake.transaction import RemoveAction, create_table_with_add_actions
 
 from codeanatomy_assets.storage.arrow_types import plain_strings
 from codeanatomy_assets.storage.partition_files import (
@@ -237,8 +237,27 @@ class Lake:
         files = write_partition_files(
             Path(self.table_uri(name)), (), schema, batches, PARQUET_SETTINGS
         )
-        self._commit_files(name, schema, files, partitioned=False, replace=mode == "overwrite")
+        self._commit_files(name, schema, files, partition_by=None, replace=mode == "overwrite")
         return files.rows
+
+    def commit_partition_files(
+        self,
+        name: str,
+        schema: pa.Schema,
+        files: WrittenFiles,
+        partition_by: tuple[str, ...],
+        removed: Sequence[RemoveAction] = (),
+    ) -> None:
+        """Local lakes: one transaction that adds ``files`` (written or linked into table
+        ``name``'s directory by ``storage.partition_files``) and removes the files ``removed``
+        names; the table, partitioned by ``partition_by``, is created with ``schema`` if need
+        be. Other writers' files are left alone, so a lost race is simply retried. If the
+        commit fails for good, the files are deleted and the error raised."""
+        try:
+            self._commit_files(name, schema, files, partition_by=partition_by, removed=removed)
+        except BaseException:
+            discard_files(Path(self.table_uri(name)), files)
+            raise
 
     def _write_files_then_commit(
         self,
@@ -274,34 +293,36 @@ class Lake:
         schema: pa.Schema,
         files: WrittenFiles,
         *,
-        partitioned: bool = True,
+        partition_by: tuple[str, ...] | None = PARTITION_COLUMNS,
         partition_filters: list[tuple[str, str, str]] | None = None,
         tag: CommitProperties | None = None,
         replace: bool = False,
+        removed: Sequence[RemoveAction] = (),
     ) -> None:
         """One transaction adding ``files``: replacing ``partition_filters``' partition (or,
-        with ``replace``, the whole table), or appending. A writer that committed first makes
-        us try again over its version."""
-        partition_by = list(PARTITION_COLUMNS) if partitioned else None
+        with ``replace``, the whole table), or appending (and removing the files ``removed``
+        names). A writer that committed first makes us try again over its version."""
 
         def commit() -> None:
             table = self.table(name)
-            if table is None:
+            if table is None and not removed:
                 create_table_with_add_actions(
                     self.table_uri(name),
                     DeltaSchema.from_arrow(schema),
                     files.actions,
                     mode="error",
-                    partition_by=partition_by,
+                    partition_by=list(partition_by or ()) or None,
                     storage_options=self._options(),
                     commit_properties=tag,
                 )
             else:
+                if table is None:
+                    raise LakeError(f"{self.table_uri(name)}: no table to remove files from")
                 table.create_write_transaction(
-                    list[AddAction | RemoveAction](files.actions),
+                    [*files.actions, *removed],
                     mode="overwrite" if partition_filters or replace else "append",
                     schema=schema,
-                    partition_by=partition_by,
+                    partition_by=list(partition_by or ()) or None,
                     partition_filters=partition_filters,
                     commit_properties=tag,
                 )

@@ -1,11 +1,15 @@
-"""Cache retention: entries outside the kept keys go, kept entries load exactly as stored,
-and rows a concurrent build is still storing survive."""
+"""The evidence cache: a build's spilled evidence is linked in, not copied; only files with a
+marker load; retention drops exactly the entries outside the kept keys (their rows too) and
+keeps rows a concurrent build is still storing."""
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 
 import pyarrow as pa
+from datafusion import SessionContext
 
 from codeanatomy_assets.extract.ast_extract import module_name_for
 from codeanatomy_assets.extract.incremental import evidence_cache_for
@@ -14,11 +18,72 @@ from codeanatomy_assets.repo.git import GitRepository
 from codeanatomy_assets.storage import evidence_cache
 from codeanatomy_assets.storage.evidence_cache import cache_key
 from codeanatomy_assets.storage.lake import Lake
-from codeanatomy_assets.storage.scratch import Scratch
+from codeanatomy_assets.storage.scratch import Scratch, spill_parts
 
 
 def _rows(table: pa.Table) -> list[str]:
     return sorted(map(repr, table.to_pylist()))
+
+
+def _stored_rows(cache, name: str) -> int:
+    """Rows of cache table ``name`` on disk, loadable or not."""
+    table = cache._table(name)
+    if table is None:
+        return 0
+    ctx = SessionContext()
+    ctx.register_table("t", table)
+    return ctx.sql("SELECT count(*) AS n FROM t").to_pylist()[0]["n"]
+
+
+def _keys(cache, entries) -> dict[str, str]:
+    return {
+        e.path: cache_key(e.blob_id, e.path, module_name_for(e.path), cache.version)
+        for e in entries
+    }
+
+
+def test_a_builds_spilled_evidence_is_linked_into_the_cache(git_repo, lake_root):
+    repo = git_repo()
+    sha = repo.commit({"a.py": "def f(x):\n    return x\n", "b.py": "import a\n"})
+    entries = GitRepository(repo.path).python_entries(sha)
+    cache = evidence_cache_for(Lake(lake_root))
+    tables = extract_commit(str(repo.path), entries, ExtractOptions())
+    spilled = spill_parts(Scratch(), cache.schemas, [tables])
+
+    assert cache.store(spilled, _keys(cache, entries)) == 2
+
+    scratch_file = next(Path(spilled["ast_nodes"].directory).glob("*.parquet"))
+    cached_files = list(Path(cache._uri("ast_nodes")).rglob("*.parquet"))
+    assert [os.stat(f).st_ino for f in cached_files] == [os.stat(scratch_file).st_ino]
+    loaded = cache.load(sorted(_keys(cache, entries).values()), Scratch())
+    for name, table in tables.items():
+        assert _rows(loaded[name].read()) == _rows(table), name
+
+
+def test_only_files_with_a_marker_load(git_repo, lake_root):
+    """A file stopped by its time limit is stored with the others' rows but gets no marker:
+    none of its rows loads, and it is no hit."""
+    repo = git_repo()
+    sha = repo.commit({"a.py": "x = 1\n", "slow.py": "y = 2\n"})
+    entries = GitRepository(repo.path).python_entries(sha)
+    cache = evidence_cache_for(Lake(lake_root))
+    tables = extract_commit(str(repo.path), entries, ExtractOptions())
+    timeout = pa.table(
+        {"path": ["slow.py"], "extractor": ["limits"], "error_kind": ["timeout"],
+         "message": ["stopped"], "line": [None], "col": [None], "bstart": [None]},
+        schema=tables["errors"].schema,
+    )  # fmt: skip
+    tables["errors"] = pa.concat_tables([tables["errors"], timeout])
+    keys = _keys(cache, entries)
+
+    assert cache.store(tables, keys) == 1
+
+    assert cache.hits(sorted(keys.values())) == {keys["a.py"]}
+    loaded = cache.load([keys["a.py"]], Scratch())
+    for name in cache.schemas:
+        paths = set(loaded[name].read()["path"].to_pylist())
+        assert paths <= {"a.py"}, name
+    assert _stored_rows(cache, "errors") == 1  # slow.py's row is on disk, never loaded
 
 
 def test_retain_keeps_exactly_the_kept_entries(git_repo, lake_root):
@@ -49,6 +114,8 @@ def test_retain_keeps_exactly_the_kept_entries(git_repo, lake_root):
     loaded = cache.load(sorted(kept), Scratch())
     for name, table in expected.items():
         assert _rows(loaded[name].read()) == _rows(table), name
+    for name in cache.schemas:  # the dropped rows are gone from disk, not only from reads
+        assert _stored_rows(cache, name) == loaded[name].num_rows, name
     assert cache.retain(kept) == 0  # nothing left to drop, duplicates included
 
 
