@@ -19,7 +19,9 @@ Why a partition per write: a build has already spilled its fresh evidence to Par
 (``storage.scratch``), and in a local lake storing it is hard-linking those files into the
 write's partition. Copying the rows into new files, tagged with their key, took 4.5 s of the
 standard library's full build (reading the spill, ZSTD); linking takes milliseconds, at the
-price of uncompressed files (about 160 MB for the standard library instead of 80 MB). The
+price of uncompressed files (about 145 MB for the standard library instead of 75 MB). Loading
+works the same way in reverse: the winning writes' files are linked into the build's scratch
+space, each read for its winning paths only (``scratch.adopt``), instead of copied. The
 first layout (``_evidence_cache/``, one key column per row) is no longer read; retention
 deletes it (``remove_legacy``).
 """
@@ -51,7 +53,7 @@ from codeanatomy_assets.storage.partition_files import (
     link_partition_files,
     write_partition_files,
 )
-from codeanatomy_assets.storage.scratch import Scratch, SpilledTable
+from codeanatomy_assets.storage.scratch import Scratch, SpilledTable, adopt
 
 CACHE_DIR = "_evidence_cache_v2"
 LEGACY_CACHE_DIRS = ("_evidence_cache",)
@@ -135,38 +137,14 @@ class EvidenceCache:
             ).to_pylist()
         ]
 
-    def _register_rows(
-        self, ctx: SessionContext, name: str, table: DeltaTable, writes: Collection[str]
-    ) -> None:
-        """Table ``name``'s rows of ``writes``' partitions as ``rows_<name>``, with their
-        ``cache_write``. A local lake scans those partitions' files only (the Delta provider
-        would scan every write's); an object store goes through the provider."""
-        if not self.lake.is_local:
-            ctx.register_table(f"rows_{name}", table)
-            return
-        schema = self.schemas[name]
-        columns = ", ".join(f'"{c}"' for c in schema.names)
-        selects = []
-        for i, f in enumerate(x for x in self._files(table) if x.write in writes):
-            ctx.register_parquet(
-                f"rows_{name}_{i}", str(Path(self._uri(name)) / unquote(f.path)), schema=schema
-            )
-            selects.append(f"SELECT {columns}, '{f.write}' AS {WRITE_COLUMN} FROM rows_{name}_{i}")
-        if not selects:
-            ctx.register_record_batches(
-                f"rows_{name}_none", [[pa.RecordBatch.from_pylist([], schema=schema)]]
-            )
-            selects.append(
-                f"SELECT {columns}, CAST(NULL AS VARCHAR) AS {WRITE_COLUMN} FROM rows_{name}_none"
-            )
-        ctx.register_view(f"rows_{name}", ctx.sql(" UNION ALL ".join(selects)))
-
     def load(self, keys: Sequence[str], scratch: Scratch) -> dict[str, SpilledTable]:
-        """The cached rows of ``keys`` (which must be hits), per evidence table, streamed into
-        ``scratch`` (the standard library's evidence is about a gigabyte of Arrow)."""
+        """The cached rows of ``keys`` (which must be hits), per evidence table, as tables of
+        ``scratch``: in a local lake the cache's own files, linked and filtered to the keys'
+        paths; from an object store, streamed into new files (the standard library's evidence
+        is about a gigabyte of Arrow)."""
         ctx = self._context(keys)
         out: dict[str, SpilledTable] = {}
-        writes: set[str] = set()
+        live: dict[str, set[str]] = defaultdict(set)  # write -> paths it is the winner for
         if ctx is not None:
             ctx.register_view(
                 "winners",
@@ -177,12 +155,26 @@ class EvidenceCache:
                     "ON f.cache_key = m.cache_key AND f.cache_write = m.cache_write"
                 ),
             )
-            found = ctx.sql("SELECT DISTINCT cache_write FROM winners").to_arrow_table()
-            writes = set(plain_strings(found).column(0).to_pylist())
+            winners = ctx.sql(f"SELECT path, {WRITE_COLUMN} FROM winners").to_arrow_table()
+            for row in plain_strings(winners).to_pylist():
+                live[row[WRITE_COLUMN]].add(row["path"])
         for name, schema in self.schemas.items():
             table = self._table(name) if ctx is not None else None
             if ctx is None or table is None:
                 out[name] = scratch.spill(name, schema.empty_table())
+                continue
+            if name != MARKER and self.lake.is_local:
+                # The winning writes' files themselves, each read for its winning paths only.
+                files = [
+                    (Path(self._uri(name)) / unquote(f.path), frozenset(live[f.write]))
+                    for f in self._files(table)
+                    if f.write in live
+                ]
+                out[name] = (
+                    adopt(scratch, name, schema, files)
+                    if files
+                    else scratch.spill(name, schema.empty_table())
+                )
                 continue
             columns = ", ".join(f't."{c}"' for c in schema.names)
             if name == MARKER:
@@ -190,14 +182,14 @@ class EvidenceCache:
                     f"SELECT {columns} FROM cached_files t JOIN winners w "
                     "ON t.cache_key = w.cache_key AND t.cache_write = w.cache_write"
                 )
-            else:
-                self._register_rows(ctx, name, table, writes)
+            else:  # an object store: through the Delta provider
+                ctx.register_table(f"rows_{name}", table)
                 query = (
                     f"SELECT {columns} FROM rows_{name} t JOIN winners w "
                     "ON t.cache_write = w.cache_write AND t.path = w.path"
                 )
-            out[name] = scratch.write(name, schema, _conformed(ctx.sql(query).execute_stream(),
-                                                               schema))  # fmt: skip
+            stream = _conformed(ctx.sql(query).execute_stream(), schema)
+            out[name] = scratch.write(name, schema, stream)
         return out
 
     def store(
@@ -257,7 +249,7 @@ class EvidenceCache:
             return
         directory = Path(self._uri(name))
         partition = ((WRITE_COLUMN, write_id),)
-        if isinstance(table, SpilledTable) and table.schema.equals(schema):
+        if isinstance(table, SpilledTable) and table.schema.equals(schema) and not table.keep_paths:
             files = link_partition_files(
                 directory, partition, schema, sorted(Path(table.directory).glob("*.parquet"))
             )

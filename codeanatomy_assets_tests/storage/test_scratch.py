@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from datafusion import SessionContext
 
-from codeanatomy_assets.storage.scratch import Scratch, spill_parts, union
+from codeanatomy_assets.storage.scratch import Scratch, adopt, spill_parts, union
 
 SCHEMA = pa.schema([("path", pa.string()), ("idx", pa.int64())])
 
@@ -36,6 +36,32 @@ def test_spilled_parts_scan_like_the_tables(tmp_path):
     assert ctx.sql("SELECT count(*) AS n FROM e").to_pylist() == [{"n": 0}]
     assert both.read().schema == SCHEMA and both.num_rows == 9
     assert spilled["t"].read().num_rows == 5  # the parts are unchanged by the union
+
+
+def test_an_adopted_file_counts_only_its_kept_paths_for_every_reader(tmp_path):
+    """Files adopted from elsewhere (the evidence cache) are linked, not copied; a file given
+    with paths contributes only their rows, to DataFusion, ``read``, ``batches``, ``num_rows``
+    and a union, and a pickle carries exactly those rows."""
+    scratch = Scratch(str(tmp_path))
+    source = scratch.spill("src", pa.concat_tables([_part("a.py", 3), _part("b.py", 2)]))
+    other = scratch.spill("src", _part("c.py", 4))
+    (big,) = source.files()
+
+    adopted = adopt(scratch, "t", SCHEMA, [(big, frozenset({"b.py"})), (other.files()[0], None)])
+
+    assert adopted.files()[0].stat().st_ino == big.stat().st_ino  # linked
+    expected = {"b.py": 2, "c.py": 4}
+    assert adopted.num_rows == 6
+    read = adopted.read()["path"].value_counts().to_pylist()
+    assert {c["values"]: c["counts"] for c in read} == expected
+    assert sum(b.num_rows for b in adopted.batches()) == 6
+    both = union(scratch, "t", [adopted, scratch.spill("t", _part("d.py", 1))])
+    assert both.num_rows == 7
+    ctx = SessionContext()
+    both.register(ctx, "t")
+    rows = ctx.sql("SELECT path, count(*) AS n FROM t GROUP BY path ORDER BY path").to_pylist()
+    assert {r["path"]: r["n"] for r in rows} == {**expected, "d.py": 1}
+    assert pickle.loads(pickle.dumps(both)).num_rows == 7
 
 
 def test_a_spilled_table_pickles_as_its_rows(tmp_path):
