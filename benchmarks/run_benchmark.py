@@ -21,7 +21,9 @@ spread is printed too, since one pair's noise can exceed the 2 s target. The Dag
 step (``cpg``: the build, with each output's materialization and checks reported as it lands);
 its time outside that step (imports, the instance, the run's own events) is printed as well.
 Dagster's fixed cost is also measured where the noise is small: CLI and Dagster builds of the
-stdlib's ``email`` package alternating (``--small-pairs``, default 5).
+stdlib's ``email`` package alternating (``--small-pairs``, default 5). For the full, one-file
+and 1 % builds it also prints where the time went, from each build's run manifest: the
+evidence node, the intermediate views, the written outputs, and the five slowest nodes.
 Targets (issue 6, not asserted):
 full <= 4x baseline, one-file commit <= 5 % of full, 1 % commit <= 15 %, peak RSS <= 2 GB,
 Dagster <= CLI + 2 s.
@@ -179,6 +181,45 @@ def commit_docs(repo: Path) -> None:
 
 
 @dataclass(frozen=True)
+class Phases:
+    """Seconds of one build's nodes: the evidence node, intermediate views, written outputs,
+    and its slowest nodes by name."""
+
+    evidence_s: float
+    views_s: float
+    outputs_s: float
+    slowest: dict[str, float]
+
+
+def build_phases(cli: list[str], lake: str, repo: Path) -> Phases:
+    """Where HEAD's latest build spent its time, from its run manifest: the evidence node
+    (extraction, or the evidence cache), the intermediate views, the written outputs, and the
+    slowest nodes. Read by a child process: this one's peak RSS is the baseline's."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    sql = (
+        "SELECT timings_json FROM run_manifest "
+        f"WHERE \"commit\" = '{sha}' ORDER BY finished_at DESC LIMIT 1"
+    )
+    out = subprocess.run(
+        [*cli, "query", "--lake", lake, "--format", "json", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    nodes: dict[str, float] = json.loads(json.loads(out.splitlines()[0])["timings_json"])["nodes"]
+    outputs = {k: v for k, v in nodes.items() if k.startswith("write_")}
+    evidence = nodes.get("evidence", 0.0)
+    return Phases(
+        evidence_s=evidence,
+        views_s=sum(nodes.values()) - evidence - sum(outputs.values()),
+        outputs_s=sum(outputs.values()),
+        slowest=dict(sorted(nodes.items(), key=lambda kv: -kv[1])[:5]),
+    )
+
+
+@dataclass(frozen=True)
 class Pair:
     """One commit built by the CLI, then through Dagster right after it."""
 
@@ -245,10 +286,13 @@ def main() -> int:
         measures.append(run_measured("full_build", build))
         # Again, right after: the machine's speed drifts.
         measures.append(baseline(repo, "baseline_ast_parse_again"))
+        phases = {"full_build": build_phases(cli, lake, repo)}
         commit_change(repo, 1, "one file")
         measures.append(run_measured("one_file_commit", build))
+        phases["one_file_commit"] = build_phases(cli, lake, repo)
         commit_change(repo, max(files // 100, 1), "one percent")
         measures.append(run_measured("one_percent_commit", build))
+        phases["one_percent_commit"] = build_phases(cli, lake, repo)
         commit_docs(repo)
         measures.append(run_measured("no_python_change_commit", build))
         pairs: list[Pair] = []
@@ -284,6 +328,11 @@ def main() -> int:
     print(f"\n{'step':<22}{'wall s':>10}{'cpu s':>10}{'peak RSS MB':>14}")
     for m in measures:
         print(f"{m.name:<22}{m.wall_s:>10.2f}{m.cpu_s:>10.2f}{m.peak_rss_mb:>14.0f}")
+    print(f"\n{'where the time went':<22}{'evidence':>10}{'views':>10}{'outputs':>10}  slowest")
+    for name, phase in phases.items():
+        slowest = ", ".join(f"{k} {v:.1f}" for k, v in phase.slowest.items())
+        print(f"{name:<22}{phase.evidence_s:>10.2f}{phase.views_s:>10.2f}"
+              f"{phase.outputs_s:>10.2f}  {slowest}")  # fmt: skip
     print()
     for key, value in ratios.items():
         print(f"{key:<28}{value:>10.3f}")
@@ -294,6 +343,7 @@ def main() -> int:
         "measures": [asdict(m) for m in measures],
         "ratios": ratios,
         "dagster_steps_s": [p.dagster_steps_s for p in pairs + small],
+        "phases_s": {name: asdict(phase) for name, phase in phases.items()},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
