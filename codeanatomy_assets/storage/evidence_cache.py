@@ -100,6 +100,10 @@ class EvidenceCache:
         except TableNotFoundError:
             return None
 
+    def _stored_schema(self, name: str) -> pa.Schema:
+        """Per-file table ``name`` as the cache holds it: with its write's partition column."""
+        return self.schemas[name].append(pa.field(WRITE_COLUMN, pa.string()))
+
     def _marker_schema(self) -> pa.Schema:
         return (
             self.schemas[MARKER]
@@ -146,15 +150,7 @@ class EvidenceCache:
         out: dict[str, SpilledTable] = {}
         live: dict[str, set[str]] = defaultdict(set)  # write -> paths it is the winner for
         if ctx is not None:
-            ctx.register_view(
-                "winners",
-                ctx.sql(
-                    "SELECT f.cache_key, f.path, f.cache_write FROM cached_files f JOIN ("
-                    "SELECT f.cache_key, min(f.cache_write) AS cache_write FROM cached_files f "
-                    "JOIN wanted w ON f.cache_key = w.k GROUP BY f.cache_key) m "
-                    "ON f.cache_key = m.cache_key AND f.cache_write = m.cache_write"
-                ),
-            )
+            ctx.register_view("winners", ctx.sql(_winners_sql("wanted")))
             winners = ctx.sql(f"SELECT path, {WRITE_COLUMN} FROM winners").to_arrow_table()
             for row in plain_strings(winners).to_pylist():
                 live[row[WRITE_COLUMN]].add(row["path"])
@@ -238,11 +234,11 @@ class EvidenceCache:
     def _add_write(self, name: str, table: pa.Table | SpilledTable, write_id: str) -> None:
         """``table``'s rows as partition ``write_id`` of cache table ``name``."""
         schema = self.schemas[name]
-        full = schema.append(pa.field(WRITE_COLUMN, pa.string()))
+        full = self._stored_schema(name)
         if not self.lake.is_local:
             batches = table.batches() if isinstance(table, SpilledTable) else table.to_batches()
             reader = pa.RecordBatchReader.from_batches(
-                full, (_with_write(b, schema, write_id) for b in batches)
+                full, (_with_write(b, full, write_id) for b in batches)
             )
             write_deltalake(self._uri(name), reader, mode="append", partition_by=[WRITE_COLUMN],
                             storage_options=dict(self.lake.storage_options) or None)  # fmt: skip
@@ -250,9 +246,7 @@ class EvidenceCache:
         directory = Path(self._uri(name))
         partition = ((WRITE_COLUMN, write_id),)
         if isinstance(table, SpilledTable) and table.schema.equals(schema) and not table.keep_paths:
-            files = link_partition_files(
-                directory, partition, schema, sorted(Path(table.directory).glob("*.parquet"))
-            )
+            files = link_partition_files(directory, partition, schema, table.files())
         else:
             batches = table.batches() if isinstance(table, SpilledTable) else table.to_batches()
             files = write_partition_files(
@@ -281,12 +275,7 @@ class EvidenceCache:
         wanted = pa.table({"k": pa.array(sorted(keep), pa.string())})
         _register(ctx, "keep", wanted)
         winners = plain_strings(
-            ctx.sql(
-                "SELECT f.path, f.cache_write FROM cached_files f JOIN ("
-                "SELECT f.cache_key, min(f.cache_write) AS cache_write FROM cached_files f "
-                "JOIN keep k ON f.cache_key = k.k GROUP BY f.cache_key) m "
-                "ON f.cache_key = m.cache_key AND f.cache_write = m.cache_write"
-            ).to_arrow_table()
+            ctx.sql(f"SELECT path, {WRITE_COLUMN} FROM ({_winners_sql('keep')}) w").to_arrow_table()
         ).to_pylist()
         seen = set(
             plain_strings(ctx.sql("SELECT DISTINCT cache_write FROM cached_files").to_arrow_table())
@@ -331,7 +320,6 @@ class EvidenceCache:
             if f.write in seen:  # a write the marker did not list is still being stored
                 by_write[f.write].append(f)
         schema = self.schemas[name]
-        full = schema.append(pa.field(WRITE_COLUMN, pa.string()))
         directory = Path(self._uri(name))
         removed = 0
         gone: list[_CachedFile] = []
@@ -364,7 +352,7 @@ class EvidenceCache:
             gone += files
         if gone:
             self.lake.commit_partition_files(
-                f"{CACHE_DIR}/{name}", full, added, (WRITE_COLUMN,),
+                f"{CACHE_DIR}/{name}", self._stored_schema(name), added, (WRITE_COLUMN,),
                 removed=[_remove_action(f) for f in gone],
             )  # fmt: skip
         return removed
@@ -381,6 +369,17 @@ class EvidenceCache:
                 shutil.rmtree(directory)
                 deleted.append(str(directory))
         return deleted
+
+
+def _winners_sql(keys: str) -> str:
+    """The marker row that counts for each key of table ``keys`` (column ``k``): the one of
+    the key's smallest write, when two builds stored it at once."""
+    return (
+        "SELECT f.cache_key, f.path, f.cache_write FROM cached_files f JOIN ("
+        "SELECT f.cache_key, min(f.cache_write) AS cache_write FROM cached_files f "
+        f"JOIN {keys} k ON f.cache_key = k.k GROUP BY f.cache_key) m "
+        "ON f.cache_key = m.cache_key AND f.cache_write = m.cache_write"
+    )
 
 
 _WINNERS = pa.schema([("path", pa.string()), (WRITE_COLUMN, pa.string())])
@@ -406,12 +405,11 @@ def _remove_action(f: _CachedFile) -> RemoveAction:
     )
 
 
-def _with_write(batch: pa.RecordBatch, schema: pa.Schema, write_id: str) -> pa.RecordBatch:
-    columns = [batch.column(f.name).cast(f.type) for f in schema]
+def _with_write(batch: pa.RecordBatch, stored: pa.Schema, write_id: str) -> pa.RecordBatch:
+    """``batch`` as the cache stores it (``stored``): its columns, then the write's id."""
+    columns = [batch.column(f.name).cast(f.type) for f in stored if f.name != WRITE_COLUMN]
     columns.append(pa.array([write_id] * batch.num_rows, pa.string()))
-    return pa.RecordBatch.from_arrays(
-        columns, schema=schema.append(pa.field(WRITE_COLUMN, pa.string()))
-    )
+    return pa.RecordBatch.from_arrays(columns, schema=stored)
 
 
 def _conformed(stream: Iterable[Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:

@@ -83,6 +83,7 @@ def test_only_files_with_a_marker_load(git_repo, lake_root):
     for name in cache.schemas:
         paths = set(loaded[name].read()["path"].to_pylist())
         assert paths <= {"a.py"}, name
+    assert set(loaded["ast_nodes"].read()["path"].to_pylist()) == {"a.py"}
     assert _stored_rows(cache, "errors") == 1  # slow.py's row is on disk, never loaded
 
 
