@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -13,7 +14,11 @@ from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 def test_build_then_query_counts_by_kind(git_repo, lake_root, capsys):
     repo = git_repo()
     repo.commit(FILES)
+    frozen = gc.get_freeze_count()
     assert main(["build", str(repo.path), "--lake", lake_root, "--mode", "serial"]) == 0
+    # Only the console script, which ends with the command, freezes the heap: a caller that
+    # goes on (this test process) keeps collecting its cycles.
+    assert gc.get_freeze_count() == frozen
     out = capsys.readouterr().out
     assert "files     5" in out and "errors    1" in out and "CLASS" in out
     sql = "SELECT node_kind, count(*) AS n FROM cpg_nodes GROUP BY node_kind ORDER BY node_kind"

@@ -373,8 +373,15 @@ def start_workers_server(files: int, workers: int, file_timeout_s: float | None)
     caller plans rather than when the first pool waits for them; a no-op once it runs."""
     limited_here = file_timeout_s is not None and not timer_available()
     if (workers > 1 and files > CHUNK_FILES) or limited_here:
-        _worker_context()
-        forkserver.ensure_running()
+        ensure_workers_server()
+
+
+def ensure_workers_server() -> None:
+    """Start the server extraction workers fork from, now: for a caller that knows workers
+    will be used before it can tell ``start_workers_server`` (a Dagster run, whose build runs
+    on a thread, starts it before importing Dagster so the two imports share the cores)."""
+    _worker_context()
+    forkserver.ensure_running()
 
 
 def _isolated(
