@@ -3,7 +3,8 @@
     codeanatomy build REPO [--commit REV] [--lake DIR] [--repo-id ID] [--workers N] [--mode M]
                       [--dask-address tcp://HOST:PORT] [--cache | --no-cache] [--file-timeout S]
     codeanatomy query "SQL" [--lake DIR] [--format table|csv|json]
-    codeanatomy materialize REPO [--commit REV] [--lake DIR] [--repo-id ID]   (through Dagster)
+    codeanatomy materialize REPO [--commit REV] [--lake DIR] [--repo-id ID] [--log-level L]
+                            (through Dagster)
 
 Exit codes: 0 when the build ran (per-file errors are data, not failures); 2 when it cannot
 run (not a git repository, unknown revision, unwritable lake, bad option), with the reason on
@@ -82,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         help="execution mode: serial, parallel (local processes) or remote (Dask)",
     )
     mat.add_argument("--dask-address", default=None, help="remote mode: Dask scheduler")
+    mat.add_argument(
+        "--log-level",
+        default="INFO",
+        help="least level of the run's log lines printed (DEBUG prints every Dagster event; "
+        "the instance stores them all either way)",
+    )
     return parser
 
 
@@ -202,6 +209,7 @@ def _materialize(args: argparse.Namespace) -> int:
         workers=args.workers,
         dask_address=args.dask_address,
         raise_on_error=False,
+        log_level=args.log_level.upper(),
     )
     if not result.success:
         return _fail(f"materialization failed: {failure_message(result)}")

@@ -27,7 +27,9 @@ from codeanatomy_assets.resources import (
 )
 from codeanatomy_assets.storage.lake import check_partition, default_repo_id
 
-__all__ = ["default_repo_id", "failure_message", "materialize_partition"]
+__all__ = ["LOG_LEVELS", "default_repo_id", "failure_message", "materialize_partition"]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _instance_for_run(instance: dg.DagsterInstance | None) -> dg.DagsterInstance:
@@ -62,6 +64,7 @@ def materialize_partition(
     dask_address: str | None = None,
     lake: LakeResource | None = None,
     raise_on_error: bool = True,
+    log_level: str = "DEBUG",
 ) -> dg.ExecuteInProcessResult:
     """Build the CPG of one commit through Dagster, in this process, and return the result.
 
@@ -76,6 +79,8 @@ def materialize_partition(
         execution_mode, workers, dask_address: as ``ExecutionResource``.
         lake: a configured ``LakeResource`` (object stores, credentials); wins over lake_root.
         raise_on_error: raise on a failed step (default) instead of returning the failure.
+        log_level: the least level of the run's console log lines (DEBUG: every event, as
+            Dagster prints it; the instance stores every event whatever the level).
 
     Returns:
         The run's result: its partition (``result.dagster_run.tags["dagster/partition"]``),
@@ -88,6 +93,10 @@ def materialize_partition(
         ConfigError: unknown ``outputs`` or execution settings.
         DagsterError: a step failed and ``raise_on_error`` is True (see ``failure_message``).
     """
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(
+            f"log_level {log_level!r} is unknown: allowed are {', '.join(LOG_LEVELS)}"
+        )
     repo = GitRepository(repo_path)
     sha = repo.resolve(commit)
     rid = repo_id or default_repo_id(repo_path)
@@ -116,6 +125,7 @@ def materialize_partition(
         resources=resources,
         raise_on_error=raise_on_error,
         tags={"codeanatomy/repo_id": rid},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
 
 

@@ -49,6 +49,17 @@ def test_cli_refuses_bad_options_before_any_work(
     assert not lake_root.exists()  # refused before the lake was even created
 
 
+def test_cli_materialize_refuses_an_unknown_log_level(
+    repo: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake_root = tmp_path / "lake"
+    args = ["materialize", str(repo.path), "--lake", str(lake_root), "--log-level", "loud"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "log_level 'LOUD' is unknown: allowed are DEBUG, INFO, WARNING, ERROR, CRITICAL" in err
+    assert not lake_root.exists()
+
+
 def test_cli_refuses_an_unusable_scratch_directory(
     repo: GitRepo,
     tmp_path: Path,
