@@ -198,7 +198,8 @@ def prune_evidence_cache(lake: Lake, watched_repos: WatchedReposResource, log: _
     built. What is kept: the entry of every Python file of the newest ``retain_commits``
     commits of each watched branch, for the extractor code running now (entries of older
     extractor versions can never hit again), in the cache's current layout (directories of
-    earlier layouts are deleted). If a watched repository cannot be read, nothing
+    earlier layouts are deleted). Rows a build stored but never marked (it died while
+    storing) go once they are a day old. If a watched repository cannot be read, nothing
     is dropped: its commits' entries cannot be told apart. Dropping an entry a later build
     wants costs a re-extraction, never a wrong graph (``EvidenceCache.retain``).
 

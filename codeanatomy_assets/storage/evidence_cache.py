@@ -58,6 +58,8 @@ from codeanatomy_assets.storage.scratch import Scratch, SpilledTable, adopt
 CACHE_DIR = "_evidence_cache_v2"
 LEGACY_CACHE_DIRS = ("_evidence_cache",)
 WRITE_COLUMN = "cache_write"
+# A write with no marker row after this long was left by a build that died while storing.
+UNMARKED_AFTER_S = 24 * 3600.0
 MARKER = "files"
 # Error kinds that say something about the machine or the moment, not about the file.
 UNCACHEABLE_ERRORS = frozenset(
@@ -79,6 +81,7 @@ class _CachedFile:
     write: str
     rows: int
     size: int
+    added_ms: int  # when its add action was made (ms since the epoch)
 
 
 @dataclass(frozen=True)
@@ -131,15 +134,12 @@ class EvidenceCache:
         return set(rows.column(0).to_pylist())
 
     def _files(self, table: DeltaTable) -> list[_CachedFile]:
-        actions = pa.table(table.get_add_actions(flatten=True))
-        return [
-            _CachedFile(
-                row["path"], row[f"partition.{WRITE_COLUMN}"], row["num_records"], row["size_bytes"]
-            )
-            for row in actions.select(
-                ["path", f"partition.{WRITE_COLUMN}", "num_records", "size_bytes"]
-            ).to_pylist()
-        ]
+        # In the order of _CachedFile's fields.
+        columns = [
+            "path", f"partition.{WRITE_COLUMN}", "num_records", "size_bytes", "modification_time"
+        ]  # fmt: skip
+        actions = pa.table(table.get_add_actions(flatten=True)).select(columns)
+        return [_CachedFile(*(row[c] for c in columns)) for row in actions.to_pylist()]
 
     def load(self, keys: Sequence[str], scratch: Scratch) -> dict[str, SpilledTable]:
         """The cached rows of ``keys`` (which must be hits), per evidence table, as tables of
@@ -254,7 +254,7 @@ class EvidenceCache:
             )
         self.lake.commit_partition_files(f"{CACHE_DIR}/{name}", full, files, (WRITE_COLUMN,))
 
-    def retain(self, keep: Collection[str]) -> int:
+    def retain(self, keep: Collection[str], unmarked_after_s: float = UNMARKED_AFTER_S) -> int:
         """Drop every entry whose key is not in ``keep`` (and the losing copies of entries two
         builds stored at once); returns the rows removed. The marker table is rewritten in
         one transaction first. Then, in each per-file table, a write's files are removed when
@@ -265,11 +265,15 @@ class EvidenceCache:
 
         A build may be storing while this runs. A write the marker did not list when this call
         read it is left alone, so no key whose marker survives loses its rows: the worst a
-        race does is drop a marker, and that key is extracted again.
+        race does is drop a marker, and that key is extracted again. Unless its files are
+        older than ``unmarked_after_s`` (a day): then the build that stored them died before
+        its marker (a store takes seconds), no read will ever see them, and they go like any
+        dropped write (for the standard library, a copy of a commit's evidence per crash).
         """
         marker = self._table(MARKER)
         if marker is None:
             return 0
+        unmarked_before_ms = (time.time() - unmarked_after_s) * 1000
         ctx = SessionContext()
         ctx.register_table("cached_files", marker)
         wanted = pa.table({"k": pa.array(sorted(keep), pa.string())})
@@ -304,7 +308,7 @@ class EvidenceCache:
                 continue
             table = self._table(name)
             if table is not None:
-                removed += self._retain_rows(name, table, live, seen)
+                removed += self._retain_rows(name, table, live, seen, unmarked_before_ms)
         for name in self.schemas:
             table = self._table(name)
             if table is not None:
@@ -312,12 +316,18 @@ class EvidenceCache:
         return removed
 
     def _retain_rows(
-        self, name: str, table: DeltaTable, live: Mapping[str, set[str]], seen: Collection[str]
+        self,
+        name: str,
+        table: DeltaTable,
+        live: Mapping[str, set[str]],
+        seen: Collection[str],
+        unmarked_before_ms: float,
     ) -> int:
         """Remove table ``name``'s rows of dropped entries (see ``retain``); the rows removed."""
         by_write: dict[str, list[_CachedFile]] = defaultdict(list)
         for f in self._files(table):
-            if f.write in seen:  # a write the marker did not list is still being stored
+            # A write the marker did not list is still being stored, unless it is that old.
+            if f.write in seen or f.added_ms < unmarked_before_ms:
                 by_write[f.write].append(f)
         schema = self.schemas[name]
         directory = Path(self._uri(name))

@@ -150,3 +150,33 @@ def test_retain_never_drops_rows_of_a_store_it_did_not_see(git_repo, lake_root, 
     for name, table in tables.items():
         assert table.num_rows == 0 or name == "errors" or loaded[name].num_rows, name
         assert _rows(loaded[name].read()) == _rows(table), name
+
+
+def test_retain_drops_a_store_that_died_before_its_marker(git_repo, lake_root):
+    """Rows a build stored without ever adding its marker (it died in between) are kept while
+    they could still be a store in progress, and dropped, from disk too, once they are older
+    than ``unmarked_after_s``."""
+    repo = git_repo()
+    sha = repo.commit({"a.py": "x = 1\n", "b.py": "y = 2\n"})
+    git = GitRepository(repo.path)
+    cache = evidence_cache_for(Lake(lake_root))
+    entries = git.python_entries(sha)
+    keys = _keys(cache, entries)
+    marked = [e for e in entries if e.path == "a.py"]
+    cache.store(extract_commit(str(repo.path), marked, ExtractOptions()), _keys(cache, marked))
+    dead = [e for e in entries if e.path == "b.py"]
+    tables = extract_commit(str(repo.path), dead, ExtractOptions())
+    cache.store({n: t for n, t in tables.items() if n != "files"}, _keys(cache, dead))
+    on_disk = {name: _stored_rows(cache, name) for name in cache.schemas}
+    assert on_disk["ast_nodes"] > 0
+
+    assert cache.retain(set(keys.values())) == 0  # young: maybe a store in progress
+    assert {name: _stored_rows(cache, name) for name in cache.schemas} == on_disk
+
+    removed = cache.retain(set(keys.values()), unmarked_after_s=0)
+
+    assert removed == sum(t.num_rows for n, t in tables.items() if n != "files")
+    loaded = cache.load([keys["a.py"]], Scratch())
+    for name in cache.schemas:  # b.py's rows are gone from disk; a.py's entry is whole
+        assert _stored_rows(cache, name) == loaded[name].num_rows, name
+    assert cache.hits(sorted(keys.values())) == {keys["a.py"]}
