@@ -14,15 +14,19 @@ non-ASCII character, a PEP 263 coding cookie (latin-1...) or a BOM would shift n
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A located piece of a file. Offsets half-open; lines 1-based; columns 0-based."""
+class Span(NamedTuple):
+    """A located piece of a file. Offsets half-open; lines 1-based; columns 0-based.
+
+    A named tuple rather than a frozen dataclass: one is made per syntax node (2.9 M for the
+    standard library), and a frozen dataclass's ``__init__`` (six ``object.__setattr__``
+    calls) took 0.76 us against 0.27 us, 3 % of extraction.
+    """
 
     bstart: int
     bend: int
