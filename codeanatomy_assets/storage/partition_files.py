@@ -209,12 +209,7 @@ def link_partition_files(
         for i, source in enumerate(sources):
             name = f"part-{i:05d}-{stem}.parquet"
             target = directory / name
-            try:
-                os.link(source, target)
-            except OSError:
-                if not source.is_file():
-                    raise
-                shutil.copyfile(source, target)
+            link_or_copy(source, target)
             made.append(target)
             actions.append(_add_action(directory, relative_dir, name, partition, schema))
     except BaseException:
@@ -223,6 +218,17 @@ def link_partition_files(
         raise
     rows = sum(json.loads(a.stats)["numRecords"] for a in actions if a.stats)
     return WrittenFiles(actions, rows)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source``, or a copy where the filesystem allows no link
+    (another device); a missing ``source`` raises the link's error."""
+    try:
+        os.link(source, target)
+    except OSError:
+        if not source.is_file():
+            raise
+        shutil.copyfile(source, target)
 
 
 def discard_files(table_dir: Path, files: WrittenFiles) -> None:

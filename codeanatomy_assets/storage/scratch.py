@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from datafusion import SessionContext
 
 from codeanatomy_assets.storage.arrow_types import parquet_writable
+from codeanatomy_assets.storage.partition_files import link_or_copy
 
 # Scratch files live for one run and are read once or a few times: no compression (it
 # halved write speed and saved nothing the page cache cared about); dictionary encoding, on by
@@ -195,7 +196,7 @@ def union(scratch: Scratch, name: str, parts: Iterable[SpilledTable]) -> Spilled
         rows += part.num_rows
         for j, source in enumerate(part.files()):
             target = directory / f"part-{i}-{j}.parquet"
-            _link(source, target)
+            link_or_copy(source, target)
             if source.name in part.keep_paths:
                 keep_paths[target.name] = part.keep_paths[source.name]
     return SpilledTable(scratch, str(directory), parts[0].schema, rows, keep_paths)
@@ -220,7 +221,7 @@ def adopt(
     keep_paths: dict[str, frozenset[str]] = {}
     for i, (source, keep) in enumerate(files):
         target = directory / f"part-{i}.parquet"
-        _link(source, target)
+        link_or_copy(source, target)
         if keep is None:
             rows += pq.ParquetFile(target).metadata.num_rows
             continue
@@ -229,13 +230,6 @@ def adopt(
         wanted = pa.array(sorted(keep), pa.string())
         rows += pc.sum(pc.is_in(column, wanted)).as_py() or 0
     return SpilledTable(scratch, str(directory), schema, rows, keep_paths)
-
-
-def _link(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def spill_parts(
