@@ -24,16 +24,19 @@ pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 GRAPH_PATH = "/asset-groups/cpg"
+RENDER_ATTEMPTS = 3
 
 
-def _chromium(args: list[str], profile: Path, timeout_s: float = 120) -> str:
+def _chromium(
+    args: list[str], profile: Path, budget_ms: int = 20_000, timeout_s: float = 120
+) -> str:
     """Run headless Chromium in its own process group; kill the group if it overstays."""
     assert CHROMIUM is not None
     cmd = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
         "--no-first-run", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", f"--user-data-dir={profile}", "--window-size=1600,1000",
-        "--virtual-time-budget=20000", *args,
+        f"--virtual-time-budget={budget_ms}", *args,
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
@@ -58,9 +61,27 @@ def ui(webserver: Any) -> Any:
 
 
 def test_asset_graph_renders_every_asset(ui: Any, tmp_path: Path) -> None:
-    dom = _chromium(["--dump-dom", f"{ui.url}{GRAPH_PATH}"], tmp_path / "profile")
-    missing = [name for name in CPG_OUTPUTS if f">{name}<" not in dom]
-    assert missing == [], f"not rendered: {missing}"
+    """Every CPG output is drawn, in one of a few fresh browsers with a growing time budget.
+
+    Once, in CI, the first Chromium of a run dumped a DOM with no asset drawn; the second
+    test's browser then rendered the graph. It did not recur here under full CPU load or with
+    a cold font cache, so a render that misses names is retried in a new browser, and the
+    last DOM is kept under ``test-artifacts/`` for whoever meets it next. A graph that never
+    draws an asset still fails.
+    """
+    missing: list[str] = []
+    for attempt in range(1, RENDER_ATTEMPTS + 1):
+        dom = _chromium(
+            ["--dump-dom", f"{ui.url}{GRAPH_PATH}"],
+            tmp_path / f"profile-{attempt}",
+            budget_ms=20_000 * attempt,
+        )
+        missing = [name for name in CPG_OUTPUTS if f">{name}<" not in dom]
+        if not missing:
+            break
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "asset_graph_dom.html").write_text(dom)
+    assert missing == [], f"not rendered: {missing} (DOM: {ARTIFACTS / 'asset_graph_dom.html'})"
     assert ">1 partition<" in dom  # the one commit the fixture registered
 
 
