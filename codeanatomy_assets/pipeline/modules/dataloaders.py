@@ -23,6 +23,7 @@ from codeanatomy_assets.extract.incremental import (
 from codeanatomy_assets.extract.packages import packages_table
 from codeanatomy_assets.extract.runner import ExtractOptions, Progress, iter_extract
 from codeanatomy_assets.pipeline.cache import CODE_PACKAGES_TAG
+from codeanatomy_assets.pipeline.heap import release_free_heap
 from codeanatomy_assets.pipeline.placement import run_task
 from codeanatomy_assets.pipeline.remote import RemoteBackend, extract_remote
 from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
@@ -148,4 +149,19 @@ def evidence(
     )
     packages = packages_table([e.path for e in commit_entries if e.skipped is None])
     tables["packages"] = scratch.spill("packages", packages)
+    # What extraction freed stays resident in the C heap otherwise (``pipeline.heap``).
+    released = release_free_heap()
+    context = current_run()
+    if context is not None and released.supported:
+        context.collector.record(
+            "heap_release",
+            node="evidence",
+            returned=released.returned,
+            rss_before_mb=_rounded(released.rss_before_mb),
+            rss_after_mb=_rounded(released.rss_after_mb),
+        )
     return tables
+
+
+def _rounded(mb: float | None) -> float | None:
+    return None if mb is None else round(mb, 1)

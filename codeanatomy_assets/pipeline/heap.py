@@ -1,0 +1,67 @@
+"""Give the C heap's free pages back to the system once extraction is done.
+
+Why: extraction leaves the build process's glibc heap with a few hundred MB free but still
+resident (on the standard library, 515 MB of RSS before a release and 261 MB after, in 20 ms).
+Its transient objects are freed in an order that leaves live chunks near the top of the heap,
+so glibc never trims it by itself. Later steps reuse part of that memory, so the peak gains
+less than the release: over three alternating CLI builds of the stdlib, the build process's
+peak went from 1,416-1,453 MiB to 1,334-1,396 MiB, in the same wall time. Releasing after every
+node as well, or every 2 s while results arrive, lowered no peak further: the later growth is
+DataFusion's and Arrow's mimalloc heaps, which this does not touch, and the extraction-time
+peak is the workers' and live data.
+
+Linux with glibc only; elsewhere (macOS, musl) there is no ``malloc_trim`` and this does
+nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+def resident_mb() -> float | None:
+    """This process's resident set in MiB, from ``/proc`` (None where there is none)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@dataclass(frozen=True)
+class HeapRelease:
+    """One release: whether it could run (glibc), whether memory went back, RSS around it."""
+
+    supported: bool
+    returned: bool
+    rss_before_mb: float | None
+    rss_after_mb: float | None
+
+
+def release_free_heap() -> HeapRelease:
+    """Return the free pages of every glibc arena to the system (``malloc_trim(0)``)."""
+    trim = _malloc_trim()
+    before = resident_mb()
+    if trim is None:
+        return HeapRelease(False, False, before, before)
+    returned = bool(trim(0))
+    return HeapRelease(True, returned, before, resident_mb())
