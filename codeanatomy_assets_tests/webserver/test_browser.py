@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ def test_asset_graph_renders_every_asset(ui: Any, tmp_path: Path) -> None:
     last DOM is kept under ``test-artifacts/`` for whoever meets it next. A graph that never
     draws an asset still fails.
     """
+    kept = ARTIFACTS / "asset_graph_dom.html"
+    kept.unlink(missing_ok=True)
     missing: list[str] = []
     for attempt in range(1, RENDER_ATTEMPTS + 1):
         dom = _chromium(
@@ -80,8 +83,10 @@ def test_asset_graph_renders_every_asset(ui: Any, tmp_path: Path) -> None:
         if not missing:
             break
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "asset_graph_dom.html").write_text(dom)
-    assert missing == [], f"not rendered: {missing} (DOM: {ARTIFACTS / 'asset_graph_dom.html'})"
+        kept.write_text(dom)
+    assert missing == [], f"not rendered: {missing} (DOM: {kept})"
+    if attempt > 1:  # passed, but say so: the kept DOM is what the first browser saw
+        warnings.warn(f"asset graph drawn on attempt {attempt}; see {kept}", stacklevel=1)
     assert ">1 partition<" in dom  # the one commit the fixture registered
 
 
