@@ -1,15 +1,25 @@
 """The stable id formula, in one place, as SQL (used by the views) and Python (its reference).
 
-    node_id = hex(sha256(repo_id ␟ path ␟ kind ␟ discriminator ␟ bstart ␟ bend))[:32]
-    edge_id = hex(sha256(repo_id ␟ edge_kind ␟ src_node_id ␟ dst_node_id ␟ discriminator))[:32]
+    node_id = bucket(path or discriminator) + hex(sha256(repo_id ␟ path ␟ kind ␟ discriminator
+                                                         ␟ bstart ␟ bend))[:30]
+    edge_id = src_node_id[:2] + hex(sha256(repo_id ␟ edge_kind ␟ src_node_id ␟ dst_node_id
+                                           ␟ discriminator))[:30]
+    bucket(text) = hex(md5(text))[:2]
 
-(␟ is U+001F, the unit separator; NULL parts are empty strings.) 128 bits of SHA-256: ids are
+(␟ is U+001F, the unit separator; NULL parts are empty strings.) 120 bits of SHA-256: ids are
 deterministic across runs and machines, unique across repositories (``repo_id`` is hashed in),
 and unchanged across commits for an unchanged ``(path, kind, span)``: the commit is not part of
 the formula. ``discriminator`` separates nodes that share a kind and a span: the ``ast`` type
 (plus ``#n`` for the n-th duplicate) for syntax nodes, the symbol table path for scopes and
 symbols, the dotted name for externals; for edges, what tells two edges between the same
 nodes apart (the AST field, a branch label...).
+
+Why the two-character bucket in front: every node of one file shares it (a node outside any
+file, such as an external, takes its discriminator's), and an edge shares its source's. So the
+outputs sorted by id (the adjacency and property maps) hold each file's rows in one of 256
+ranges, written as one Parquet file per range; a later commit that changes a few files
+rewrites the ranges those files (and the edges into them) fall in and links the others
+(``storage.buckets``). With ids hashed whole, a one-file change touched every range.
 """
 
 from __future__ import annotations
@@ -20,27 +30,50 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
+from codeanatomy_assets.storage.buckets import BUCKET_HEX_CHARS
+
 ID_HEX_CHARS = 32
+_HASH_HEX_CHARS = ID_HEX_CHARS - BUCKET_HEX_CHARS
 _SEP = "\x1f"
+
+
+def bucket(path: str, discriminator: str) -> str:
+    """Python reference of the bucket of a node: of its file, else of its discriminator."""
+    text = path or discriminator
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:BUCKET_HEX_CHARS]
 
 
 def node_id(repo_id: str, path: str, kind: str, discriminator: str, bstart: int, bend: int) -> str:
     """Python reference of ``node_id_sql`` (tests assert both agree)."""
     parts = (repo_id, path, kind, discriminator, str(bstart), str(bend))
-    return hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
+    digest = hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:_HASH_HEX_CHARS]
+    return bucket(path, discriminator) + digest
 
 
 def edge_id(repo_id: str, edge_kind: str, src: str, dst: str, discriminator: str) -> str:
     """Python reference of ``edge_id_sql``."""
     parts = (repo_id, edge_kind, src, dst, discriminator)
-    return hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
+    digest = hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:_HASH_HEX_CHARS]
+    return src[:BUCKET_HEX_CHARS] + digest
+
+
+def _text_sql(expr: str) -> str:
+    return f"coalesce(CAST({expr} AS VARCHAR), '')"
 
 
 def _hash_sql(parts: list[str]) -> str:
-    joined = ", ".join(f"coalesce(CAST({p} AS VARCHAR), '')" for p in parts)
+    joined = ", ".join(_text_sql(p) for p in parts)
     return (
-        f"substr(encode(digest(concat_ws(chr(31), {joined}), 'sha256'), 'hex'), 1, {ID_HEX_CHARS})"
+        f"substr(encode(digest(concat_ws(chr(31), {joined}), 'sha256'), 'hex'), 1, "
+        f"{_HASH_HEX_CHARS})"
     )
+
+
+def bucket_sql(path: str, discriminator: str) -> str:
+    """SQL expression of ``bucket``; both arguments are SQL expressions."""
+    path_text = _text_sql(path)
+    text = f"CASE WHEN {path_text} = '' THEN {_text_sql(discriminator)} ELSE {path_text} END"
+    return f"substr(md5({text}), 1, {BUCKET_HEX_CHARS})"
 
 
 def sql_literal(value: str) -> str:
@@ -52,12 +85,14 @@ def node_id_sql(
     repo_id: str, path: str, kind: str, discriminator: str, bstart: str, bend: str
 ) -> str:
     """SQL expression of the node id; ``repo_id`` is a value, the others are SQL expressions."""
-    return _hash_sql([sql_literal(repo_id), path, kind, discriminator, bstart, bend])
+    digest = _hash_sql([sql_literal(repo_id), path, kind, discriminator, bstart, bend])
+    return f"concat({bucket_sql(path, discriminator)}, {digest})"
 
 
 def edge_id_sql(repo_id: str, edge_kind: str, src: str, dst: str, discriminator: str) -> str:
     """SQL expression of the edge id; ``repo_id`` is a value, the others are SQL expressions."""
-    return _hash_sql([sql_literal(repo_id), edge_kind, src, dst, discriminator])
+    digest = _hash_sql([sql_literal(repo_id), edge_kind, src, dst, discriminator])
+    return f"concat(substr({src}, 1, {BUCKET_HEX_CHARS}), {digest})"
 
 
 def id_keys(ids: pa.Array) -> np.ndarray | None:

@@ -27,6 +27,7 @@ from typing import Literal, TypeVar
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from datafusion import SessionContext
 from deltalake import (
     ColumnProperties,
@@ -40,6 +41,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from deltalake.transaction import RemoveAction, create_table_with_add_actions
 
 from codeanatomy_assets.storage.arrow_types import plain_strings
+from codeanatomy_assets.storage.buckets import BucketFile, BucketSpec, read_bucket_files
 from codeanatomy_assets.storage.partition_files import (
     ParquetSettings,
     WrittenFiles,
@@ -172,12 +174,18 @@ class Lake:
         batches: Callable[[], Iterable[pa.RecordBatch]],
         repo_id: str,
         commit: str,
+        buckets: BucketSpec | None = None,
+        keep: Sequence[Path] = (),
     ) -> TableWrite:
         """Replace a partition with rows streamed from ``batches()``, in one transaction.
 
         Rows are never all in memory at once. ``batches`` is a factory, not an iterator: when
         a concurrent writer wins the commit race on an object store, the write is retried from
         a fresh stream (locally, the files already written are committed again).
+
+        Local lakes only: with ``buckets`` each bucket of the (sorted) rows is its own file,
+        and the partition also gets ``keep``, files of an earlier partition of this table
+        holding the buckets the stream leaves out (``storage.buckets``).
         """
         check_partition(repo_id, commit)
         uri = self.table_uri(name)
@@ -186,8 +194,12 @@ class Lake:
         # table (another partition) committed right after us.
         tag = _write_tag()
         if self.is_local:
-            rows = self._write_files_then_commit(name, schema, batches, repo_id, commit, tag)
+            rows = self._write_files_then_commit(
+                name, schema, batches, repo_id, commit, tag, buckets, keep
+            )
         else:
+            if keep:
+                raise LakeError(f"{uri}: only a local lake links files of another partition")
             rows = self._write_with_delta_rs(name, out_schema, batches, repo_id, commit, tag)
         return TableWrite(name, uri, self._version_of(name, tag), rows, out_schema)
 
@@ -267,17 +279,32 @@ class Lake:
         repo_id: str,
         commit: str,
         tag: CommitProperties | None = None,
+        buckets: BucketSpec | None = None,
+        keep: Sequence[Path] = (),
     ) -> int:
-        """Local lakes: Parquet files by our bounded writer, then one Delta transaction that
-        replaces the partition's files with them (``storage.partition_files``)."""
+        """Local lakes: Parquet files by our bounded writer (plus ``keep``, linked), then one
+        Delta transaction that replaces the partition's files with them
+        (``storage.partition_files``)."""
         data_schema = _data_schema(schema)
+        table_dir = Path(self.table_uri(name))
+        partition = (("repo_id", repo_id), ("commit", commit))
         files = write_partition_files(
-            Path(self.table_uri(name)),
-            (("repo_id", repo_id), ("commit", commit)),
+            table_dir,
+            partition,
             data_schema,
             (_without_partition_columns(b, data_schema) for b in batches()),
             PARQUET_SETTINGS,
+            buckets,
         )
+        if keep:
+            try:
+                linked = link_partition_files(table_dir, partition, data_schema, keep)
+            except BaseException:
+                discard_files(table_dir, files)
+                raise
+            files = WrittenFiles(
+                [*files.actions, *linked.actions], files.rows + linked.rows, files.buckets
+            )
         self._commit_files(
             name,
             _partition_schema(schema),
@@ -405,6 +432,37 @@ class Lake:
         self._commit_files(name, schema, files, partition_filters=target, tag=tag)
         return TableWrite(name, self.table_uri(name), self._version_of(name, tag), files.rows,
                           schema)  # fmt: skip
+
+    def partition_files(self, name: str, repo_id: str, commit: str) -> list[Path]:
+        """Local lakes: the files of partition ``(repo_id, commit)`` of table ``name`` in its
+        current version (none when the table does not exist)."""
+        check_partition(repo_id, commit)
+        table = self.table(name)
+        if not self.is_local or table is None:
+            return []
+        return _partition_paths(table, repo_id, commit)
+
+    def latest_bucket_files(
+        self, name: str, repo_id: str, commit: str, schema: pa.Schema
+    ) -> dict[str, BucketFile]:
+        """The bucket files (``storage.buckets``) of the newest partition of table ``name``
+        for ``repo_id`` other than ``commit``'s, whose columns are ``schema``'s (without the
+        partition columns); empty when there is none, or the lake is not local."""
+        check_partition(repo_id, commit)
+        table = self.table(name)
+        if not self.is_local or table is None:
+            return {}
+        adds = pa.table(table.get_add_actions(flatten=True))
+        mine = pc.and_(
+            pc.equal(adds["partition.repo_id"], repo_id),
+            pc.not_equal(adds["partition.commit"], commit),
+        )
+        adds = adds.filter(mine)
+        if not adds.num_rows:
+            return {}
+        newest = adds.sort_by([("modification_time", "descending")])["partition.commit"][0]
+        paths = _partition_paths(table, repo_id, newest.as_py())
+        return read_bucket_files(paths, _data_schema(schema))
 
     def delete_partition(self, name: str, repo_id: str, commit: str) -> int:
         """Delete a partition's rows from table ``name``; returns the rows deleted."""

@@ -13,7 +13,8 @@ a primitive type its null count, minimum and maximum (from the Parquet footer). 
 outputs are sorted by node id, so a lookup by id opens only the file that can hold it.
 
 ``link_partition_files`` gives a partition the files of another one, without rewriting them,
-for a commit whose graph is an earlier commit's (``pipeline.reuse``).
+for a commit whose graph is an earlier commit's (``pipeline.reuse``), or for the buckets of an
+output sorted by id that a commit left as they were (``storage.buckets``).
 """
 
 from __future__ import annotations
@@ -24,14 +25,22 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction
+
+from codeanatomy_assets.storage.buckets import (
+    FOOTER_KEY,
+    BucketSpec,
+    Fingerprint,
+    combine,
+    split_by_bucket,
+)
 
 # Arrow bytes per file (about 100 MB of ZSTD Parquet for the edges); row groups of 128 Ki
 # rows keep the writer's buffers small and give readers row-group statistics to skip with.
@@ -50,10 +59,12 @@ class ParquetSettings:
 
 @dataclass(frozen=True, slots=True)
 class WrittenFiles:
-    """Files written for one partition, as add actions, and the rows in them."""
+    """Files written for one partition, as add actions, and the rows in them; for a bucketed
+    write, the fingerprint written into each bucket's file."""
 
     actions: list[AddAction]
     rows: int
+    buckets: dict[str, Fingerprint] = field(default_factory=dict)
 
 
 def _stat_value(value: Any) -> Any:
@@ -137,31 +148,45 @@ def write_partition_files(
     schema: pa.Schema,
     batches: Iterable[pa.RecordBatch],
     settings: ParquetSettings,
+    buckets: BucketSpec | None = None,
 ) -> WrittenFiles:
     """Stream ``batches`` (of ``schema``, without the partition columns) into new Parquet
     files under the partition's directory (the table's, for no partition); on failure, remove
-    what was written and raise."""
+    what was written and raise. With ``buckets``, rows come sorted by bucket and each bucket
+    gets its own file, its footer naming the bucket and its fingerprint."""
     directory, relative_dir = _partition_dir(table_dir, partition)
     stem = uuid.uuid4().hex
     dictionary = [f.name for f in schema if f.name not in settings.no_dictionary]
     written: list[str] = []
     actions: list[AddAction] = []
+    fingerprints: dict[str, Fingerprint] = {}
     rows = 0
     writer: pq.ParquetWriter | None = None
     in_file = 0
+    bucket: str | None = None
 
     def close() -> None:
         nonlocal writer
         if writer is None:
             return
+        if bucket is not None:
+            writer.add_key_value_metadata({FOOTER_KEY: fingerprints[bucket].to_json(bucket)})
         writer.close()
         actions.append(_add_action(directory, relative_dir, written[-1], partition, schema))
         writer = None
 
+    pieces: Iterable[tuple[str | None, pa.RecordBatch]] = (
+        ((b, piece) for b, piece, _ in _fingerprinted(batches, buckets, fingerprints))
+        if buckets is not None
+        else ((None, batch) for batch in batches)
+    )
     try:
-        for batch in batches:
+        for piece_bucket, batch in pieces:
             if not batch.num_rows:
                 continue
+            if piece_bucket != bucket:
+                close()
+                bucket = piece_bucket
             if writer is None:
                 written.append(f"part-{len(written):05d}-{stem}.{settings.compression}.parquet")
                 writer = pq.ParquetWriter(
@@ -175,7 +200,7 @@ def write_partition_files(
             writer.write_batch(batch, row_group_size=_ROW_GROUP_ROWS)
             rows += batch.num_rows
             in_file += batch.nbytes
-            if in_file >= _FILE_BYTES:
+            if in_file >= _FILE_BYTES and bucket is None:  # a bucket is one file, whatever its size
                 close()
         close()
     except BaseException:
@@ -184,7 +209,16 @@ def write_partition_files(
         for name in written:
             (directory / name).unlink(missing_ok=True)
         raise
-    return WrittenFiles(actions, rows)
+    return WrittenFiles(actions, rows, fingerprints)
+
+
+def _fingerprinted(
+    batches: Iterable[pa.RecordBatch], spec: BucketSpec, into: dict[str, Fingerprint]
+) -> Iterator[tuple[str, pa.RecordBatch, Fingerprint]]:
+    """``split_by_bucket``, adding each slice's fingerprint to its bucket's in ``into``."""
+    for bucket, piece, fingerprint in split_by_bucket(batches, spec):
+        into[bucket] = combine(into[bucket], fingerprint) if bucket in into else fingerprint
+        yield bucket, piece, fingerprint
 
 
 def link_partition_files(

@@ -1,0 +1,187 @@
+"""Outputs sorted by id, one Parquet file per id bucket, each file saying what it holds.
+
+Ids start with two hex characters that name a bucket (``normalize.ids``): every node of a file
+shares one, and an edge shares its source's. An output sorted by id (the adjacency maps) is
+written as one file per bucket, and each file's footer records the bucket and a fingerprint
+of the rows in it: their count, and the XOR and the sum of their identities (64-bit keys of
+the row's id, ``normalize.ids.id_keys``).
+
+Why: a commit that changes a few files changes the rows of a few buckets. The next build
+computes the fingerprint of every bucket from the source rows (a scan of two columns, where
+writing the map sorts and encodes every row), compares it with the footers of the newest
+earlier partition of the same repository, rewrites the buckets that differ and hard-links the
+others' files. The footer travels with the file, so a linked file still says what it holds;
+a file without one (written before buckets existed) is simply never linked.
+
+A fingerprint proves nothing by itself about rows it was not computed from: it is compared
+only with one computed from rows that decide the same output (the same identity column).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+# Characters of an id that name its bucket (``normalize.ids`` puts them there).
+BUCKET_HEX_CHARS = 2
+FOOTER_KEY = b"codeanatomy.bucket"
+BUCKETS = 16**BUCKET_HEX_CHARS
+_BUCKET = re.compile(f"^[0-9a-f]{{{BUCKET_HEX_CHARS}}}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What the rows of one bucket are, in three numbers (see the module docstring)."""
+
+    rows: int
+    xor: int
+    total: int
+
+    def to_json(self, bucket: str) -> bytes:
+        return json.dumps({"bucket": bucket, "rows": self.rows, "xor": self.xor,
+                           "sum": self.total}).encode()  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """How an output is split into bucket files: ``key`` is the column it is sorted by (its
+    first characters name the bucket); ``identities`` gives each row's identities, the 64-bit
+    keys its fingerprint sums (a row of an adjacency map holds a list of edges: one per edge)."""
+
+    key: str
+    identities: Callable[[pa.RecordBatch], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketFile:
+    """One bucket's file of an earlier partition, as its footer describes it."""
+
+    path: Path
+    fingerprint: Fingerprint
+
+
+class _Accumulator:
+    """Per-bucket count, XOR and sum of identities, fed in batches."""
+
+    def __init__(self) -> None:
+        self.rows = np.zeros(BUCKETS, np.int64)
+        self.xor = np.zeros(BUCKETS, np.uint64)
+        self.total = np.zeros(BUCKETS, np.uint64)
+
+    def add(self, codes: np.ndarray, keys: np.ndarray) -> None:
+        self.rows += np.bincount(codes, minlength=BUCKETS)
+        np.bitwise_xor.at(self.xor, codes, keys)
+        with np.errstate(over="ignore"):
+            np.add.at(self.total, codes, keys)  # modulo 2**64, on purpose
+
+    def fingerprints(self) -> dict[str, Fingerprint]:
+        return {
+            bucket_name(int(code)): Fingerprint(
+                int(self.rows[code]), int(self.xor[code]), int(self.total[code])
+            )
+            for code in np.flatnonzero(self.rows)
+        }
+
+
+def bucket_name(code: int) -> str:
+    return f"{code:0{BUCKET_HEX_CHARS}x}"
+
+
+def bucket_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The bucket of each id (its first two hex characters) as an integer; ValueError for an
+    id that does not start with two lowercase hex characters."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if ids.type != pa.string():  # DataFusion hands strings over as Utf8View
+        ids = ids.cast(pa.string())
+    encoded = pc.utf8_slice_codeunits(ids, 0, BUCKET_HEX_CHARS).dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    if encoded.null_count or not all(_BUCKET.match(n) for n in names):
+        raise ValueError("ids must start with two lowercase hex characters to be bucketed")
+    lookup = np.array([int(n, 16) for n in names], np.int64)
+    return lookup[encoded.indices.to_numpy()]
+
+
+def source_fingerprints(
+    batches: Iterable[pa.RecordBatch], spec: BucketSpec
+) -> dict[str, Fingerprint]:
+    """Per-bucket fingerprints of rows that decide an output: each batch's ``spec.key`` names
+    a row's bucket and ``spec.identities`` its identities."""
+    acc = _Accumulator()
+    for batch in batches:
+        if batch.num_rows:
+            acc.add(bucket_codes(batch.column(spec.key)), spec.identities(batch))
+    return acc.fingerprints()
+
+
+def split_by_bucket(
+    batches: Iterable[pa.RecordBatch], spec: BucketSpec
+) -> Iterator[tuple[str, pa.RecordBatch, Fingerprint]]:
+    """Each batch cut where the bucket of ``spec.key`` changes: (bucket, slice, fingerprint of
+    the slice). Rows must come sorted by bucket; a bucket that comes back raises ValueError
+    (a file per bucket could not hold it)."""
+    seen: set[str] = set()
+    current: str | None = None
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        codes = bucket_codes(batch.column(spec.key))
+        cuts = np.flatnonzero(np.diff(codes)) + 1
+        for start, end in zip([0, *cuts.tolist()], [*cuts.tolist(), len(codes)], strict=True):
+            name = bucket_name(int(codes[start]))
+            if name != current:
+                if name in seen:
+                    raise ValueError(f"rows of bucket {name} are not contiguous: not sorted by id")
+                seen.add(name)
+                current = name
+            piece = batch.slice(start, end - start)
+            keys = spec.identities(piece)
+            fingerprint = Fingerprint(
+                len(keys),
+                int(np.bitwise_xor.reduce(keys)) if len(keys) else 0,
+                int(keys.sum(dtype=np.uint64)) if len(keys) else 0,
+            )
+            yield name, piece, fingerprint
+
+
+def combine(a: Fingerprint, b: Fingerprint) -> Fingerprint:
+    """The fingerprint of two disjoint sets of rows together."""
+    return Fingerprint(a.rows + b.rows, a.xor ^ b.xor, (a.total + b.total) % 2**64)
+
+
+def read_bucket_files(paths: Sequence[Path], schema: pa.Schema) -> dict[str, BucketFile]:
+    """The bucket files among ``paths`` (one partition's), by bucket: those whose footer
+    names a bucket and whose columns are ``schema``'s. Others (older files, another schema, a
+    bucket named twice) are left out, and their buckets rewritten."""
+    found: dict[str, BucketFile] = {}
+    twice: set[str] = set()
+    for path in paths:
+        metadata = pq.read_metadata(path)
+        raw = (metadata.metadata or {}).get(FOOTER_KEY)
+        if raw is None or not metadata.schema.to_arrow_schema().remove_metadata().equals(
+            schema.remove_metadata()
+        ):
+            continue
+        record = json.loads(raw)
+        bucket = str(record["bucket"])
+        if bucket in found:
+            twice.add(bucket)
+        found[bucket] = BucketFile(
+            path, Fingerprint(int(record["rows"]), int(record["xor"]), int(record["sum"]))
+        )
+    return {b: f for b, f in found.items() if b not in twice}
+
+
+def unchanged(
+    earlier: Mapping[str, BucketFile], now: Mapping[str, Fingerprint]
+) -> dict[str, BucketFile]:
+    """The earlier files that hold exactly the rows a bucket has now."""
+    return {b: f for b, f in earlier.items() if now.get(b) == f.fingerprint}

@@ -1,0 +1,125 @@
+"""Outputs sorted by id, one file per bucket: footers say what each file holds, and a later
+partition links the files of the buckets it leaves as they were."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from codeanatomy_assets.normalize.ids import id_keys
+from codeanatomy_assets.storage.buckets import (
+    BucketSpec,
+    bucket_codes,
+    read_bucket_files,
+    source_fingerprints,
+    split_by_bucket,
+    unchanged,
+)
+from codeanatomy_assets.storage.lake import Lake
+
+A, B, C = "a" * 40, "b" * 40, "c" * 40
+SCHEMA = pa.schema([("node_id", pa.string()), ("edge_id", pa.string()), ("n", pa.int64())])
+
+
+def _keys(batch: pa.RecordBatch) -> np.ndarray:
+    keys = id_keys(batch.column("edge_id"))
+    assert keys is not None
+    return keys
+
+
+SPEC = BucketSpec("node_id", _keys)
+
+
+def _rows(buckets: dict[str, int], salt: str = "") -> pa.Table:
+    """``count`` rows for each bucket, sorted by node id; edge ids differ with ``salt``."""
+    ids, edges = [], []
+    for bucket, count in sorted(buckets.items()):
+        for i in range(count):
+            ids.append(f"{bucket}{i:030x}")
+            edges.append(f"{bucket}{hash((salt, bucket, i)) & (2**120 - 1):030x}")
+    return pa.table({"node_id": ids, "edge_id": edges, "n": list(range(len(ids)))}, SCHEMA)
+
+
+def test_bucket_codes_read_the_first_two_hex_characters():
+    assert bucket_codes(pa.array(["00ab", "ff", "3a9"])).tolist() == [0, 255, 58]
+    assert bucket_codes(pa.chunked_array([["0a"], ["b0"]], pa.string_view())).tolist() == [10, 176]
+    for bad in (["zz00"], ["A0"], ["0"], [None]):
+        with pytest.raises(ValueError, match="two lowercase hex"):
+            bucket_codes(pa.array(bad, pa.string()))
+
+
+def test_rows_are_cut_where_the_bucket_changes_and_must_come_sorted():
+    table = _rows({"0a": 3, "0b": 2, "ff": 4})
+    pieces = list(split_by_bucket(table.to_batches(max_chunksize=4), SPEC))
+    # Batches of 4: [0a 0a 0a 0b] [0b ff ff ff] [ff].
+    assert [(b, p.num_rows) for b, p, _ in pieces] == [
+        ("0a", 3), ("0b", 1), ("0b", 1), ("ff", 3), ("ff", 1)]  # fmt: skip
+    assert sum(f.rows for _, _, f in pieces) == 9
+    unsorted = pa.concat_tables([_rows({"0a": 1}), _rows({"0b": 1}), _rows({"0a": 1})])
+    with pytest.raises(ValueError, match="bucket 0a are not contiguous"):
+        list(split_by_bucket(unsorted.to_batches(), SPEC))
+
+
+def test_a_bucketed_write_makes_one_file_per_bucket_with_its_fingerprint(tmp_path):
+    lake = Lake(str(tmp_path))
+    table = _rows({"0a": 300, "3f": 5, "ff": 70})
+    written = lake.write_partition_stream(
+        "t", SCHEMA, lambda: table.to_batches(max_chunksize=64), "r", A, buckets=SPEC
+    )
+    assert written.rows == 375
+    files = read_bucket_files(lake.partition_files("t", "r", A), SCHEMA)
+    assert sorted(files) == ["0a", "3f", "ff"]
+    # The footers hold what a scan of the flat rows computes.
+    expected = source_fingerprints(table.to_batches(max_chunksize=100), SPEC)
+    assert {b: f.fingerprint for b, f in files.items()} == expected
+    assert pq.read_table(files["3f"].path).column("node_id").to_pylist() == [
+        f"3f{i:030x}" for i in range(5)]  # fmt: skip
+    assert lake.read_partition("t", "r", A).num_rows == 375
+
+
+def test_a_later_partition_links_the_unchanged_buckets(tmp_path):
+    lake = Lake(str(tmp_path))
+    first = _rows({"0a": 30, "3f": 5, "ff": 7})
+    lake.write_partition_stream("t", SCHEMA, lambda: first.to_batches(), "r", A, buckets=SPEC)
+    # The next commit: bucket 3f changed, ff is gone, 10 is new, 0a is as it was.
+    second = pa.concat_tables(
+        [_rows({"0a": 30}), _rows({"10": 2}), _rows({"3f": 5}, salt="changed")]
+    )
+    now = source_fingerprints(second.to_batches(), SPEC)
+    earlier = lake.latest_bucket_files("t", "r", B, SCHEMA)
+    assert sorted(earlier) == ["0a", "3f", "ff"]
+    keep = unchanged(earlier, now)
+    assert sorted(keep) == ["0a"]
+    rewrite = second.filter(pa.compute.not_equal(pa.compute.utf8_slice_codeunits(
+        second["node_id"], 0, 2), "0a"))  # fmt: skip
+    written = lake.write_partition_stream(
+        "t", SCHEMA, lambda: rewrite.to_batches(), "r", B, buckets=SPEC,
+        keep=[f.path for f in keep.values()],
+    )  # fmt: skip
+    assert written.rows == second.num_rows
+    got = lake.read_partition("t", "r", B).drop(["repo_id", "commit"]).sort_by("node_id")
+    assert got.equals(second.sort_by("node_id"))
+    # The kept bucket's file is the first partition's bytes, under a name of the second's.
+    linked = lake.latest_bucket_files("t", "r", C, SCHEMA)
+    assert sorted(linked) == ["0a", "10", "3f"]
+    assert linked["0a"].path.stat().st_ino == earlier["0a"].path.stat().st_ino
+    assert linked["0a"].path.parent.name == f"commit={B}"
+    assert linked["3f"].fingerprint == now["3f"] != earlier["3f"].fingerprint
+    # The first partition is untouched.
+    assert lake.read_partition("t", "r", A).num_rows == first.num_rows
+
+
+def test_files_without_a_footer_or_of_another_schema_are_never_linked(tmp_path):
+    lake = Lake(str(tmp_path))
+    table = _rows({"0a": 3, "0b": 3})
+    lake.write_partition_stream("t", SCHEMA, lambda: table.to_batches(), "r", A)  # no buckets
+    assert lake.latest_bucket_files("t", "r", B, SCHEMA) == {}
+    lake.write_partition_stream("t", SCHEMA, lambda: table.to_batches(), "r", B, buckets=SPEC)
+    assert sorted(lake.latest_bucket_files("t", "r", C, SCHEMA)) == ["0a", "0b"]
+    other = SCHEMA.append(pa.field("extra", pa.string()))
+    assert read_bucket_files(lake.partition_files("t", "r", B), other) == {}
+    # Only the repository's own partitions count, and never the commit's own.
+    assert lake.latest_bucket_files("t", "other-repo", C, SCHEMA) == {}
+    assert lake.latest_bucket_files("t", "r", B, SCHEMA) == {}
