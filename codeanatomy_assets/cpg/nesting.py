@@ -16,11 +16,24 @@ import pyarrow.compute as pc
 
 
 @dataclass(frozen=True, slots=True)
+class BucketSource:
+    """Where the rows of a nested output sorted by id come from, for writing it one file per
+    id bucket (``storage.buckets``): the rows of ``table`` decide it, ``key`` (a column of
+    ``table``) is the id that names a row's bucket, and ``identity`` (a stable id, a column of
+    ``table`` and a field of the list) tells the rows apart."""
+
+    table: str
+    key: str
+    identity: str
+
+
+@dataclass(frozen=True, slots=True)
 class NestSpec:
     """Group consecutive rows by ``key`` (rows must be sorted by it).
 
     ``carry`` columns are constant per key and kept once; ``fields`` go into the list column
-    ``into`` in row order; ``count`` (if set) names a column with the list length.
+    ``into`` in row order; ``count`` (if set) names a column with the list length;
+    ``buckets`` (if set) says how the output is written one file per id bucket.
     """
 
     key: str
@@ -28,6 +41,7 @@ class NestSpec:
     fields: tuple[str, ...]
     carry: tuple[str, ...] = ()
     count: str | None = None
+    buckets: BucketSource | None = None
 
 
 def nest(table: pa.Table, spec: NestSpec) -> pa.Table:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codeanatomy_assets.cpg.nesting import NestSpec
+from codeanatomy_assets.cpg.nesting import BucketSource, NestSpec
 from codeanatomy_assets.cpg.resolution_edges import resolution_edges
 from codeanatomy_assets.cpg.resolution_views import resolution_views
 from codeanatomy_assets.cpg.vocabulary import PROP_KEYS, SYMBOL_FLAGS, VALUE_COLUMNS, ValueType
@@ -650,7 +650,13 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             SELECT {this} AS node_id, edge_id, edge_kind, {other} FROM cpg_edges
             ORDER BY {this}, edge_id""",
             output=True,
-            nest=NestSpec("node_id", "edges", ("edge_id", "edge_kind", other), count="edge_count"),
+            nest=NestSpec(
+                "node_id",
+                "edges",
+                ("edge_id", "edge_kind", other),
+                count="edge_count",
+                buckets=BucketSource("cpg_edges", this, "edge_id"),
+            ),
         )
 
     add(

@@ -31,6 +31,7 @@ from codeanatomy_assets.cpg.functions import memory_exhausted, session_context
 from codeanatomy_assets.cpg.nesting import NestSpec, nest, nest_batches
 from codeanatomy_assets.cpg.schemas import KIND_COLUMNS, OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
+from codeanatomy_assets.pipeline.bucket_layout import bucket_layout, restrict_source
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
@@ -238,6 +239,12 @@ def _stream_to_lake(
 ) -> TableWrite:
     ctx = _context(dependencies, pool=pool, repartition=repartition)
     schema = OUTPUT_CONTRACTS[spec.task_name].schema
+    layout = None
+    if spec.nest is not None:
+        layout = bucket_layout(spec.nest, ctx, lake, spec.task_name, repo_id, commit, schema)
+        if layout is not None and layout.rewrite is not None:
+            restrict_source(ctx, spec.nest, layout.rewrite)
+    keep = layout.keep if layout is not None else ()
     # A union's parts run one after another (``ViewSpec.parts``); each is planned before the
     # first runs, so a part that does not plan fails the write before it starts.
     queries = [_bind(part, repo_id) for part in spec.parts] or [_sql(spec, repo_id)]
@@ -257,15 +264,31 @@ def _stream_to_lake(
         for table in tables:
             rows += table.num_rows
             yield from table.select(schema.names).cast(schema).to_batches()
-        if rows == 0 and OUTPUT_CONTRACTS[spec.task_name].non_empty:
+        if rows == 0 and not keep and OUTPUT_CONTRACTS[spec.task_name].non_empty:
             # Raised inside the stream: the Delta write is abandoned, nothing is committed.
             raise EmptyOutputError(
                 f"{spec.task_name} is empty, and its contract says it must not be"
             )
 
-    return lake.write_partition_stream(
-        spec.task_name, schema, lambda: _pumped(batches), repo_id, commit
+    written = lake.write_partition_stream(
+        spec.task_name,
+        schema,
+        lambda: _pumped(batches),
+        repo_id,
+        commit,
+        buckets=layout.writer if layout is not None else None,
+        keep=keep,
     )
+    run = current_run()
+    if layout is not None and run is not None:
+        run.collector.record(
+            "bucket_layout",
+            output=spec.task_name,
+            linked=len(layout.keep),
+            rewritten=len(layout.rewrite) if layout.rewrite is not None else None,
+            scan_s=round(layout.scan_s, 3),
+        )
+    return written
 
 
 def execute_view_to_lake(

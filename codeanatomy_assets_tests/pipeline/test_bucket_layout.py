@@ -1,0 +1,101 @@
+"""A commit that changes a few files rewrites the adjacency buckets they touch and links the
+others from the earlier partition; the maps are row for row those of a build from scratch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from codeanatomy_assets.pipeline.driver_factory import DriverFactory
+from codeanatomy_assets.pipeline.execution import build_commit
+from codeanatomy_assets.pipeline.request import BuildRequest
+from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
+
+REPO = "fixture"
+MAPS = ("cpg_edges_by_src", "cpg_edges_by_dst")
+# Enough modules that a change leaves most buckets alone.
+MODULES = {f"lib/m{i:02d}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(40)}
+
+
+@pytest.fixture(scope="module")
+def factory() -> DriverFactory:
+    return DriverFactory()
+
+
+def _build(repo: Path, lake_root: str, factory: DriverFactory, commit: str, **kw) -> None:
+    request = BuildRequest(repo_path=repo, lake_root=lake_root, repo_id=REPO, commit=commit, **kw)
+    assert build_commit(request, factory=factory).status == "success"
+
+
+def _rows(lake: Lake, name: str, commit: str) -> list[dict]:
+    table = lake.read_partition(name, REPO, commit).drop(["commit"])
+    return sorted(table.to_pylist(), key=lambda r: r["node_id"])
+
+
+def _layouts(lake: Lake, commit: str) -> dict[str, dict]:
+    events = lake.read_partition("pipeline_events", REPO, commit).to_pylist()
+    return {
+        (d := json.loads(e["detail_json"]))["output"]: d
+        for e in events
+        if e["event"] == "bucket_layout"
+    }
+
+
+def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_path, factory):
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit(
+        {
+            "lib/m03.py": "import os\n\n\ndef f3(x):\n    return os.sep + x\n",  # spans move
+            "lib/m07.py": None,  # deleted
+            "lib/new.py": "from lib.m05 import f5\n\nY = f5(1)\n",
+        }
+    )
+    incremental, scratch = str(tmp_path / "incremental"), str(tmp_path / "scratch")
+    _build(repo.path, incremental, factory, first)
+    _build(repo.path, incremental, factory, second)
+    _build(repo.path, scratch, factory, second)
+    lake, fresh = Lake(incremental), Lake(scratch)
+
+    for name in MAPS:
+        assert _rows(lake, name, second) == _rows(fresh, name, second), name
+    first_layouts, layouts = _layouts(lake, first), _layouts(lake, second)
+    # The first build had nothing to link: every bucket was written.
+    assert {n: (d["linked"], d["rewritten"]) for n, d in first_layouts.items()} == {
+        n: (0, None) for n in MAPS
+    }
+    for name in MAPS:
+        files = lake.partition_files(name, REPO, second)
+        earlier = {p.stat().st_ino for p in lake.partition_files(name, REPO, first)}
+        linked = [p for p in files if p.stat().st_ino in earlier]
+        assert layouts[name]["linked"] == len(linked) > layouts[name]["rewritten"] >= 1, name
+        # One file per bucket, named by the first two characters of every id in it.
+        buckets = [{r[:2] for r in _ids(p)} for p in files]
+        assert all(len(b) == 1 for b in buckets) and len({b.pop() for b in buckets}) == len(files)
+
+
+def _ids(path: Path) -> list[str]:
+    return pq.read_table(path, columns=["node_id"]).column("node_id").to_pylist()
+
+
+def test_a_re_materialization_and_an_unchanged_graph_stay_exact(git_repo, tmp_path, factory):
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    same = repo.commit({"README.md": "# docs\n"})
+    root = str(tmp_path / "lake")
+    _build(repo.path, root, factory, first)
+    # Not the partition reuse (opted out): the maps are built, and every bucket is linked.
+    _build(repo.path, root, factory, same, reuse_partitions=False)
+    lake = Lake(root)
+    for name, layout in _layouts(lake, same).items():
+        assert layout["rewritten"] == 0 and layout["linked"] > 0, name
+        assert _rows(lake, name, same) == _rows(lake, name, first)
+    # Building the first commit again links from the newest other partition, and stays exact.
+    before = {name: _rows(lake, name, first) for name in MAPS}
+    _build(repo.path, root, factory, first)
+    for name in MAPS:
+        assert _rows(lake, name, first) == before[name]
