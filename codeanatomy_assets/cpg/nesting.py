@@ -19,12 +19,13 @@ import pyarrow.compute as pc
 class BucketSource:
     """Where the rows of a nested output sorted by id come from, for writing it one file per
     id bucket (``storage.buckets``): the rows of ``table`` decide it, ``key`` (a column of
-    ``table``) is the id that names a row's bucket, and ``identity`` (a stable id, a column of
-    ``table`` and a field of the list) tells the rows apart."""
+    ``table``) is the id that names a row's bucket, and the ``identity`` columns, which the
+    output's flat rows also hold, tell its rows apart (an edge by its id; a property by
+    everything in it)."""
 
     table: str
     key: str
-    identity: str
+    identity: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,6 @@ _EDGE_COLUMNS = (
 )
 _PROP_VALUES = "value_string, value_int, value_float, value_bool, value_json"
 
-
 _SQL_TYPES = {
     ValueType.STRING: "VARCHAR",
     ValueType.INT: "BIGINT",
@@ -638,6 +637,11 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             "props",
             ("prop_key", "value_type", *(c.strip() for c in _PROP_VALUES.split(","))),
             carry=("entity_kind",),
+            buckets=BucketSource(
+                "cpg_props",
+                "entity_id",
+                ("entity_id", "entity_kind", "prop_key", "value_type", *_PROP_VALUES.split(", ")),
+            ),
         ),
     )
     for name, this, other in (
@@ -655,7 +659,7 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
                 "edges",
                 ("edge_id", "edge_kind", other),
                 count="edge_count",
-                buckets=BucketSource("cpg_edges", this, "edge_id"),
+                buckets=BucketSource("cpg_edges", this, ("edge_id",)),
             ),
         )
 

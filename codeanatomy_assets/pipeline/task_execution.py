@@ -31,7 +31,13 @@ from codeanatomy_assets.cpg.functions import memory_exhausted, session_context
 from codeanatomy_assets.cpg.nesting import NestSpec, nest, nest_batches
 from codeanatomy_assets.cpg.schemas import KIND_COLUMNS, OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
-from codeanatomy_assets.pipeline.bucket_layout import bucket_layout, restrict_source
+from codeanatomy_assets.pipeline.bucket_layout import (
+    IDENTITY_COLUMN,
+    BucketLayout,
+    bucket_layout,
+    identity,
+    restrict_source,
+)
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
@@ -249,6 +255,8 @@ def _stream_to_lake(
     # first runs, so a part that does not plan fails the write before it starts.
     queries = [_bind(part, repo_id) for part in spec.parts] or [_sql(spec, repo_id)]
     frames = [ctx.sql(query) for query in queries]
+    if layout is not None and spec.nest is not None and spec.nest.buckets is not None:
+        frames = [df.with_column(IDENTITY_COLUMN, identity(spec.nest.buckets)) for df in frames]
 
     def batches() -> Iterator[pa.RecordBatch]:
         plain = (
@@ -256,6 +264,8 @@ def _stream_to_lake(
             for df in frames
             for b in df.execute_stream()
         )
+        if layout is not None and spec.nest is not None:
+            plain = _fingerprinted(plain, layout, spec.nest.key)
         if spec.nest is not None:
             tables = nest_batches((b for t in plain for b in t.to_batches()), spec.nest)
         else:
@@ -289,6 +299,16 @@ def _stream_to_lake(
             scan_s=round(layout.scan_s, 3),
         )
     return written
+
+
+def _fingerprinted(
+    tables: Iterator[pa.Table], layout: BucketLayout, key: str
+) -> Iterator[pa.Table]:
+    """``tables``, each added to the layout's fingerprints before it goes on to be nested
+    (which drops the identity column)."""
+    for table in tables:
+        layout.fingerprints.add(table, key, IDENTITY_COLUMN)
+        yield table
 
 
 def execute_view_to_lake(

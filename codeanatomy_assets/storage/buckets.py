@@ -3,8 +3,8 @@
 Ids start with two hex characters that name a bucket (``normalize.ids``): every node of a file
 shares one, and an edge shares its source's. An output sorted by id (the adjacency maps) is
 written as one file per bucket, and each file's footer records the bucket and a fingerprint
-of the rows in it: their count, and the XOR and the sum of their identities (64-bit keys of
-the row's id, ``normalize.ids.id_keys``).
+of the rows in it: their count, and the XOR and the sum of their identities (a 64-bit hash of
+the columns that tell the rows apart, ``pipeline.bucket_layout``).
 
 Why: a commit that changes a few files changes the rows of a few buckets. The next build
 computes the fingerprint of every bucket from the source rows (a scan of two columns, where
@@ -14,7 +14,9 @@ others' files. The footer travels with the file, so a linked file still says wha
 a file without one (written before buckets existed) is simply never linked.
 
 A fingerprint proves nothing by itself about rows it was not computed from: it is compared
-only with one computed from rows that decide the same output (the same identity column).
+only with one computed from rows that decide the same output (the same identity columns).
+Two different sets of rows share one only if both the XOR and the sum of their 64-bit
+identities agree, with the same count.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-# Characters of an id that name its bucket (``normalize.ids`` puts them there).
+# Characters at the start of every id that name its bucket (``normalize.ids`` puts them there).
 BUCKET_HEX_CHARS = 2
 FOOTER_KEY = b"codeanatomy.bucket"
 BUCKETS = 16**BUCKET_HEX_CHARS
@@ -52,12 +54,12 @@ class Fingerprint:
 
 @dataclass(frozen=True, slots=True)
 class BucketSpec:
-    """How an output is split into bucket files: ``key`` is the column it is sorted by (its
-    first characters name the bucket); ``identities`` gives each row's identities, the 64-bit
-    keys its fingerprint sums (a row of an adjacency map holds a list of edges: one per edge)."""
+    """How a write splits its rows into bucket files: ``key`` is the column they are sorted
+    by (its first characters name the bucket); ``fingerprint`` gives the fingerprint of a
+    bucket's rows once the write has passed them (``Fingerprints.get``)."""
 
     key: str
-    identities: Callable[[pa.RecordBatch], np.ndarray]
+    fingerprint: Callable[[str], Fingerprint]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,27 +70,43 @@ class BucketFile:
     fingerprint: Fingerprint
 
 
-class _Accumulator:
-    """Per-bucket count, XOR and sum of identities, fed in batches."""
+class Fingerprints:
+    """Per-bucket count, XOR and sum of row identities, fed batch by batch.
+
+    A write fills it from the flat rows it nests (on the stream's thread) while the file
+    writer reads a bucket's entry when it closes that bucket's file: rows come sorted by
+    bucket, so by then every row of the bucket has been added.
+    """
 
     def __init__(self) -> None:
         self.rows = np.zeros(BUCKETS, np.int64)
         self.xor = np.zeros(BUCKETS, np.uint64)
         self.total = np.zeros(BUCKETS, np.uint64)
 
-    def add(self, codes: np.ndarray, keys: np.ndarray) -> None:
+    def add(self, batch: pa.RecordBatch | pa.Table, key: str, identity: str) -> None:
+        """Add the rows of ``batch``: ``key`` names each row's bucket, ``identity`` (64-bit
+        integers, no nulls) is the row's identity."""
+        if not batch.num_rows:
+            return
+        codes = bucket_codes(batch.column(key))
+        ids = batch.column(identity)
+        ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        if ids.null_count or ids.type not in (pa.int64(), pa.uint64()):
+            raise ValueError(f"{identity}: a bucket identity is a 64-bit integer, never null")
+        keys = ids.to_numpy(zero_copy_only=False).view(np.uint64)
         self.rows += np.bincount(codes, minlength=BUCKETS)
         np.bitwise_xor.at(self.xor, codes, keys)
         with np.errstate(over="ignore"):
             np.add.at(self.total, codes, keys)  # modulo 2**64, on purpose
 
-    def fingerprints(self) -> dict[str, Fingerprint]:
-        return {
-            bucket_name(int(code)): Fingerprint(
-                int(self.rows[code]), int(self.xor[code]), int(self.total[code])
-            )
-            for code in np.flatnonzero(self.rows)
-        }
+    def get(self, bucket: str) -> Fingerprint:
+        code = int(bucket, 16)
+        return Fingerprint(int(self.rows[code]), int(self.xor[code]), int(self.total[code]))
+
+    def as_dict(self) -> dict[str, Fingerprint]:
+        """Every bucket that has rows."""
+        return {bucket_name(int(code)): self.get(bucket_name(int(code)))
+                for code in np.flatnonzero(self.rows)}  # fmt: skip
 
 
 def bucket_name(code: int) -> str:
@@ -111,29 +129,27 @@ def bucket_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def source_fingerprints(
-    batches: Iterable[pa.RecordBatch], spec: BucketSpec
+    batches: Iterable[pa.RecordBatch], key: str, identity: str
 ) -> dict[str, Fingerprint]:
-    """Per-bucket fingerprints of rows that decide an output: each batch's ``spec.key`` names
-    a row's bucket and ``spec.identities`` its identities."""
-    acc = _Accumulator()
+    """Per-bucket fingerprints of the rows that decide an output (see ``Fingerprints.add``)."""
+    fingerprints = Fingerprints()
     for batch in batches:
-        if batch.num_rows:
-            acc.add(bucket_codes(batch.column(spec.key)), spec.identities(batch))
-    return acc.fingerprints()
+        fingerprints.add(batch, key, identity)
+    return fingerprints.as_dict()
 
 
 def split_by_bucket(
-    batches: Iterable[pa.RecordBatch], spec: BucketSpec
-) -> Iterator[tuple[str, pa.RecordBatch, Fingerprint]]:
-    """Each batch cut where the bucket of ``spec.key`` changes: (bucket, slice, fingerprint of
-    the slice). Rows must come sorted by bucket; a bucket that comes back raises ValueError
-    (a file per bucket could not hold it)."""
+    batches: Iterable[pa.RecordBatch], key: str
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Each batch cut where the bucket of ``key`` changes, as (bucket, slice). Rows must come
+    sorted by bucket; a bucket that comes back raises ValueError (a file per bucket could not
+    hold it)."""
     seen: set[str] = set()
     current: str | None = None
     for batch in batches:
         if not batch.num_rows:
             continue
-        codes = bucket_codes(batch.column(spec.key))
+        codes = bucket_codes(batch.column(key))
         cuts = np.flatnonzero(np.diff(codes)) + 1
         for start, end in zip([0, *cuts.tolist()], [*cuts.tolist(), len(codes)], strict=True):
             name = bucket_name(int(codes[start]))
@@ -142,19 +158,7 @@ def split_by_bucket(
                     raise ValueError(f"rows of bucket {name} are not contiguous: not sorted by id")
                 seen.add(name)
                 current = name
-            piece = batch.slice(start, end - start)
-            keys = spec.identities(piece)
-            fingerprint = Fingerprint(
-                len(keys),
-                int(np.bitwise_xor.reduce(keys)) if len(keys) else 0,
-                int(keys.sum(dtype=np.uint64)) if len(keys) else 0,
-            )
-            yield name, piece, fingerprint
-
-
-def combine(a: Fingerprint, b: Fingerprint) -> Fingerprint:
-    """The fingerprint of two disjoint sets of rows together."""
-    return Fingerprint(a.rows + b.rows, a.xor ^ b.xor, (a.total + b.total) % 2**64)
+            yield name, batch.slice(start, end - start)
 
 
 def read_bucket_files(paths: Sequence[Path], schema: pa.Schema) -> dict[str, BucketFile]:

@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction
 
-from codeanatomy_assets.storage.buckets import (
-    FOOTER_KEY,
-    BucketSpec,
-    Fingerprint,
-    combine,
-    split_by_bucket,
-)
+from codeanatomy_assets.storage.buckets import FOOTER_KEY, BucketSpec, Fingerprint, split_by_bucket
 
 # Arrow bytes per file (about 100 MB of ZSTD Parquet for the edges); row groups of 128 Ki
 # rows keep the writer's buffers small and give readers row-group statistics to skip with.
@@ -169,14 +163,15 @@ def write_partition_files(
         nonlocal writer
         if writer is None:
             return
-        if bucket is not None:
+        if bucket is not None and buckets is not None:
+            fingerprints[bucket] = buckets.fingerprint(bucket)
             writer.add_key_value_metadata({FOOTER_KEY: fingerprints[bucket].to_json(bucket)})
         writer.close()
         actions.append(_add_action(directory, relative_dir, written[-1], partition, schema))
         writer = None
 
     pieces: Iterable[tuple[str | None, pa.RecordBatch]] = (
-        ((b, piece) for b, piece, _ in _fingerprinted(batches, buckets, fingerprints))
+        split_by_bucket(batches, buckets.key)
         if buckets is not None
         else ((None, batch) for batch in batches)
     )
@@ -210,15 +205,6 @@ def write_partition_files(
             (directory / name).unlink(missing_ok=True)
         raise
     return WrittenFiles(actions, rows, fingerprints)
-
-
-def _fingerprinted(
-    batches: Iterable[pa.RecordBatch], spec: BucketSpec, into: dict[str, Fingerprint]
-) -> Iterator[tuple[str, pa.RecordBatch, Fingerprint]]:
-    """``split_by_bucket``, adding each slice's fingerprint to its bucket's in ``into``."""
-    for bucket, piece, fingerprint in split_by_bucket(batches, spec):
-        into[bucket] = combine(into[bucket], fingerprint) if bucket in into else fingerprint
-        yield bucket, piece, fingerprint
 
 
 def link_partition_files(

@@ -1,5 +1,6 @@
-"""A commit that changes a few files rewrites the adjacency buckets they touch and links the
-others from the earlier partition; the maps are row for row those of a build from scratch."""
+"""A commit that changes a few files rewrites the map buckets they touch (adjacency and
+properties) and links the others from the earlier partition; the maps are row for row those of
+a build from scratch."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 
 REPO = "fixture"
-MAPS = ("cpg_edges_by_src", "cpg_edges_by_dst")
+MAPS = {"cpg_edges_by_src": "node_id", "cpg_edges_by_dst": "node_id", "cpg_props_map": "entity_id"}
 # Enough modules that a change leaves most buckets alone.
 MODULES = {f"lib/m{i:02d}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(40)}
 
@@ -33,7 +34,7 @@ def _build(repo: Path, lake_root: str, factory: DriverFactory, commit: str, **kw
 
 def _rows(lake: Lake, name: str, commit: str) -> list[dict]:
     table = lake.read_partition(name, REPO, commit).drop(["commit"])
-    return sorted(table.to_pylist(), key=lambda r: r["node_id"])
+    return sorted(table.to_pylist(), key=lambda r: r[MAPS[name]])
 
 
 def _layouts(lake: Lake, commit: str) -> dict[str, dict]:
@@ -74,12 +75,12 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
         linked = [p for p in files if p.stat().st_ino in earlier]
         assert layouts[name]["linked"] == len(linked) > layouts[name]["rewritten"] >= 1, name
         # One file per bucket, named by the first two characters of every id in it.
-        buckets = [{r[:2] for r in _ids(p)} for p in files]
+        buckets = [{r[:2] for r in _ids(p, MAPS[name])} for p in files]
         assert all(len(b) == 1 for b in buckets) and len({b.pop() for b in buckets}) == len(files)
 
 
-def _ids(path: Path) -> list[str]:
-    return pq.read_table(path, columns=["node_id"]).column("node_id").to_pylist()
+def _ids(path: Path, column: str) -> list[str]:
+    return pq.read_table(path, columns=[column]).column(column).to_pylist()
 
 
 def test_a_re_materialization_and_an_unchanged_graph_stay_exact(git_repo, tmp_path, factory):

@@ -3,14 +3,15 @@ partition links the files of the buckets it leaves as they were."""
 
 from __future__ import annotations
 
-import numpy as np
+from hashlib import blake2b
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from codeanatomy_assets.normalize.ids import id_keys
 from codeanatomy_assets.storage.buckets import (
     BucketSpec,
+    Fingerprints,
     bucket_codes,
     read_bucket_files,
     source_fingerprints,
@@ -20,26 +21,27 @@ from codeanatomy_assets.storage.buckets import (
 from codeanatomy_assets.storage.lake import Lake
 
 A, B, C = "a" * 40, "b" * 40, "c" * 40
-SCHEMA = pa.schema([("node_id", pa.string()), ("edge_id", pa.string()), ("n", pa.int64())])
+SCHEMA = pa.schema([("node_id", pa.string()), ("h", pa.int64()), ("n", pa.int64())])
 
 
-def _keys(batch: pa.RecordBatch) -> np.ndarray:
-    keys = id_keys(batch.column("edge_id"))
-    assert keys is not None
-    return keys
-
-
-SPEC = BucketSpec("node_id", _keys)
+def _table_spec(table: pa.Table) -> BucketSpec:
+    """The writer's spec for ``table``: fingerprints from its flat rows, as a build adds them
+    from the stream it nests."""
+    fingerprints = Fingerprints()
+    fingerprints.add(table, "node_id", "h")
+    return BucketSpec("node_id", fingerprints.get)
 
 
 def _rows(buckets: dict[str, int], salt: str = "") -> pa.Table:
-    """``count`` rows for each bucket, sorted by node id; edge ids differ with ``salt``."""
-    ids, edges = [], []
+    """``count`` rows for each bucket, sorted by node id; their identities (``h``, a 64-bit
+    hash as a build computes one) differ with ``salt``."""
+    ids, hashes = [], []
     for bucket, count in sorted(buckets.items()):
         for i in range(count):
             ids.append(f"{bucket}{i:030x}")
-            edges.append(f"{bucket}{hash((salt, bucket, i)) & (2**120 - 1):030x}")
-    return pa.table({"node_id": ids, "edge_id": edges, "n": list(range(len(ids)))}, SCHEMA)
+            hashes.append(int.from_bytes(blake2b(f"{salt}/{bucket}/{i}".encode(), digest_size=8)
+                                         .digest(), "little", signed=True))  # fmt: skip
+    return pa.table({"node_id": ids, "h": hashes, "n": list(range(len(ids)))}, SCHEMA)
 
 
 def test_bucket_codes_read_the_first_two_hex_characters():
@@ -50,29 +52,39 @@ def test_bucket_codes_read_the_first_two_hex_characters():
             bucket_codes(pa.array(bad, pa.string()))
 
 
+def test_identities_are_64_bit_integers_never_null():
+    fingerprints = Fingerprints()
+    fingerprints.add(_rows({"0a": 2}), "node_id", "h")
+    assert fingerprints.get("0a").rows == 2 and fingerprints.get("0b").rows == 0
+    for bad in (pa.array([1, None], pa.int64()), pa.array(["x", "y"])):
+        table = pa.table({"node_id": ["0a" + "0" * 30] * 2, "h": bad})
+        with pytest.raises(ValueError, match="64-bit integer, never null"):
+            fingerprints.add(table, "node_id", "h")
+    assert fingerprints.as_dict() == {"0a": fingerprints.get("0a")}
+
+
 def test_rows_are_cut_where_the_bucket_changes_and_must_come_sorted():
     table = _rows({"0a": 3, "0b": 2, "ff": 4})
-    pieces = list(split_by_bucket(table.to_batches(max_chunksize=4), SPEC))
+    pieces = list(split_by_bucket(table.to_batches(max_chunksize=4), "node_id"))
     # Batches of 4: [0a 0a 0a 0b] [0b ff ff ff] [ff].
-    assert [(b, p.num_rows) for b, p, _ in pieces] == [
+    assert [(b, p.num_rows) for b, p in pieces] == [
         ("0a", 3), ("0b", 1), ("0b", 1), ("ff", 3), ("ff", 1)]  # fmt: skip
-    assert sum(f.rows for _, _, f in pieces) == 9
     unsorted = pa.concat_tables([_rows({"0a": 1}), _rows({"0b": 1}), _rows({"0a": 1})])
     with pytest.raises(ValueError, match="bucket 0a are not contiguous"):
-        list(split_by_bucket(unsorted.to_batches(), SPEC))
+        list(split_by_bucket(unsorted.to_batches(), "node_id"))
 
 
 def test_a_bucketed_write_makes_one_file_per_bucket_with_its_fingerprint(tmp_path):
     lake = Lake(str(tmp_path))
     table = _rows({"0a": 300, "3f": 5, "ff": 70})
     written = lake.write_partition_stream(
-        "t", SCHEMA, lambda: table.to_batches(max_chunksize=64), "r", A, buckets=SPEC
+        "t", SCHEMA, lambda: table.to_batches(max_chunksize=64), "r", A, buckets=_table_spec(table)
     )
     assert written.rows == 375
     files = read_bucket_files(lake.partition_files("t", "r", A), SCHEMA)
     assert sorted(files) == ["0a", "3f", "ff"]
     # The footers hold what a scan of the flat rows computes.
-    expected = source_fingerprints(table.to_batches(max_chunksize=100), SPEC)
+    expected = source_fingerprints(table.to_batches(max_chunksize=100), "node_id", "h")
     assert {b: f.fingerprint for b, f in files.items()} == expected
     assert pq.read_table(files["3f"].path).column("node_id").to_pylist() == [
         f"3f{i:030x}" for i in range(5)]  # fmt: skip
@@ -82,12 +94,14 @@ def test_a_bucketed_write_makes_one_file_per_bucket_with_its_fingerprint(tmp_pat
 def test_a_later_partition_links_the_unchanged_buckets(tmp_path):
     lake = Lake(str(tmp_path))
     first = _rows({"0a": 30, "3f": 5, "ff": 7})
-    lake.write_partition_stream("t", SCHEMA, lambda: first.to_batches(), "r", A, buckets=SPEC)
+    lake.write_partition_stream(
+        "t", SCHEMA, lambda: first.to_batches(), "r", A, buckets=_table_spec(first)
+    )
     # The next commit: bucket 3f changed, ff is gone, 10 is new, 0a is as it was.
     second = pa.concat_tables(
         [_rows({"0a": 30}), _rows({"10": 2}), _rows({"3f": 5}, salt="changed")]
     )
-    now = source_fingerprints(second.to_batches(), SPEC)
+    now = source_fingerprints(second.to_batches(), "node_id", "h")
     earlier = lake.latest_bucket_files("t", "r", B, SCHEMA)
     assert sorted(earlier) == ["0a", "3f", "ff"]
     keep = unchanged(earlier, now)
@@ -95,7 +109,7 @@ def test_a_later_partition_links_the_unchanged_buckets(tmp_path):
     rewrite = second.filter(pa.compute.not_equal(pa.compute.utf8_slice_codeunits(
         second["node_id"], 0, 2), "0a"))  # fmt: skip
     written = lake.write_partition_stream(
-        "t", SCHEMA, lambda: rewrite.to_batches(), "r", B, buckets=SPEC,
+        "t", SCHEMA, lambda: rewrite.to_batches(), "r", B, buckets=_table_spec(rewrite),
         keep=[f.path for f in keep.values()],
     )  # fmt: skip
     assert written.rows == second.num_rows
@@ -116,7 +130,9 @@ def test_files_without_a_footer_or_of_another_schema_are_never_linked(tmp_path):
     table = _rows({"0a": 3, "0b": 3})
     lake.write_partition_stream("t", SCHEMA, lambda: table.to_batches(), "r", A)  # no buckets
     assert lake.latest_bucket_files("t", "r", B, SCHEMA) == {}
-    lake.write_partition_stream("t", SCHEMA, lambda: table.to_batches(), "r", B, buckets=SPEC)
+    lake.write_partition_stream(
+        "t", SCHEMA, lambda: table.to_batches(), "r", B, buckets=_table_spec(table)
+    )
     assert sorted(lake.latest_bucket_files("t", "r", C, SCHEMA)) == ["0a", "0b"]
     other = SCHEMA.append(pa.field("extra", pa.string()))
     assert read_bucket_files(lake.partition_files("t", "r", B), other) == {}
