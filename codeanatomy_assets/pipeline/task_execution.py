@@ -259,7 +259,7 @@ def _stream_to_lake(
         frames = [df.with_column(IDENTITY_COLUMN, identity(spec.nest.buckets)) for df in frames]
 
     def batches() -> Iterator[pa.RecordBatch]:
-        plain = (
+        plain: Iterator[pa.Table] = (
             plain_strings(pa.Table.from_batches([b.to_pyarrow()]))
             for df in frames
             for b in df.execute_stream()
