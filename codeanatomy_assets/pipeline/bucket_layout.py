@@ -3,11 +3,11 @@ partition (``storage.buckets`` says why).
 
 The fingerprint of every bucket is computed from the rows that decide the output (for an
 adjacency map, two columns of the edges the build has just written: the id naming the bucket
-and the edge id; for the property map, the owner's id and a digest of each property row),
-and compared with the footers of the newest earlier partition
-of the same repository. Unchanged buckets keep their files; the output's query then reads
-only the source rows of the other buckets, so its sort and its encoding shrink with the
-change, not with the repository.
+and the edge id; for the property map, the owner's id and a hash of each property row), and
+compared with the footers of an earlier partition of the same repository (the nearest
+ancestor that has one, else the newest). Unchanged buckets keep their files; the output's
+query then reads only the source rows of the other buckets, so its sort and its encoding
+shrink with the change, not with the repository.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from datafusion import Expr, SessionContext, col
 from datafusion.functions.spark import xxhash64
 
 from codeanatomy_assets.cpg.nesting import BucketSource, NestSpec
+from codeanatomy_assets.pipeline.run_context import current_run
 from codeanatomy_assets.storage.buckets import (
     BUCKET_HEX_CHARS,
     BucketSpec,
@@ -52,6 +53,7 @@ class BucketLayout:
     keep: tuple[Path, ...] = ()
     rewrite: tuple[str, ...] | None = None
     scan_s: float = 0.0
+    base: str | None = None  # the commit whose partition the kept files come from
 
 
 def bucket_layout(
@@ -65,7 +67,9 @@ def bucket_layout(
         return None
     fingerprints = Fingerprints()
     writer = BucketSpec(nest.key, fingerprints.get)
-    earlier = lake.latest_bucket_files(name, repo_id, commit, schema)
+    run = current_run()
+    prefer = run.attributes.get("bucket_bases", ()) if run is not None else ()
+    earlier = lake.latest_bucket_files(name, repo_id, commit, schema, prefer)
     if not earlier:
         return BucketLayout(writer, fingerprints)
     mark = time.perf_counter()
@@ -75,12 +79,14 @@ def bucket_layout(
     now = source_fingerprints((b.to_pyarrow() for b in scan.execute_stream()), "k", IDENTITY_COLUMN)
     keep = unchanged(earlier, now)
     rewrite = tuple(sorted(set(now) - set(keep)))
+    base = next(iter(earlier.values())).path.parent.name.removeprefix("commit=")
     return BucketLayout(
         writer,
         fingerprints,
         tuple(f.path for f in keep.values()),
         rewrite,
         time.perf_counter() - mark,
+        base,
     )
 
 

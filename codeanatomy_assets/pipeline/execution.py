@@ -62,6 +62,8 @@ from codeanatomy_assets.storage.lake import Lake, check_partition, default_repo_
 from codeanatomy_assets.storage.scratch import Scratch
 
 PIPELINE_EVENTS_TABLE = "pipeline_events"
+# Ancestors of a commit whose partitions its bucketed outputs may link from.
+_BUCKET_BASE_ANCESTORS = 64
 
 
 def _workers(request: BuildRequest) -> int:
@@ -171,6 +173,12 @@ def build_commit(
         raise ConfigError(str(exc)) from exc
     collector = DiagnosticsCollector()
     context = RunContext(run_id, repo_id, sha, request.execution_mode, collector, telemetry)
+    # The partitions a bucketed output prefers to link from, nearest ancestor first
+    # (``pipeline.bucket_layout``): a backfill that finishes commits out of order still
+    # compares each one with its own history, not with whichever commit finished last.
+    context.attributes["bucket_bases"] = tuple(
+        c.sha for c in repo.commits(sha, limit=_BUCKET_BASE_ANCESTORS + 1)[1:]
+    )
     if on_output is not None:
         told = on_output  # bound here, for the closure's type
 

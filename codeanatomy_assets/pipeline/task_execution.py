@@ -297,6 +297,7 @@ def _stream_to_lake(
             linked=len(layout.keep),
             rewritten=len(layout.rewrite) if layout.rewrite is not None else None,
             scan_s=round(layout.scan_s, 3),
+            base_commit=layout.base,
         )
     return written
 

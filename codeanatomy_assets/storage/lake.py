@@ -443,11 +443,17 @@ class Lake:
         return _partition_paths(table, repo_id, commit)
 
     def latest_bucket_files(
-        self, name: str, repo_id: str, commit: str, schema: pa.Schema
+        self,
+        name: str,
+        repo_id: str,
+        commit: str,
+        schema: pa.Schema,
+        prefer: Sequence[str] = (),
     ) -> dict[str, BucketFile]:
-        """The bucket files (``storage.buckets``) of the newest partition of table ``name``
-        for ``repo_id`` other than ``commit``'s, whose columns are ``schema``'s (without the
-        partition columns); empty when there is none, or the lake is not local."""
+        """The bucket files (``storage.buckets``) of one earlier partition of table ``name``
+        for ``repo_id``: the first commit of ``prefer`` that has one, else the newest
+        partition other than ``commit``'s. Only files whose columns are ``schema``'s (without
+        the partition columns); empty when there is none, or the lake is not local."""
         check_partition(repo_id, commit)
         table = self.table(name)
         if not self.is_local or table is None:
@@ -460,8 +466,12 @@ class Lake:
         adds = adds.filter(mine)
         if not adds.num_rows:
             return {}
-        newest = adds.sort_by([("modification_time", "descending")])["partition.commit"][0]
-        paths = _partition_paths(table, repo_id, newest.as_py())
+        present = set(adds["partition.commit"].to_pylist())
+        chosen = next((c for c in prefer if c in present and c != commit), None)
+        if chosen is None:
+            newest = adds.sort_by([("modification_time", "descending")])["partition.commit"][0]
+            chosen = newest.as_py()
+        paths = _partition_paths(table, repo_id, chosen)
         return read_bucket_files(paths, _data_schema(schema))
 
     def delete_partition(self, name: str, repo_id: str, commit: str) -> int:

@@ -100,3 +100,18 @@ def test_a_re_materialization_and_an_unchanged_graph_stay_exact(git_repo, tmp_pa
     _build(repo.path, root, factory, first)
     for name in MAPS:
         assert _rows(lake, name, first) == before[name]
+
+
+def test_a_branch_links_from_its_own_ancestor_not_the_newest_build(git_repo, tmp_path, factory):
+    repo = git_repo()
+    base = repo.commit({**FILES, **MODULES})
+    main = repo.commit({f"lib/m{i:02d}.py": f"V = {i}\n" for i in range(20)})  # far from base
+    repo.git("checkout", "-q", "-b", "topic", base)
+    topic = repo.commit({"lib/m01.py": "def f1(x):\n    return x - 1\n"})
+    root = str(tmp_path / "lake")
+    for commit in (base, main, topic):  # main is the newest build when topic's runs
+        _build(repo.path, root, factory, commit)
+    lake = Lake(root)
+    layouts = _layouts(lake, topic)
+    assert {d["base_commit"] for d in layouts.values()} == {base}
+    assert {d["base_commit"] for d in _layouts(lake, main).values()} == {base}

@@ -139,3 +139,23 @@ def test_files_without_a_footer_or_of_another_schema_are_never_linked(tmp_path):
     # Only the repository's own partitions count, and never the commit's own.
     assert lake.latest_bucket_files("t", "other-repo", C, SCHEMA) == {}
     assert lake.latest_bucket_files("t", "r", B, SCHEMA) == {}
+
+
+def test_an_ancestor_named_first_is_preferred_to_the_newest_partition(tmp_path):
+    lake = Lake(str(tmp_path))
+    table = _rows({"0a": 3})
+    for commit in (A, B):
+        lake.write_partition_stream(
+            "t", SCHEMA, lambda: table.to_batches(), "r", commit, buckets=_table_spec(table)
+        )
+
+    def source(files: dict) -> str:
+        return next(iter(files.values())).path.parent.name
+
+    assert source(lake.latest_bucket_files("t", "r", C, SCHEMA)) == f"commit={B}"  # newest
+    assert source(lake.latest_bucket_files("t", "r", C, SCHEMA, prefer=[A])) == f"commit={A}"
+    # A preferred commit without a partition, or the commit itself, is passed over.
+    assert source(lake.latest_bucket_files("t", "r", C, SCHEMA, prefer=[C, "d" * 40, A])) == (
+        f"commit={A}"
+    )
+    assert source(lake.latest_bucket_files("t", "r", A, SCHEMA, prefer=[A])) == f"commit={B}"
