@@ -26,7 +26,8 @@ its time outside that step (imports, the instance, the run's own events) is prin
 Dagster's fixed cost is also measured where the noise is small: CLI and Dagster builds of the
 stdlib's ``email`` package alternating (``--small-pairs``, default 5). For the full, one-file
 and 1 % builds it also prints where the time went, from each build's run manifest: the
-evidence node, the intermediate views, the written outputs, and the five slowest nodes.
+evidence node, the intermediate views, the written outputs, the five slowest nodes, and how
+many buckets of each map the build rewrote rather than linked.
 Targets (issue 6, not asserted):
 full <= 4x baseline, one-file commit <= 5 % of full, 1 % commit <= 15 %, peak RSS <= 2 GB,
 Dagster <= CLI + 2 s.
@@ -50,6 +51,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 _GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
@@ -192,33 +194,55 @@ class Phases:
     views_s: float
     outputs_s: float
     slowest: dict[str, float]
+    # Bucketed outputs: buckets rewritten and linked from an earlier partition (None
+    # rewritten: no earlier partition, every bucket written).
+    buckets: dict[str, dict[str, int | None]]
 
 
-def build_phases(cli: list[str], lake: str, repo: Path) -> Phases:
-    """Where HEAD's latest build spent its time, from its run manifest: the evidence node
-    (extraction, or the evidence cache), the intermediate views, the written outputs, and the
-    slowest nodes. Read by a child process: this one's peak RSS is the baseline's."""
-    sha = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout.strip()
-    sql = (
-        "SELECT timings_json FROM run_manifest "
-        f"WHERE \"commit\" = '{sha}' ORDER BY finished_at DESC LIMIT 1"
-    )
+def _query(cli: list[str], lake: str, sql: str) -> list[dict[str, Any]]:
     out = subprocess.run(
         [*cli, "query", "--lake", lake, "--format", "json", sql],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    nodes: dict[str, float] = json.loads(json.loads(out.splitlines()[0])["timings_json"])["nodes"]
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def build_phases(cli: list[str], lake: str, repo: Path) -> Phases:
+    """Where HEAD's latest build spent its time, from its run manifest: the evidence node
+    (extraction, or the evidence cache), the intermediate views, the written outputs, the
+    slowest nodes, and the buckets each bucketed output rewrote (its ``bucket_layout``
+    events). Read by a child process: this one's peak RSS is the baseline's."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    (run,) = _query(
+        cli,
+        lake,
+        "SELECT run_id, timings_json FROM run_manifest "
+        f"WHERE \"commit\" = '{sha}' ORDER BY finished_at DESC LIMIT 1",
+    )
+    nodes: dict[str, float] = json.loads(run["timings_json"])["nodes"]
     outputs = {k: v for k, v in nodes.items() if k.startswith("write_")}
     evidence = nodes.get("evidence", 0.0)
+    layouts = [
+        json.loads(row["detail_json"])
+        for row in _query(
+            cli,
+            lake,
+            "SELECT detail_json FROM pipeline_events "
+            f"WHERE run_id = '{run['run_id']}' AND event = 'bucket_layout'",
+        )
+    ]
     return Phases(
         evidence_s=evidence,
         views_s=sum(nodes.values()) - evidence - sum(outputs.values()),
         outputs_s=sum(outputs.values()),
         slowest=dict(sorted(nodes.items(), key=lambda kv: -kv[1])[:5]),
+        buckets={
+            d["output"]: {"rewritten": d["rewritten"], "linked": d["linked"]} for d in layouts
+        },
     )
 
 
@@ -349,6 +373,12 @@ def main() -> int:
         slowest = ", ".join(f"{k} {v:.1f}" for k, v in phase.slowest.items())
         print(f"{name:<22}{phase.evidence_s:>10.2f}{phase.views_s:>10.2f}"
               f"{phase.outputs_s:>10.2f}  {slowest}")  # fmt: skip
+        if any(b["rewritten"] is not None for b in phase.buckets.values()):
+            rewritten = ", ".join(
+                f"{k} {b['rewritten']}/{(b['rewritten'] or 0) + (b['linked'] or 0)}"
+                for k, b in sorted(phase.buckets.items())
+            )
+            print(f"{'':<22}buckets rewritten: {rewritten}")
     print()
     for key, value in ratios.items():
         print(f"{key:<28}{value:>10.3f}")
