@@ -12,6 +12,7 @@ shrink with the change, not with the repository.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,9 @@ from codeanatomy_assets.storage.buckets import (
     source_fingerprints,
     unchanged,
 )
-from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.lake import Lake, LakeError
+
+log = logging.getLogger(__name__)
 
 # The column a bucketed output's flat rows carry their identity in, until nesting drops it.
 IDENTITY_COLUMN = "bucket_identity"
@@ -58,10 +61,11 @@ class BucketLayout:
 
 def bucket_layout(
     nest: NestSpec, ctx: SessionContext, lake: Lake, name: str, repo_id: str, commit: str,
-    schema: pa.Schema,
+    schema: pa.Schema, *, link: bool = True,
 ) -> BucketLayout | None:  # fmt: skip
     """The layout of output ``name`` (``nest`` sorted by id, ``ctx`` holding its source
-    table); None when it is not written in buckets (no bucket source, or not a local lake)."""
+    table); None when it is not written in buckets (no bucket source, or not a local lake).
+    Without ``link``, or when the earlier partition cannot be read, every bucket is written."""
     source = nest.buckets
     if source is None or not lake.is_local:
         return None
@@ -69,7 +73,11 @@ def bucket_layout(
     writer = BucketSpec(nest.key, fingerprints.get)
     run = current_run()
     prefer = run.attributes.get("bucket_bases", ()) if run is not None else ()
-    earlier = lake.latest_bucket_files(name, repo_id, commit, schema, prefer)
+    try:
+        earlier = lake.earlier_bucket_files(name, repo_id, commit, schema, prefer) if link else {}
+    except (LakeError, OSError) as exc:  # files of its log gone missing: nothing to link
+        log.warning("%s: no earlier bucket files linked: %s", name, exc)
+        earlier = {}
     if not earlier:
         return BucketLayout(writer, fingerprints)
     mark = time.perf_counter()

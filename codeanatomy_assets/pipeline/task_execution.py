@@ -67,6 +67,10 @@ class EmptyOutputError(ValueError):
     """An output whose contract says non-empty produced no rows."""
 
 
+class _LinkFailed(RuntimeError):
+    """An earlier partition's bucket file could not be linked; nothing was committed."""
+
+
 @dataclass(frozen=True)
 class OutputTable:
     """An output written to its Delta partition; dependents read it back from there."""
@@ -242,12 +246,15 @@ def _stream_to_lake(
     commit: str,
     pool: Pool,
     repartition: bool = True,
+    link: bool = True,
 ) -> TableWrite:
     ctx = _context(dependencies, pool=pool, repartition=repartition)
     schema = OUTPUT_CONTRACTS[spec.task_name].schema
     layout = None
     if spec.nest is not None:
-        layout = bucket_layout(spec.nest, ctx, lake, spec.task_name, repo_id, commit, schema)
+        layout = bucket_layout(
+            spec.nest, ctx, lake, spec.task_name, repo_id, commit, schema, link=link
+        )
         if layout is not None and layout.rewrite is not None:
             restrict_source(ctx, spec.nest, layout.rewrite)
     keep = layout.keep if layout is not None else ()
@@ -280,15 +287,22 @@ def _stream_to_lake(
                 f"{spec.task_name} is empty, and its contract says it must not be"
             )
 
-    written = lake.write_partition_stream(
-        spec.task_name,
-        schema,
-        lambda: _pumped(batches),
-        repo_id,
-        commit,
-        buckets=layout.writer if layout is not None else None,
-        keep=keep,
-    )
+    try:
+        written = lake.write_partition_stream(
+            spec.task_name,
+            schema,
+            lambda: _pumped(batches),
+            repo_id,
+            commit,
+            buckets=layout.writer if layout is not None else None,
+            keep=keep,
+        )
+    except OSError as exc:
+        if not keep:
+            raise
+        # An earlier file went away between its footer and its link (a retention run, a
+        # vacuum): nothing was committed, and the caller writes every bucket instead.
+        raise _LinkFailed(f"{spec.task_name}: {exc}") from exc
     run = current_run()
     if layout is not None and run is not None:
         run.collector.record(
@@ -320,12 +334,21 @@ def execute_view_to_lake(
     commit: str,
 ) -> OutputTable:
     """Stream an output view into its Delta partition; returns the handle dependents read."""
-    written = _bounded_first(
-        spec,
-        lambda pool, repartition: _stream_to_lake(
-            spec, dependencies, repo_id, lake, commit, pool, repartition
-        ),
-    )
+    try:
+        written = _bounded_first(
+            spec,
+            lambda pool, repartition: _stream_to_lake(
+                spec, dependencies, repo_id, lake, commit, pool, repartition
+            ),
+        )
+    except _LinkFailed as exc:
+        log.warning("%s; writing every bucket instead", exc)
+        written = _bounded_first(
+            spec,
+            lambda pool, repartition: _stream_to_lake(
+                spec, dependencies, repo_id, lake, commit, pool, repartition, link=False
+            ),
+        )
     column = KIND_COLUMNS.get(spec.task_name)
     counts = lake.value_counts(spec.task_name, column, repo_id, commit) if column else None
     write = OutputWrite(

@@ -8,9 +8,9 @@ the columns that tell the rows apart, ``pipeline.bucket_layout``).
 
 Why: a commit that changes a few files changes the rows of a few buckets. The next build
 computes the fingerprint of every bucket from the source rows (a scan of two columns, where
-writing the map sorts and encodes every row), compares it with the footers of the newest
-earlier partition of the same repository, rewrites the buckets that differ and hard-links the
-others' files. The footer travels with the file, so a linked file still says what it holds;
+writing the map sorts and encodes every row), compares it with the footers of an earlier
+partition of the same repository, rewrites the buckets that differ and hard-links the others'
+files. The footer travels with the file, so a linked file still says what it holds;
 a file without one (written before buckets existed) is simply never linked.
 
 A fingerprint proves nothing by itself about rows it was not computed from: it is compared

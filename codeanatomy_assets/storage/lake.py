@@ -442,7 +442,7 @@ class Lake:
             return []
         return _partition_paths(table, repo_id, commit)
 
-    def latest_bucket_files(
+    def earlier_bucket_files(
         self,
         name: str,
         repo_id: str,

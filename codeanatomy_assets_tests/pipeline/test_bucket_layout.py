@@ -13,6 +13,7 @@ import pytest
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.execution import build_commit
 from codeanatomy_assets.pipeline.request import BuildRequest
+from codeanatomy_assets.storage import partition_files
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 
@@ -115,3 +116,59 @@ def test_a_branch_links_from_its_own_ancestor_not_the_newest_build(git_repo, tmp
     layouts = _layouts(lake, topic)
     assert {d["base_commit"] for d in layouts.values()} == {base}
     assert {d["base_commit"] for d in _layouts(lake, main).values()} == {base}
+
+
+def test_an_earlier_file_gone_from_disk_means_writing_every_bucket(git_repo, tmp_path, factory):
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
+    root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
+    _build(repo.path, root, factory, first)
+    lake = Lake(root)
+    lake.partition_files("cpg_edges_by_src", REPO, first)[0].unlink()  # a vacuum, half-way
+    _build(repo.path, root, factory, second)
+    _build(repo.path, scratch, factory, second)
+    layouts = _layouts(lake, second)
+    assert (layouts["cpg_edges_by_src"]["linked"], layouts["cpg_edges_by_src"]["rewritten"]) == (
+        0, None)  # fmt: skip
+    assert layouts["cpg_edges_by_dst"]["linked"] > 0  # the other maps still link
+    for name in MAPS:
+        assert _rows(lake, name, second) == _rows(Lake(scratch), name, second), name
+
+
+def test_a_link_that_fails_half_way_commits_nothing_and_writes_every_bucket(
+    git_repo, tmp_path, factory, monkeypatch, caplog
+):
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
+    root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
+    _build(repo.path, root, factory, first)
+    real, calls = partition_files.link_or_copy, []
+
+    def vanishing(source: Path, target: Path) -> None:
+        """The third bucket file of by_src to link was removed after its footer was read (a
+        retention run); every other link (the evidence cache's too) happens."""
+        if "cpg_edges_by_src" in source.parts:
+            calls.append(source)
+            if len(calls) == 3:
+                raise FileNotFoundError(2, "No such file or directory", str(source))
+        real(source, target)
+
+    monkeypatch.setattr(partition_files, "link_or_copy", vanishing)
+    _build(repo.path, root, factory, second)
+    monkeypatch.setattr(partition_files, "link_or_copy", real)
+    _build(repo.path, scratch, factory, second)
+    lake = Lake(root)
+    assert "writing every bucket instead" in caplog.text and len(calls) == 3
+    layout = _layouts(lake, second)["cpg_edges_by_src"]
+    assert (layout["linked"], layout["rewritten"]) == (0, None)
+    for name in MAPS:
+        assert _rows(lake, name, second) == _rows(Lake(scratch), name, second), name
+    # Only the committed files are in the partition's directory: none left from the failed try.
+    for name in MAPS:
+        listed = set(lake.partition_files(name, REPO, second))
+        on_disk = set(
+            (Path(lake.table_uri(name)) / f"repo_id={REPO}" / f"commit={second}").glob("*.parquet")
+        )
+        assert on_disk == listed, name

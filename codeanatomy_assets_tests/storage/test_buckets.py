@@ -102,7 +102,7 @@ def test_a_later_partition_links_the_unchanged_buckets(tmp_path):
         [_rows({"0a": 30}), _rows({"10": 2}), _rows({"3f": 5}, salt="changed")]
     )
     now = source_fingerprints(second.to_batches(), "node_id", "h")
-    earlier = lake.latest_bucket_files("t", "r", B, SCHEMA)
+    earlier = lake.earlier_bucket_files("t", "r", B, SCHEMA)
     assert sorted(earlier) == ["0a", "3f", "ff"]
     keep = unchanged(earlier, now)
     assert sorted(keep) == ["0a"]
@@ -116,7 +116,7 @@ def test_a_later_partition_links_the_unchanged_buckets(tmp_path):
     got = lake.read_partition("t", "r", B).drop(["repo_id", "commit"]).sort_by("node_id")
     assert got.equals(second.sort_by("node_id"))
     # The kept bucket's file is the first partition's bytes, under a name of the second's.
-    linked = lake.latest_bucket_files("t", "r", C, SCHEMA)
+    linked = lake.earlier_bucket_files("t", "r", C, SCHEMA)
     assert sorted(linked) == ["0a", "10", "3f"]
     assert linked["0a"].path.stat().st_ino == earlier["0a"].path.stat().st_ino
     assert linked["0a"].path.parent.name == f"commit={B}"
@@ -129,16 +129,16 @@ def test_files_without_a_footer_or_of_another_schema_are_never_linked(tmp_path):
     lake = Lake(str(tmp_path))
     table = _rows({"0a": 3, "0b": 3})
     lake.write_partition_stream("t", SCHEMA, lambda: table.to_batches(), "r", A)  # no buckets
-    assert lake.latest_bucket_files("t", "r", B, SCHEMA) == {}
+    assert lake.earlier_bucket_files("t", "r", B, SCHEMA) == {}
     lake.write_partition_stream(
         "t", SCHEMA, lambda: table.to_batches(), "r", B, buckets=_table_spec(table)
     )
-    assert sorted(lake.latest_bucket_files("t", "r", C, SCHEMA)) == ["0a", "0b"]
+    assert sorted(lake.earlier_bucket_files("t", "r", C, SCHEMA)) == ["0a", "0b"]
     other = SCHEMA.append(pa.field("extra", pa.string()))
     assert read_bucket_files(lake.partition_files("t", "r", B), other) == {}
     # Only the repository's own partitions count, and never the commit's own.
-    assert lake.latest_bucket_files("t", "other-repo", C, SCHEMA) == {}
-    assert lake.latest_bucket_files("t", "r", B, SCHEMA) == {}
+    assert lake.earlier_bucket_files("t", "other-repo", C, SCHEMA) == {}
+    assert lake.earlier_bucket_files("t", "r", B, SCHEMA) == {}
 
 
 def test_an_ancestor_named_first_is_preferred_to_the_newest_partition(tmp_path):
@@ -152,10 +152,10 @@ def test_an_ancestor_named_first_is_preferred_to_the_newest_partition(tmp_path):
     def source(files: dict) -> str:
         return next(iter(files.values())).path.parent.name
 
-    assert source(lake.latest_bucket_files("t", "r", C, SCHEMA)) == f"commit={B}"  # newest
-    assert source(lake.latest_bucket_files("t", "r", C, SCHEMA, prefer=[A])) == f"commit={A}"
+    assert source(lake.earlier_bucket_files("t", "r", C, SCHEMA)) == f"commit={B}"  # newest
+    assert source(lake.earlier_bucket_files("t", "r", C, SCHEMA, prefer=[A])) == f"commit={A}"
     # A preferred commit without a partition, or the commit itself, is passed over.
-    assert source(lake.latest_bucket_files("t", "r", C, SCHEMA, prefer=[C, "d" * 40, A])) == (
+    assert source(lake.earlier_bucket_files("t", "r", C, SCHEMA, prefer=[C, "d" * 40, A])) == (
         f"commit={A}"
     )
-    assert source(lake.latest_bucket_files("t", "r", A, SCHEMA, prefer=[A])) == f"commit={B}"
+    assert source(lake.earlier_bucket_files("t", "r", A, SCHEMA, prefer=[A])) == f"commit={B}"
