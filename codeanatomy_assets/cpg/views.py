@@ -106,6 +106,16 @@ _REACHING_SOURCE = (
 )
 
 
+def _file_span(whole_file: str, alias: str) -> tuple[str, str]:
+    """The span a node's id hashes: (0, 0) where ``whole_file`` holds (the node is its file:
+    a MODULE, the module's scope and its symbols), else the node's own. Such a node spans the
+    whole file, so its real span changes with any edit, and with it the id of every edge into
+    the module from other files (each importer's); by path, kind and name it is already one
+    of a kind. The row keeps its real span."""
+    start, end = (f"CASE WHEN {whole_file} THEN 0 ELSE {alias}.{c} END" for c in ("bstart", "bend"))
+    return start, end
+
+
 def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     """Every view of the graph for one repository (its id is part of every node id)."""
     repo = sql_literal(repo_id)
@@ -134,7 +144,7 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     add(
         "file_ids",
         f"""
-        SELECT f.*, {nid("f.path", "'FILE'", "''", "0", "coalesce(f.size_bytes, 0)")} AS file_id
+        SELECT f.*, {nid("f.path", "'FILE'", "''", "0", "0")} AS file_id
         FROM files f""",
     )
     # Module names are root-aware (``extract.packages``): the extractors name modules by
@@ -163,14 +173,15 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         """
         SELECT f.path, f.file_id, r.strip FROM file_ids f JOIN file_roots r ON f.path = r.path""",
     )
+    module_span = _file_span("a.node_kind = 'MODULE'", "a")
     add(
         "ast_node_ids",
         f"""
         SELECT a.* EXCLUDE (qualified_name),
                CASE WHEN k.strip = 0 THEN a.qualified_name
                     ELSE substr(a.qualified_name, k.strip + 1) END AS qualified_name,
-               {nid("a.path", "a.node_kind", "a.discriminator", "a.bstart", "a.bend")}
-               AS node_id, k.file_id
+               {nid("a.path", "a.node_kind", "a.discriminator", *module_span)} AS node_id,
+               k.file_id
         FROM ast_nodes a JOIN file_keys k ON a.path = k.path""",
     )
     add(
@@ -187,7 +198,8 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         SELECT s.* EXCLUDE (qualified_name),
                CASE WHEN k.strip = 0 THEN s.qualified_name
                     ELSE substr(s.qualified_name, k.strip + 1) END AS qualified_name,
-               {nid("s.path", "'SCOPE'", "s.scope_path", "s.bstart", "s.bend")} AS node_id,
+               {nid("s.path", "'SCOPE'", "s.scope_path", *_file_span("s.scope_path = 'top'", "s"))}
+               AS node_id,
                k.file_id
         FROM scopes s JOIN file_keys k ON s.path = k.path""",
     )
@@ -211,7 +223,12 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         "symbol_ids",
         f"""
         SELECT y.*, {
-            nid("y.path", "'SYMBOL'", "y.scope_path || '::' || y.name", "y.bstart", "y.bend")
+            nid(
+                "y.path",
+                "'SYMBOL'",
+                "y.scope_path || '::' || y.name",
+                *_file_span("y.scope_path = 'top'", "y"),
+            )
         } AS node_id,
                s.node_id AS scope_id, s.file_id, s.qualified_name AS scope_qualified_name
         FROM symbols y JOIN scope_ids s ON y.path = s.path AND y.scope_path = s.scope_path""",

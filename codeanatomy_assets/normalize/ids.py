@@ -12,7 +12,9 @@ and unchanged across commits for an unchanged ``(path, kind, span)``: the commit
 the formula. ``discriminator`` separates nodes that share a kind and a span: the ``ast`` type
 (plus ``#n`` for the n-th duplicate) for syntax nodes, the symbol table path for scopes and
 symbols, the dotted name for externals; for edges, what tells two edges between the same
-nodes apart (the AST field, a branch label...).
+nodes apart (the AST field, a branch label...). A node that is its whole file (FILE, MODULE,
+the module's scope and the symbols of that scope) hashes the span (0, 0): its id survives any
+edit of the file, and so do the ids of the edges into it from other files.
 
 Why the two-character bucket in front: every node of one file shares it (a node outside any
 file, such as an external, takes its discriminator's), and an edge shares its source's. So the
