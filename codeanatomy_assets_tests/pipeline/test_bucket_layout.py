@@ -65,6 +65,13 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
 
     for name in MAPS:
         assert _rows(lake, name, second) == _rows(fresh, name, second), name
+    # The edited file's own nodes keep their ids (its spans moved); its function does not.
+    ids = {c: _node_ids(lake, c, "lib/m03.py") for c in (first, second)}
+    for kind in ("FILE", "MODULE", "SCOPE", "SYMBOL"):
+        assert ids[first][kind] & ids[second][kind], kind
+    # Of the two scopes, the module's stays and the function's (its span moved) does not.
+    assert len(ids[first]["SCOPE"] & ids[second]["SCOPE"]) == 1 == len(ids[second]["SCOPE"]) - 1
+    assert not ids[first]["FUNCTION"] & ids[second]["FUNCTION"]
     first_layouts, layouts = _layouts(lake, first), _layouts(lake, second)
     # The first build had nothing to link: every bucket was written.
     assert {n: (d["linked"], d["rewritten"]) for n, d in first_layouts.items()} == {
@@ -78,6 +85,15 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
         # One file per bucket, named by the first two characters of every id in it.
         buckets = [{r[:2] for r in _ids(p, MAPS[name])} for p in files]
         assert all(len(b) == 1 for b in buckets) and len({b.pop() for b in buckets}) == len(files)
+
+
+def _node_ids(lake: Lake, commit: str, path: str) -> dict[str, set[str]]:
+    nodes = lake.read_partition("cpg_nodes", REPO, commit).to_pylist()
+    found: dict[str, set[str]] = {}
+    for n in nodes:
+        if n["path"] == path:
+            found.setdefault(n["node_kind"], set()).add(n["node_id"])
+    return found
 
 
 def _ids(path: Path, column: str) -> list[str]:
