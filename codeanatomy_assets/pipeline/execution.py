@@ -176,9 +176,7 @@ def build_commit(
     # The partitions a bucketed output prefers to link from, nearest ancestor first
     # (``pipeline.bucket_layout``): a backfill that finishes commits out of order still
     # compares each one with its own history, not with whichever commit finished last.
-    context.attributes["bucket_bases"] = tuple(
-        c.sha for c in repo.commits(sha, limit=_BUCKET_BASE_ANCESTORS + 1)[1:]
-    )
+    context.attributes["bucket_bases"] = tuple(repo.first_parents(sha, _BUCKET_BASE_ANCESTORS))
     if on_output is not None:
         told = on_output  # bound here, for the closure's type
 

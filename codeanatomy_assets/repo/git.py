@@ -104,6 +104,20 @@ class GitRepository:
                 break
         return out
 
+    def first_parents(self, commit_sha: str, limit: int) -> list[str]:
+        """Up to ``limit`` shas along ``commit_sha``'s first parents, nearest first (without
+        it): a walk of ``limit`` steps, where a sorted history walk reads the whole history."""
+        out: list[str] = []
+        commit = self._repo.get(commit_sha)
+        while isinstance(commit, pygit2.Commit) and commit.parent_ids and len(out) < limit:
+            parent = commit.parent_ids[0]
+            out.append(str(parent))
+            try:
+                commit = self._repo.get(parent)
+            except (KeyError, ValueError, pygit2.GitError):  # a shallow clone's boundary
+                break
+        return out
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is reachable from ``descendant`` (False if either is unknown)."""
         try:

@@ -62,3 +62,18 @@ def test_bad_repository_and_revision(tmp_path, git_repo):
     repo.commit()
     with pytest.raises(RevisionError, match="unknown revision 'nope'"):
         GitRepository(repo.path).resolve("nope")
+
+
+def test_first_parents_walk_back_nearest_first_and_stop_at_the_root(git_repo):
+    repo = git_repo()
+    shas = repo.commits(4)
+    repo.git("checkout", "-q", "-b", "side", shas[1])
+    side = repo.commit({"side.py": "s = 1\n"})
+    repo.git("checkout", "-q", "-")
+    repo.git("merge", "-q", "--no-edit", side)
+    merge = repo.head()
+    g = GitRepository(repo.path)
+    # The merge's first parent is the main line; the side branch is not walked.
+    assert g.first_parents(merge, 10) == [shas[3], shas[2], shas[1], shas[0]]
+    assert g.first_parents(merge, 2) == [shas[3], shas[2]]
+    assert g.first_parents(shas[0], 5) == []
