@@ -46,11 +46,13 @@ def identity(source: BucketSource) -> Expr:
 
 @dataclass(frozen=True)
 class BucketLayout:
-    """How one output is written: ``writer`` splits its rows into bucket files, whose
-    fingerprints the stream adds to ``fingerprints`` as it nests them; ``keep`` are an
-    earlier partition's files of the buckets left as they were; ``rewrite`` the buckets to
-    compute (None: all of them)."""
+    """How one output is written: ``writer`` splits its rows (sorted by ``key``) into bucket
+    files, whose fingerprints the stream adds to ``fingerprints`` as it nests them (each row's
+    identity from ``source``); ``keep`` are an earlier partition's files of the buckets left
+    as they were; ``rewrite`` the buckets to compute (None: all of them)."""
 
+    key: str
+    source: BucketSource
     writer: BucketSpec
     fingerprints: Fingerprints
     keep: tuple[Path, ...] = ()
@@ -79,7 +81,7 @@ def bucket_layout(
         log.warning("%s: no earlier bucket files linked: %s", name, exc)
         earlier = {}
     if not earlier:
-        return BucketLayout(writer, fingerprints)
+        return BucketLayout(nest.key, source, writer, fingerprints)
     mark = time.perf_counter()
     scan = ctx.table(source.table).select(
         col(source.key).alias("k"), identity(source).alias(IDENTITY_COLUMN)
@@ -89,6 +91,8 @@ def bucket_layout(
     rewrite = tuple(sorted(set(now) - set(keep)))
     base = next(iter(earlier.values())).path.parent.name.removeprefix("commit=")
     return BucketLayout(
+        nest.key,
+        source,
         writer,
         fingerprints,
         tuple(f.path for f in keep.values()),

@@ -262,8 +262,8 @@ def _stream_to_lake(
     # first runs, so a part that does not plan fails the write before it starts.
     queries = [_bind(part, repo_id) for part in spec.parts] or [_sql(spec, repo_id)]
     frames = [ctx.sql(query) for query in queries]
-    if layout is not None and spec.nest is not None and spec.nest.buckets is not None:
-        frames = [df.with_column(IDENTITY_COLUMN, identity(spec.nest.buckets)) for df in frames]
+    if layout is not None:
+        frames = [df.with_column(IDENTITY_COLUMN, identity(layout.source)) for df in frames]
 
     def batches() -> Iterator[pa.RecordBatch]:
         plain: Iterator[pa.Table] = (
@@ -271,8 +271,8 @@ def _stream_to_lake(
             for df in frames
             for b in df.execute_stream()
         )
-        if layout is not None and spec.nest is not None:
-            plain = _fingerprinted(plain, layout, spec.nest.key)
+        if layout is not None:
+            plain = _fingerprinted(plain, layout)
         if spec.nest is not None:
             tables = nest_batches((b for t in plain for b in t.to_batches()), spec.nest)
         else:
@@ -316,13 +316,11 @@ def _stream_to_lake(
     return written
 
 
-def _fingerprinted(
-    tables: Iterator[pa.Table], layout: BucketLayout, key: str
-) -> Iterator[pa.Table]:
+def _fingerprinted(tables: Iterator[pa.Table], layout: BucketLayout) -> Iterator[pa.Table]:
     """``tables``, each added to the layout's fingerprints before it goes on to be nested
     (which drops the identity column)."""
     for table in tables:
-        layout.fingerprints.add(table, key, IDENTITY_COLUMN)
+        layout.fingerprints.add(table, layout.key, IDENTITY_COLUMN)
         yield table
 
 

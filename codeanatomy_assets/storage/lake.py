@@ -302,9 +302,7 @@ class Lake:
             except BaseException:
                 discard_files(table_dir, files)
                 raise
-            files = WrittenFiles(
-                [*files.actions, *linked.actions], files.rows + linked.rows, files.buckets
-            )
+            files = WrittenFiles([*files.actions, *linked.actions], files.rows + linked.rows)
         self._commit_files(
             name,
             _partition_schema(schema),
@@ -467,7 +465,7 @@ class Lake:
         if not adds.num_rows:
             return {}
         present = set(adds["partition.commit"].to_pylist())
-        chosen = next((c for c in prefer if c in present and c != commit), None)
+        chosen = next((c for c in prefer if c in present), None)
         if chosen is None:
             newest = adds.sort_by([("modification_time", "descending")])["partition.commit"][0]
             chosen = newest.as_py()

@@ -10,7 +10,8 @@ that commit no reader sees them: a crash leaves unreferenced files and the previ
 
 Each add action carries the statistics Delta readers prune with: row count, and per column of
 a primitive type its null count, minimum and maximum (from the Parquet footer). The adjacency
-outputs are sorted by node id, so a lookup by id opens only the file that can hold it.
+outputs are sorted by node id, so a reader that skips files by these statistics opens only
+the file that can hold an id it looks up.
 
 ``link_partition_files`` gives a partition the files of another one, without rewriting them,
 for a commit whose graph is an earlier commit's (``pipeline.reuse``), or for the buckets of an
@@ -26,7 +27,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction
 
-from codeanatomy_assets.storage.buckets import FOOTER_KEY, BucketSpec, Fingerprint, split_by_bucket
+from codeanatomy_assets.storage.buckets import FOOTER_KEY, BucketSpec, split_by_bucket
 
 # Arrow bytes per file (about 100 MB of ZSTD Parquet for the edges); row groups of 128 Ki
 # rows keep the writer's buffers small and give readers row-group statistics to skip with.
@@ -53,12 +54,10 @@ class ParquetSettings:
 
 @dataclass(frozen=True, slots=True)
 class WrittenFiles:
-    """Files written for one partition, as add actions, and the rows in them; for a bucketed
-    write, the fingerprint written into each bucket's file."""
+    """Files written for one partition, as add actions, and the rows in them."""
 
     actions: list[AddAction]
     rows: int
-    buckets: dict[str, Fingerprint] = field(default_factory=dict)
 
 
 def _stat_value(value: Any) -> Any:
@@ -153,7 +152,6 @@ def write_partition_files(
     dictionary = [f.name for f in schema if f.name not in settings.no_dictionary]
     written: list[str] = []
     actions: list[AddAction] = []
-    fingerprints: dict[str, Fingerprint] = {}
     rows = 0
     writer: pq.ParquetWriter | None = None
     in_file = 0
@@ -164,8 +162,8 @@ def write_partition_files(
         if writer is None:
             return
         if bucket is not None and buckets is not None:
-            fingerprints[bucket] = buckets.fingerprint(bucket)
-            writer.add_key_value_metadata({FOOTER_KEY: fingerprints[bucket].to_json(bucket)})
+            fingerprint = buckets.fingerprint(bucket)
+            writer.add_key_value_metadata({FOOTER_KEY: fingerprint.to_json(bucket)})
         writer.close()
         actions.append(_add_action(directory, relative_dir, written[-1], partition, schema))
         writer = None
@@ -204,7 +202,7 @@ def write_partition_files(
         for name in written:
             (directory / name).unlink(missing_ok=True)
         raise
-    return WrittenFiles(actions, rows, fingerprints)
+    return WrittenFiles(actions, rows)
 
 
 def link_partition_files(
