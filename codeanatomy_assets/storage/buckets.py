@@ -17,6 +17,12 @@ A fingerprint proves nothing by itself about rows it was not computed from: it i
 only with one computed from rows that decide the same output (the same identity columns).
 Two different sets of rows share one only if both the XOR and the sum of their 64-bit
 identities agree, with the same count.
+
+The flat outputs' file-local rows (``cpg.locality``) come in no order; ``group_by_bucket``
+holds them a window at a time and hands each bucket's share to that bucket's file. Their
+footers carry no fingerprint, but a signature of what every file's rows were computed with
+(``pipeline.local_layout``): a later build links the files of the buckets whose source files
+it did not change, without computing their rows at all.
 """
 
 from __future__ import annotations
@@ -35,8 +41,23 @@ import pyarrow.parquet as pq
 # Characters at the start of every id that name its bucket (``normalize.ids`` puts them there).
 BUCKET_HEX_CHARS = 2
 FOOTER_KEY = b"codeanatomy.bucket"
+LOCAL_FOOTER_KEY = b"codeanatomy.local_bucket"
 BUCKETS = 16**BUCKET_HEX_CHARS
 _BUCKET = re.compile(f"^[0-9a-f]{{{BUCKET_HEX_CHARS}}}$")
+# File-local rows are filed in groups of buckets, named by the ids' first character: 16 files
+# per output. Why not a file per bucket, as the maps: DataFusion scans a partition's files
+# at once, and memory grew with their number (the stdlib's edges by destination, sorted from
+# 4, 16, 64 and 256 edge files: 0.70, 0.84, 1.21 and 1.76 GB), and a window's share of each
+# of 256 buckets made row groups small.
+LOCAL_GROUP_CHARS = 1
+_GROUP_SHIFT = 4 * (BUCKET_HEX_CHARS - LOCAL_GROUP_CHARS)
+# Arrow bytes of rows ``group_by_bucket`` cuts by group at a time, and of a group's rows it
+# hands on at a time (a row group: the unbucketed outputs' are about 1.3 MB).
+_WINDOW_BYTES = 8 * 1024 * 1024
+_GROUP_BYTES = 3 * 1024 * 1024 // 2
+# A batch whose rows change bucket this often is reordered by bucket before it is cut
+# (most batches come in runs of one file's rows: cutting them costs nothing).
+_SORT_RUNS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +81,22 @@ class BucketSpec:
 
     key: str
     fingerprint: Callable[[str], Fingerprint]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalBuckets:
+    """How a write files rows that come in any bucket order: each group's rows (the buckets
+    that share the first ``LOCAL_GROUP_CHARS`` characters) into a file of its own, whose
+    footer names the group and ``signature``. ``allowed``: the only groups rows may fall in
+    (None: any); a row outside them raises ``StrayBucketError``."""
+
+    key: str
+    signature: str
+    allowed: frozenset[str] | None = None
+
+
+class StrayBucketError(ValueError):
+    """A row of a bucket the write was not told to expect."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +196,93 @@ def split_by_bucket(
                 seen.add(name)
                 current = name
             yield name, batch.slice(start, end - start)
+
+
+def group_name(code: int) -> str:
+    return f"{code:0{LOCAL_GROUP_CHARS}x}"
+
+
+def group_by_bucket(
+    batches: Iterable[pa.RecordBatch],
+    key: str,
+    allowed: frozenset[str] | None = None,
+    window_bytes: int = _WINDOW_BYTES,
+    group_bytes: int = _GROUP_BYTES,
+) -> Iterator[tuple[str, pa.Table]]:
+    """The rows of ``batches``, in any order, as (group, table) pieces (``LocalBuckets``):
+    each piece ``group_bytes`` or more of one group's rows (a row group), the rest at the end.
+    A row whose group is not ``allowed`` raises ``StrayBucketError``.
+
+    Rows are cut by group a window of ``window_bytes`` at a time (a batch is cut where its
+    group changes, most come in runs of one file's rows, or first reordered by group), and
+    each group's share of the window is copied out, which lets the window's batches go.
+    """
+    permitted = None
+    if allowed is not None:
+        permitted = np.zeros(BUCKETS >> _GROUP_SHIFT, bool)
+        permitted[[int(g, 16) for g in allowed]] = True
+    held: dict[int, list[pa.RecordBatch]] = {}
+    pending: dict[int, list[pa.RecordBatch]] = {}
+    pending_bytes: dict[int, int] = {}
+    size = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        codes = bucket_codes(batch.column(key)) >> _GROUP_SHIFT
+        if permitted is not None and not permitted[codes].all():
+            stray = group_name(int(codes[~permitted[codes]][0]))
+            raise StrayBucketError(f"{key}: a row of group {stray}, not one being written")
+        cuts = np.flatnonzero(np.diff(codes)) + 1
+        if len(cuts) >= _SORT_RUNS:
+            order = np.argsort(codes, kind="stable")
+            codes, batch = codes[order], batch.take(pa.array(order))
+            cuts = np.flatnonzero(np.diff(codes)) + 1
+        for start, end in zip([0, *cuts.tolist()], [*cuts.tolist(), len(codes)], strict=True):
+            held.setdefault(int(codes[start]), []).append(batch.slice(start, end - start))
+        size += batch.nbytes
+        if size < window_bytes:
+            continue
+        size = 0
+        for code, pieces in held.items():
+            share = pa.Table.from_batches(pieces).combine_chunks().to_batches()
+            pending.setdefault(code, []).extend(share)
+            pending_bytes[code] = pending_bytes.get(code, 0) + sum(b.nbytes for b in share)
+            if pending_bytes[code] >= group_bytes:
+                yield group_name(code), pa.Table.from_batches(pending.pop(code))
+                del pending_bytes[code]
+        held.clear()
+    for code in sorted(pending.keys() | held.keys()):
+        yield group_name(code), pa.Table.from_batches([*pending.get(code, ()), *held.get(code, ())])
+
+
+def read_local_files(
+    paths: Sequence[Path], schema: pa.Schema, signature: str
+) -> dict[str, Path] | None:
+    """The file-local bucket files among ``paths`` (one partition's), by bucket, if every
+    one was written with ``signature`` and ``schema``'s columns and no bucket is named twice;
+    else None (nothing of the partition can stand for this build's rows)."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        metadata = pq.read_metadata(path)
+        raw = (metadata.metadata or {}).get(LOCAL_FOOTER_KEY)
+        if raw is None:
+            continue
+        record = json.loads(raw)
+        bucket = str(record["bucket"])
+        if (
+            record.get("signature") != signature
+            or bucket in found
+            or not metadata.schema.to_arrow_schema()
+            .remove_metadata()
+            .equals(schema.remove_metadata())
+        ):
+            return None
+        found[bucket] = path
+    return found
+
+
+def local_footer(bucket: str, signature: str) -> bytes:
+    return json.dumps({"bucket": bucket, "signature": signature}).encode()
 
 
 def read_bucket_files(paths: Sequence[Path], schema: pa.Schema) -> dict[str, BucketFile]:

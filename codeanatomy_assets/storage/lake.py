@@ -41,7 +41,13 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from deltalake.transaction import RemoveAction, create_table_with_add_actions
 
 from codeanatomy_assets.storage.arrow_types import plain_strings
-from codeanatomy_assets.storage.buckets import BucketFile, BucketSpec, read_bucket_files
+from codeanatomy_assets.storage.buckets import (
+    BucketFile,
+    BucketSpec,
+    LocalBuckets,
+    read_bucket_files,
+    read_local_files,
+)
 from codeanatomy_assets.storage.partition_files import (
     ParquetSettings,
     WrittenFiles,
@@ -174,8 +180,9 @@ class Lake:
         batches: Callable[[], Iterable[pa.RecordBatch]],
         repo_id: str,
         commit: str,
-        buckets: BucketSpec | None = None,
+        buckets: BucketSpec | LocalBuckets | None = None,
         keep: Sequence[Path] = (),
+        plain: Callable[[], Iterable[pa.RecordBatch]] | None = None,
     ) -> TableWrite:
         """Replace a partition with rows streamed from ``batches()``, in one transaction.
 
@@ -183,9 +190,10 @@ class Lake:
         a concurrent writer wins the commit race on an object store, the write is retried from
         a fresh stream (locally, the files already written are committed again).
 
-        Local lakes only: with ``buckets`` each bucket of the (sorted) rows is its own file,
-        and the partition also gets ``keep``, files of an earlier partition of this table
-        holding the buckets the stream leaves out (``storage.buckets``).
+        Local lakes only: with ``buckets`` each bucket of the rows is its own file, and the
+        partition also gets ``keep``, files of an earlier partition of this table holding the
+        buckets the stream leaves out (``storage.buckets``); ``plain()`` streams more rows of
+        the partition, written as files of no bucket.
         """
         check_partition(repo_id, commit)
         uri = self.table_uri(name)
@@ -195,11 +203,11 @@ class Lake:
         tag = _write_tag()
         if self.is_local:
             rows = self._write_files_then_commit(
-                name, schema, batches, repo_id, commit, tag, buckets, keep
+                name, schema, batches, repo_id, commit, tag, buckets, keep, plain
             )
         else:
-            if keep:
-                raise LakeError(f"{uri}: only a local lake links files of another partition")
+            if keep or buckets is not None or plain is not None:
+                raise LakeError(f"{uri}: only a local lake writes bucket files")
             rows = self._write_with_delta_rs(name, out_schema, batches, repo_id, commit, tag)
         return TableWrite(name, uri, self._version_of(name, tag), rows, out_schema)
 
@@ -279,12 +287,13 @@ class Lake:
         repo_id: str,
         commit: str,
         tag: CommitProperties | None = None,
-        buckets: BucketSpec | None = None,
+        buckets: BucketSpec | LocalBuckets | None = None,
         keep: Sequence[Path] = (),
+        plain: Callable[[], Iterable[pa.RecordBatch]] | None = None,
     ) -> int:
-        """Local lakes: Parquet files by our bounded writer (plus ``keep``, linked), then one
-        Delta transaction that replaces the partition's files with them
-        (``storage.partition_files``)."""
+        """Local lakes: Parquet files by our bounded writer (plus ``keep``, linked, and
+        ``plain``'s rows), then one Delta transaction that replaces the partition's files with
+        them (``storage.partition_files``)."""
         data_schema = _data_schema(schema)
         table_dir = Path(self.table_uri(name))
         partition = (("repo_id", repo_id), ("commit", commit))
@@ -296,13 +305,22 @@ class Lake:
             PARQUET_SETTINGS,
             buckets,
         )
-        if keep:
-            try:
+        try:
+            if plain is not None:
+                more = write_partition_files(
+                    table_dir,
+                    partition,
+                    data_schema,
+                    (_without_partition_columns(b, data_schema) for b in plain()),
+                    PARQUET_SETTINGS,
+                )
+                files = WrittenFiles([*files.actions, *more.actions], files.rows + more.rows)
+            if keep:
                 linked = link_partition_files(table_dir, partition, data_schema, keep)
-            except BaseException:
-                discard_files(table_dir, files)
-                raise
-            files = WrittenFiles([*files.actions, *linked.actions], files.rows + linked.rows)
+                files = WrittenFiles([*files.actions, *linked.actions], files.rows + linked.rows)
+        except BaseException:
+            discard_files(table_dir, files)
+            raise
         self._commit_files(
             name,
             _partition_schema(schema),
@@ -452,10 +470,36 @@ class Lake:
         for ``repo_id``: the first commit of ``prefer`` that has one, else the newest
         partition other than ``commit``'s. Only files whose columns are ``schema``'s (without
         the partition columns); empty when there is none, or the lake is not local."""
+        earlier = self._earlier_partition(name, repo_id, commit, prefer)
+        return read_bucket_files(earlier[1], _data_schema(schema)) if earlier else {}
+
+    def earlier_local_files(
+        self,
+        name: str,
+        repo_id: str,
+        commit: str,
+        schema: pa.Schema,
+        signature: str,
+        prefer: Sequence[str] = (),
+    ) -> tuple[str, dict[str, Path]] | None:
+        """The commit and the file-local bucket files (``storage.buckets``) of the earlier
+        partition ``earlier_bucket_files`` would choose; None when there is none, or when its
+        files were not all written with ``signature`` and ``schema``'s columns."""
+        earlier = self._earlier_partition(name, repo_id, commit, prefer)
+        if earlier is None:
+            return None
+        found = read_local_files(earlier[1], _data_schema(schema), signature)
+        return (earlier[0], found) if found is not None else None
+
+    def _earlier_partition(
+        self, name: str, repo_id: str, commit: str, prefer: Sequence[str]
+    ) -> tuple[str, list[Path]] | None:
+        """The commit and files of the partition of ``repo_id`` an incremental build of
+        ``commit`` starts from: the first of ``prefer`` that the table has, else the newest."""
         check_partition(repo_id, commit)
         table = self.table(name)
         if not self.is_local or table is None:
-            return {}
+            return None
         adds = pa.table(table.get_add_actions(flatten=True))
         mine = pc.and_(
             pc.equal(adds["partition.repo_id"], repo_id),
@@ -463,14 +507,13 @@ class Lake:
         )
         adds = adds.filter(mine)
         if not adds.num_rows:
-            return {}
+            return None
         present = set(adds["partition.commit"].to_pylist())
         chosen = next((c for c in prefer if c in present), None)
         if chosen is None:
             newest = adds.sort_by([("modification_time", "descending")])["partition.commit"][0]
             chosen = newest.as_py()
-        paths = _partition_paths(table, repo_id, chosen)
-        return read_bucket_files(paths, _data_schema(schema))
+        return chosen, _partition_paths(table, repo_id, chosen)
 
     def delete_partition(self, name: str, repo_id: str, commit: str) -> int:
         """Delete a partition's rows from table ``name``; returns the rows deleted."""

@@ -35,7 +35,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction
 
-from codeanatomy_assets.storage.buckets import FOOTER_KEY, BucketSpec, split_by_bucket
+from codeanatomy_assets.storage.buckets import (
+    FOOTER_KEY,
+    LOCAL_FOOTER_KEY,
+    BucketSpec,
+    LocalBuckets,
+    group_by_bucket,
+    local_footer,
+    split_by_bucket,
+)
 
 # Arrow bytes per file (about 100 MB of ZSTD Parquet for the edges); row groups of 128 Ki
 # rows keep the writer's buffers small and give readers row-group statistics to skip with.
@@ -141,12 +149,15 @@ def write_partition_files(
     schema: pa.Schema,
     batches: Iterable[pa.RecordBatch],
     settings: ParquetSettings,
-    buckets: BucketSpec | None = None,
+    buckets: BucketSpec | LocalBuckets | None = None,
 ) -> WrittenFiles:
     """Stream ``batches`` (of ``schema``, without the partition columns) into new Parquet
     files under the partition's directory (the table's, for no partition); on failure, remove
-    what was written and raise. With ``buckets``, rows come sorted by bucket and each bucket
-    gets its own file, its footer naming the bucket and its fingerprint."""
+    what was written and raise. With ``buckets``, each bucket gets its own file: rows come
+    sorted by bucket and the footer names the bucket and its fingerprint (``BucketSpec``),
+    or they come in any order and it names the bucket and a signature (``LocalBuckets``)."""
+    if isinstance(buckets, LocalBuckets):
+        return _write_local_buckets(table_dir, partition, schema, batches, settings, buckets)
     directory, relative_dir = _partition_dir(table_dir, partition)
     stem = uuid.uuid4().hex
     dictionary = [f.name for f in schema if f.name not in settings.no_dictionary]
@@ -200,6 +211,52 @@ def write_partition_files(
         if writer is not None:
             writer.close()
         for name in written:
+            (directory / name).unlink(missing_ok=True)
+        raise
+    return WrittenFiles(actions, rows)
+
+
+def _write_local_buckets(
+    table_dir: Path,
+    partition: Sequence[tuple[str, str]],
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    settings: ParquetSettings,
+    buckets: LocalBuckets,
+) -> WrittenFiles:
+    """Rows in any bucket order, one file per group of buckets, all open until the stream
+    ends: ``storage.buckets.group_by_bucket`` hands each group its rows a window at a time,
+    and each share is a row group."""
+    directory, relative_dir = _partition_dir(table_dir, partition)
+    stem = uuid.uuid4().hex
+    dictionary = [f.name for f in schema if f.name not in settings.no_dictionary]
+    writers: dict[str, tuple[str, pq.ParquetWriter]] = {}
+    actions: list[AddAction] = []
+    rows = 0
+    try:
+        for group, table in group_by_bucket(batches, buckets.key, buckets.allowed):
+            if group not in writers:
+                name = f"part-{group}-{stem}.{settings.compression}.parquet"
+                writers[group] = (
+                    name,
+                    pq.ParquetWriter(
+                        directory / name,
+                        schema,
+                        compression=settings.compression,
+                        compression_level=settings.compression_level,
+                        use_dictionary=dictionary,
+                    ),
+                )
+            writers[group][1].write_table(table, row_group_size=table.num_rows)
+            rows += table.num_rows
+        for group, (name, writer) in sorted(writers.items()):
+            footer = local_footer(group, buckets.signature)
+            writer.add_key_value_metadata({LOCAL_FOOTER_KEY: footer})
+            writer.close()
+            actions.append(_add_action(directory, relative_dir, name, partition, schema))
+    except BaseException:
+        for name, writer in writers.values():
+            writer.close()
             (directory / name).unlink(missing_ok=True)
         raise
     return WrittenFiles(actions, rows)
