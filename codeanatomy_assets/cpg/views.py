@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from codeanatomy_assets.cpg.locality import LocalParts
 from codeanatomy_assets.cpg.nesting import BucketSource, NestSpec
 from codeanatomy_assets.cpg.resolution_edges import resolution_edges
 from codeanatomy_assets.cpg.resolution_views import resolution_views
@@ -25,7 +26,8 @@ class ViewSpec:
     ``nest`` turns the query's sorted flat rows into list columns (see ``cpg.nesting``).
     ``parts``: the view is the UNION ALL of these queries (``sql`` says so too, for planning),
     and a write runs them one after another: run as one query, every branch's joins build
-    their hash tables at once (the stdlib's edges: 30 branches).
+    their hash tables at once (the stdlib's edges: 30 branches). ``local`` says which parts
+    are file-local (``cpg.locality``).
     """
 
     name: str
@@ -33,6 +35,7 @@ class ViewSpec:
     output: bool
     nest: NestSpec | None = None
     parts: tuple[str, ...] = ()
+    local: LocalParts | None = None
 
     def __post_init__(self) -> None:
         if self.parts and self.nest is not None:
@@ -106,6 +109,14 @@ _REACHING_SOURCE = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class FileLocal:
+    """A part of a union output that is file-local (``cpg.locality``): read only from
+    per-file tables, joined on ``path``, each row keyed by an id of its own file."""
+
+    sql: str
+
+
 def _file_span(whole_file: str, alias: str) -> tuple[str, str]:
     """The span a node's id hashes: (0, 0) where ``whole_file`` holds (the node is its file:
     a MODULE, the module's scope and its symbols), else the node's own. Such a node spans the
@@ -136,10 +147,20 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     def add(name: str, sql: str, output: bool = False, nest: NestSpec | None = None) -> None:
         views.append(ViewSpec(name, sql, output, nest))
 
-    def add_union(name: str, columns: str, parts: list[str]) -> None:
-        """An output that is the UNION ALL of ``parts``, written part by part."""
-        selects = tuple(f"SELECT {columns} FROM (\n{part}\n) u" for part in parts)
-        views.append(ViewSpec(name, "\nUNION ALL\n".join(selects), True, parts=selects))
+    def add_union(name: str, columns: str, parts: list[str | FileLocal], key: str) -> None:
+        """An output that is the UNION ALL of ``parts``, written part by part; the
+        ``FileLocal`` ones are written one file per bucket of ``key``."""
+        selects = tuple(
+            f"SELECT {columns} FROM (\n{part.sql if isinstance(part, FileLocal) else part}\n) u"
+            for part in parts
+        )
+        local = frozenset(i for i, part in enumerate(parts) if isinstance(part, FileLocal))
+        views.append(
+            ViewSpec(
+                name, "\nUNION ALL\n".join(selects), True, parts=selects,
+                local=LocalParts(key, local) if local else None,
+            )
+        )  # fmt: skip
 
     add(
         "file_ids",
@@ -397,15 +418,17 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     # filtered child looked smaller). On the stdlib each join then peaked at +0.7 GB instead
     # of +1.1 GB (AST_CHILD, also 1.9-2.9 s -> 1.2-1.4 s) and +0.93 GB (DEFINES...): these
     # two were the largest of the edge queries, and twice that on twice the stdlib.
-    edges = [
-        _edge(
-            "AST_CHILD",
-            "p.node_id",
-            "c.node_id",
-            "c.field || '#' || CAST(c.field_index AS VARCHAR)",
-            "ast_node_ids p JOIN ast_node_ids c ON c.path = p.path AND c.parent_idx = p.idx",
-            child_span,
-            repo_id=repo_id,
+    edges: list[str | FileLocal] = [
+        FileLocal(
+            _edge(
+                "AST_CHILD",
+                "p.node_id",
+                "c.node_id",
+                "c.field || '#' || CAST(c.field_index AS VARCHAR)",
+                "ast_node_ids p JOIN ast_node_ids c ON c.path = p.path AND c.parent_idx = p.idx",
+                child_span,
+                repo_id=repo_id,
+            )
         ),
         _edge(
             "CONTAINS",
@@ -435,30 +458,34 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             "p.path, NULL AS bstart, NULL AS bend, 'scan' AS origin",
             repo_id=repo_id,
         ),
-        _edge(
-            "CONTAINS",
-            "c.file_id",
-            "c.node_id",
-            "''",
-            "ast_node_ids c",
-            child_span,
-            "c.node_kind = 'MODULE'",
-            repo_id=repo_id,
+        FileLocal(
+            _edge(
+                "CONTAINS",
+                "c.file_id",
+                "c.node_id",
+                "''",
+                "ast_node_ids c",
+                child_span,
+                "c.node_kind = 'MODULE'",
+                repo_id=repo_id,
+            )
         ),
         # A node and its defining node: DEFINES for classes and functions, HAS_PARAMETER
         # (told apart by position) for parameters, CONTAINS for the rest. One join for the
         # three kinds: on the stdlib each was a self-join of 2.9 M syntax nodes. Every syntax
         # node has a kind (``AST_NODE`` when no other applies), so no row needs a filter.
-        _edge(
-            "",
-            "p.node_id",
-            "c.node_id",
-            "CASE WHEN c.node_kind = 'PARAMETER' THEN CAST(c.param_index AS VARCHAR) END",
-            "ast_node_ids p JOIN ast_node_ids c ON c.path = p.path AND c.def_idx = p.idx",
-            child_span,
-            repo_id=repo_id,
-            kind_sql="CASE WHEN c.node_kind IN ('CLASS', 'FUNCTION') THEN 'DEFINES' "
-            "WHEN c.node_kind = 'PARAMETER' THEN 'HAS_PARAMETER' ELSE 'CONTAINS' END",
+        FileLocal(
+            _edge(
+                "",
+                "p.node_id",
+                "c.node_id",
+                "CASE WHEN c.node_kind = 'PARAMETER' THEN CAST(c.param_index AS VARCHAR) END",
+                "ast_node_ids p JOIN ast_node_ids c ON c.path = p.path AND c.def_idx = p.idx",
+                child_span,
+                repo_id=repo_id,
+                kind_sql="CASE WHEN c.node_kind IN ('CLASS', 'FUNCTION') THEN 'DEFINES' "
+                "WHEN c.node_kind = 'PARAMETER' THEN 'HAS_PARAMETER' ELSE 'CONTAINS' END",
+            )
         ),
         _edge(
             "IMPORTS",
@@ -474,75 +501,87 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             method="CASE WHEN t.module_id IS NULL THEN 'external' ELSE 'module_index' END",
             repo_id=repo_id,
         ),
-        _edge(
-            "SCOPE_PARENT",
-            "c.node_id",
-            "p.node_id",
-            "''",
-            "scope_ids c JOIN scope_ids p ON c.path = p.path "
-            "AND c.parent_scope_path = p.scope_path",
-            "c.path, c.bstart, c.bend, 'symtable' AS origin",
-            repo_id=repo_id,
+        FileLocal(
+            _edge(
+                "SCOPE_PARENT",
+                "c.node_id",
+                "p.node_id",
+                "''",
+                "scope_ids c JOIN scope_ids p ON c.path = p.path "
+                "AND c.parent_scope_path = p.scope_path",
+                "c.path, c.bstart, c.bend, 'symtable' AS origin",
+                repo_id=repo_id,
+            )
         ),
-        _edge(
-            "BINDS",
-            "y.scope_id",
-            "y.node_id",
-            "''",
-            "symbol_ids y",
-            "y.path, y.bstart, y.bend, 'symtable' AS origin",
-            repo_id=repo_id,
+        FileLocal(
+            _edge(
+                "BINDS",
+                "y.scope_id",
+                "y.node_id",
+                "''",
+                "symbol_ids y",
+                "y.path, y.bstart, y.bend, 'symtable' AS origin",
+                repo_id=repo_id,
+            )
         ),
-        _edge(
-            "CONTAINS",
-            "b.owner_id",
-            "b.node_id",
-            "''",
-            "block_ids b",
-            "b.path, b.bstart, b.bend, 'cfg' AS origin",
-            repo_id=repo_id,
+        FileLocal(
+            _edge(
+                "CONTAINS",
+                "b.owner_id",
+                "b.node_id",
+                "''",
+                "block_ids b",
+                "b.path, b.bstart, b.bend, 'cfg' AS origin",
+                repo_id=repo_id,
+            )
         ),
-        _edge(
-            "CONTAINS",
-            "b.node_id",
-            "n.node_id",
-            "''",
-            "cfg_statements s JOIN block_ids b ON s.path = b.path "
-            "AND s.owner_idx = b.owner_idx AND s.block_index = b.block_index "
-            "JOIN ast_node_ids n ON s.path = n.path AND s.stmt_idx = n.idx",
-            "n.path, n.bstart, n.bend, 'cfg' AS origin",
-            repo_id=repo_id,
+        FileLocal(
+            _edge(
+                "CONTAINS",
+                "b.node_id",
+                "n.node_id",
+                "''",
+                "cfg_statements s JOIN block_ids b ON s.path = b.path "
+                "AND s.owner_idx = b.owner_idx AND s.block_index = b.block_index "
+                "JOIN ast_node_ids n ON s.path = n.path AND s.stmt_idx = n.idx",
+                "n.path, n.bstart, n.bend, 'cfg' AS origin",
+                repo_id=repo_id,
+            )
         ),
-        _edge(
-            "CFG_NEXT",
-            "a.node_id",
-            "b.node_id",
-            "e.label",
-            _CFG_EDGE_SOURCE,
-            "a.path, a.bstart, a.bend, 'cfg' AS origin",
-            repo_id=repo_id,
+        FileLocal(
+            _edge(
+                "CFG_NEXT",
+                "a.node_id",
+                "b.node_id",
+                "e.label",
+                _CFG_EDGE_SOURCE,
+                "a.path, a.bstart, a.bend, 'cfg' AS origin",
+                repo_id=repo_id,
+            )
         ),
-        _edge(
-            "REACHING_DEF",
-            "d.node_id",
-            "u.node_id",
-            "r.name",
-            _REACHING_SOURCE,
-            "u.path, u.bstart, u.bend, 'dataflow' AS origin",
-            method="'reaching_defs'",
-            repo_id=repo_id,
+        FileLocal(
+            _edge(
+                "REACHING_DEF",
+                "d.node_id",
+                "u.node_id",
+                "r.name",
+                _REACHING_SOURCE,
+                "u.path, u.bstart, u.bend, 'dataflow' AS origin",
+                method="'reaching_defs'",
+                repo_id=repo_id,
+            )
         ),
         *(sql for _, sql in resolution_edges(repo_id, nid)),
     ]
     # The flat outputs (edges, props) are written unsorted: lookups by id go through the
     # adjacency and property maps, which are sorted by owner; sorting 9 M stdlib edges by a
     # hash id cost 4 s and bought no locality.
-    add_union("cpg_edges", _EDGE_COLUMNS, edges)
+    add_union("cpg_edges", _EDGE_COLUMNS, edges, "edge_id")
 
-    props = [
-        _prop("node", "node_id", "ast_type", "ast_type", "ast_node_ids", "TRUE"),
+    props: list[str | FileLocal] = [
+        FileLocal(_prop("node", "node_id", "ast_type", "ast_type", "ast_node_ids", "TRUE")),
         *(
-            _prop("node", "node_id", key, key, "ast_node_ids", f"{key} IS NOT NULL")
+            FileLocal(_prop("node", "node_id", key, key, "ast_node_ids", f"{key} IS NOT NULL"))
             for key in (
                 "ctx",
                 "operator",
@@ -576,33 +615,49 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             f"{nid(quote2, external, 't.dotted', '0', '0')})) a",
             "asname IS NOT NULL",
         ),
-        _prop("node", "file_id", "blob_id", "blob_id", "file_ids", "TRUE"),
-        _prop("node", "file_id", "size_bytes", "size_bytes", "file_ids", "size_bytes IS NOT NULL"),
-        _prop("node", "file_id", "line_count", "line_count", "file_ids", "line_count IS NOT NULL"),
-        _prop("node", "file_id", "encoding", "encoding", "file_ids", "encoding IS NOT NULL"),
-        _prop("node", "file_id", "is_stub", "is_stub", "file_ids", "is_stub IS NOT NULL"),
-        _prop("node", "node_id", "is_namespace", "is_namespace", "package_ids", "TRUE"),
-        _prop("node", "node_id", "scope_type", "scope_type", "scope_ids", "TRUE"),
-        _prop("node", "node_id", "block_kind", "block_kind", "block_ids", "TRUE"),
-        _prop(
-            "edge",
-            "edge_id",
-            "cfg_label",
-            "label",
-            _edge_rows(
-                "CFG_NEXT", "a.node_id", "b.node_id", "e.label", _CFG_EDGE_SOURCE, "e.label"
-            ),
-            "TRUE",
+        FileLocal(_prop("node", "file_id", "blob_id", "blob_id", "file_ids", "TRUE")),
+        FileLocal(
+            _prop(
+                "node", "file_id", "size_bytes", "size_bytes", "file_ids", "size_bytes IS NOT NULL"
+            )
         ),
-        _prop(
-            "edge",
-            "edge_id",
-            "variable",
-            "name",
-            _edge_rows(
-                "REACHING_DEF", "d.node_id", "u.node_id", "r.name", _REACHING_SOURCE, "r.name"
-            ),
-            "TRUE",
+        FileLocal(
+            _prop(
+                "node", "file_id", "line_count", "line_count", "file_ids", "line_count IS NOT NULL"
+            )
+        ),
+        FileLocal(
+            _prop("node", "file_id", "encoding", "encoding", "file_ids", "encoding IS NOT NULL")
+        ),
+        FileLocal(
+            _prop("node", "file_id", "is_stub", "is_stub", "file_ids", "is_stub IS NOT NULL")
+        ),
+        _prop("node", "node_id", "is_namespace", "is_namespace", "package_ids", "TRUE"),
+        FileLocal(_prop("node", "node_id", "scope_type", "scope_type", "scope_ids", "TRUE")),
+        FileLocal(_prop("node", "node_id", "block_kind", "block_kind", "block_ids", "TRUE")),
+        FileLocal(
+            _prop(
+                "edge",
+                "edge_id",
+                "cfg_label",
+                "label",
+                _edge_rows(
+                    "CFG_NEXT", "a.node_id", "b.node_id", "e.label", _CFG_EDGE_SOURCE, "e.label"
+                ),
+                "TRUE",
+            )
+        ),
+        FileLocal(
+            _prop(
+                "edge",
+                "edge_id",
+                "variable",
+                "name",
+                _edge_rows(
+                    "REACHING_DEF", "d.node_id", "u.node_id", "r.name", _REACHING_SOURCE, "r.name"
+                ),
+                "TRUE",
+            )
         ),
         _prop("node", "class_id", "mro", "mro", "mro_names", "TRUE"),
         *(
@@ -636,11 +691,13 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         ),
         # Only flags that hold are stored: an absent is_<flag> row means False.
         *(
-            _prop("node", "node_id", f"is_{flag}", f"is_{flag}", "symbol_ids", f"is_{flag}")
+            FileLocal(
+                _prop("node", "node_id", f"is_{flag}", f"is_{flag}", "symbol_ids", f"is_{flag}")
+            )
             for flag in SYMBOL_FLAGS
         ),
     ]
-    add_union("cpg_props", "*", props)
+    add_union("cpg_props", "*", props, "entity_id")
 
     # Adjacency and property maps: flat rows sorted by owner, nested by Arrow offsets.
     add(

@@ -39,6 +39,7 @@ from codeanatomy_assets.pipeline.cache import (
 )
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.events import events_table
+from codeanatomy_assets.pipeline.local_layout import LocalInputs, entry_keys
 from codeanatomy_assets.pipeline.manifest import manifest_table
 from codeanatomy_assets.pipeline.outputs import write_output
 from codeanatomy_assets.pipeline.remote import RemoteBackend
@@ -237,6 +238,19 @@ def build_commit(
         file_timeout_s=request.file_timeout_s,
     )
     recorded_inputs["fingerprint"] = fingerprint
+    # What a flat output's file-local rows depend on (``pipeline.local_layout``): everything
+    # the fingerprint holds but the files, and the files one by one.
+    context.attributes["local_inputs"] = LocalInputs(
+        input_fingerprint(
+            repo_id=repo_id,
+            entries=(),
+            plan_signature=plan.signature,
+            max_file_bytes=request.max_file_bytes,
+            file_timeout_s=request.file_timeout_s,
+        ),
+        entry_keys(entries),
+        lambda base: entry_keys(repo.python_entries(base)),
+    )
     reused: ReuseSource | None = None
     outputs: dict[str, OutputWrite] = {}
     results: dict[str, Any] = {}

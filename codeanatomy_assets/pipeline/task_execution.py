@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias, TypeVar
 
 import pyarrow as pa
-from datafusion import SessionContext
+from datafusion import DataFrame, SessionContext
 
 from codeanatomy_assets.cpg.functions import memory_exhausted, session_context
+from codeanatomy_assets.cpg.locality import LocalParts
 from codeanatomy_assets.cpg.nesting import NestSpec, nest, nest_batches
 from codeanatomy_assets.cpg.schemas import KIND_COLUMNS, OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import sql_literal
@@ -38,10 +39,12 @@ from codeanatomy_assets.pipeline.bucket_layout import (
     identity,
     restrict_source,
 )
+from codeanatomy_assets.pipeline.local_layout import local_layout, restrict_to_files
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
 from codeanatomy_assets.storage.arrow_types import plain_strings
+from codeanatomy_assets.storage.buckets import StrayBucketError
 from codeanatomy_assets.storage.lake import Lake, TableWrite
 from codeanatomy_assets.storage.scratch import SpilledTable
 
@@ -61,6 +64,7 @@ class TaskExecutionSpec:
     task_signature: str
     nest: NestSpec | None = None
     parts: tuple[str, ...] = ()
+    local: LocalParts | None = None
 
 
 class EmptyOutputError(ValueError):
@@ -257,15 +261,34 @@ def _stream_to_lake(
         )
         if layout is not None and layout.rewrite is not None:
             restrict_source(ctx, spec.nest, layout.rewrite)
-    keep = layout.keep if layout is not None else ()
     # A union's parts run one after another (``ViewSpec.parts``); each is planned before the
     # first runs, so a part that does not plan fails the write before it starts.
     queries = [_bind(part, repo_id) for part in spec.parts] or [_sql(spec, repo_id)]
-    frames = [ctx.sql(query) for query in queries]
+    local = None
+    if spec.local is not None and spec.nest is None:
+        local = local_layout(
+            spec.local, tuple(queries), ctx, lake, spec.task_name, repo_id, commit, schema,
+            link=link,
+        )  # fmt: skip
+    if local is not None:
+        assert spec.local is not None
+        local_ctx = ctx
+        if local.paths is not None:  # only the changed buckets' files: a context of their own
+            local_ctx = _context(dependencies, pool=pool, repartition=repartition)
+            restrict_to_files(local_ctx, dependencies, local.paths)
+        indices = spec.local.indices
+        local_frames = [local_ctx.sql(q) for i, q in enumerate(queries) if i in indices]
+        frames = [ctx.sql(q) for i, q in enumerate(queries) if i not in indices]
+    else:
+        local_frames = []
+        frames = [ctx.sql(query) for query in queries]
     if layout is not None:
         frames = [df.with_column(IDENTITY_COLUMN, identity(layout.source)) for df in frames]
+    keep = layout.keep if layout is not None else local.keep if local is not None else ()
+    rows = 0
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def batches(frames: list[DataFrame], last: bool) -> Iterator[pa.RecordBatch]:
+        nonlocal rows
         plain: Iterator[pa.Table] = (
             plain_strings(pa.Table.from_batches([b.to_pyarrow()]))
             for df in frames
@@ -277,26 +300,41 @@ def _stream_to_lake(
             tables = nest_batches((b for t in plain for b in t.to_batches()), spec.nest)
         else:
             tables = plain
-        rows = 0
         for table in tables:
             rows += table.num_rows
             yield from table.select(schema.names).cast(schema).to_batches()
-        if rows == 0 and not keep and OUTPUT_CONTRACTS[spec.task_name].non_empty:
+        if last and rows == 0 and not keep and OUTPUT_CONTRACTS[spec.task_name].non_empty:
             # Raised inside the stream: the Delta write is abandoned, nothing is committed.
             raise EmptyOutputError(
                 f"{spec.task_name} is empty, and its contract says it must not be"
             )
 
     try:
-        written = lake.write_partition_stream(
-            spec.task_name,
-            schema,
-            lambda: _pumped(batches),
-            repo_id,
-            commit,
-            buckets=layout.writer if layout is not None else None,
-            keep=keep,
-        )
+        if local is not None:  # the file-local rows in bucket files, then the others
+            written = lake.write_partition_stream(
+                spec.task_name,
+                schema,
+                lambda: _pumped(lambda: batches(local_frames, False)),
+                repo_id,
+                commit,
+                buckets=local.buckets,
+                keep=keep,
+                plain=lambda: _pumped(lambda: batches(frames, True)),
+            )
+        else:
+            written = lake.write_partition_stream(
+                spec.task_name,
+                schema,
+                lambda: _pumped(lambda: batches(frames, True)),
+                repo_id,
+                commit,
+                buckets=layout.writer if layout is not None else None,
+                keep=keep,
+            )
+    except StrayBucketError as exc:
+        # A part said to be file-local yielded a row of a file this build did not change:
+        # nothing was committed, and the caller computes every file's rows instead.
+        raise _LinkFailed(f"{spec.task_name}: {exc}") from exc
     except OSError as exc:
         if not keep:
             raise
@@ -312,6 +350,16 @@ def _stream_to_lake(
             rewritten=len(layout.rewrite) if layout.rewrite is not None else None,
             scan_s=round(layout.scan_s, 3),
             base_commit=layout.base,
+        )
+    if local is not None and run is not None:
+        allowed = local.buckets.allowed
+        run.collector.record(
+            "bucket_layout",
+            output=spec.task_name,
+            linked=len(local.keep),
+            rewritten=len(allowed) if allowed is not None else None,
+            files_computed=len(local.paths) if local.paths is not None else None,
+            base_commit=local.base,
         )
     return written
 

@@ -100,6 +100,7 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., Dependency]
         task.task_signature,
         task.nest,
         task.parts,
+        task.local,
     )
     tags = _tags(task, plan)
     if task.kind == "scan":
@@ -157,7 +158,7 @@ def _write_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., OutputWrit
     """
     spec = TaskExecutionSpec(
         task.name, task.kind, task.sql, task.output, plan.signature, task.task_signature,
-        task.nest, task.parts,
+        task.nest, task.parts, task.local,
     )  # fmt: skip
     outputs = set(plan.outputs)
     tags = {**_tags(task, plan), "layer": "outputs", "kind": "write"}

@@ -21,6 +21,7 @@ import rustworkx as rx
 from datafusion import SessionContext
 
 from codeanatomy_assets.cpg.functions import session_context
+from codeanatomy_assets.cpg.locality import LocalParts
 from codeanatomy_assets.cpg.nesting import NestSpec
 from codeanatomy_assets.cpg.views import ViewSpec, view_specs
 from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS
@@ -50,6 +51,7 @@ class PlanTask:
     task_signature: str = ""
     nest: NestSpec | None = None
     parts: tuple[str, ...] = ()
+    local: LocalParts | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def compile_execution_plan(
                 _view_cost(v.spec.sql, ctx),
                 nest=v.spec.nest,
                 parts=v.spec.parts,
+                local=v.spec.local,
             )
         )
         ctx.register_record_batches(
@@ -162,6 +165,7 @@ def _schedule(raw: list[PlanTask]) -> ExecutionPlan:
                 "kind": t.kind,
                 "sql": t.sql,
                 "nest": repr(t.nest),
+                "local": repr(t.local),
                 "deps": [signatures[d] for d in t.dependencies],
             }
         )
@@ -184,6 +188,7 @@ def _schedule(raw: list[PlanTask]) -> ExecutionPlan:
                 task_signature=sig,
                 nest=t.nest,
                 parts=t.parts,
+                local=t.local,
             )
         )
     critical = []

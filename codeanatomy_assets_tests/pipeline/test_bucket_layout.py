@@ -1,6 +1,7 @@
 """A commit that changes a few files rewrites the map buckets they touch (adjacency and
-properties) and links the others from the earlier partition; the maps are row for row those of
-a build from scratch."""
+properties) and links the others from the earlier partition, and computes the file-local rows
+of the flat edges and properties for the changed files' groups only, linking the other groups'
+files; every output is row for row that of a build from scratch."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.execution import build_commit
 from codeanatomy_assets.pipeline.request import BuildRequest
@@ -19,6 +21,8 @@ from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 
 REPO = "fixture"
 MAPS = {"cpg_edges_by_src": "node_id", "cpg_edges_by_dst": "node_id", "cpg_props_map": "entity_id"}
+# Flat outputs whose file-local rows are filed by group (``pipeline.local_layout``), by id column.
+FLAT = {"cpg_edges": "edge_id", "cpg_props": "entity_id"}
 # Enough modules that a change leaves most buckets alone.
 MODULES = {f"lib/m{i:02d}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(40)}
 
@@ -33,9 +37,9 @@ def _build(repo: Path, lake_root: str, factory: DriverFactory, commit: str, **kw
     assert build_commit(request, factory=factory).status == "success"
 
 
-def _rows(lake: Lake, name: str, commit: str) -> list[dict]:
+def _rows(lake: Lake, name: str, commit: str) -> list[str]:
     table = lake.read_partition(name, REPO, commit).drop(["commit"])
-    return sorted(table.to_pylist(), key=lambda r: r[MAPS[name]])
+    return sorted(json.dumps(r, sort_keys=True, default=str) for r in table.to_pylist())
 
 
 def _layouts(lake: Lake, commit: str) -> dict[str, dict]:
@@ -63,7 +67,7 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
     _build(repo.path, scratch, factory, second)
     lake, fresh = Lake(incremental), Lake(scratch)
 
-    for name in MAPS:
+    for name in [*MAPS, *FLAT, "cpg_nodes"]:
         assert _rows(lake, name, second) == _rows(fresh, name, second), name
     # The edited file's own nodes keep their ids (its spans moved); its function does not.
     ids = {c: _node_ids(lake, c, "lib/m03.py") for c in (first, second)}
@@ -75,8 +79,18 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
     first_layouts, layouts = _layouts(lake, first), _layouts(lake, second)
     # The first build had nothing to link: every bucket was written.
     assert {n: (d["linked"], d["rewritten"]) for n, d in first_layouts.items()} == {
-        n: (0, None) for n in MAPS
+        n: (0, None) for n in [*MAPS, *FLAT]
     }
+    for name in FLAT:
+        files = lake.partition_files(name, REPO, second)
+        earlier = {p.stat().st_ino for p in lake.partition_files(name, REPO, first)}
+        linked = [p for p in files if p.stat().st_ino in earlier]
+        assert layouts[name]["linked"] == len(linked) > layouts[name]["rewritten"] >= 1, name
+        # Only the files of the changed groups were computed, not all 45.
+        assert 3 <= layouts[name]["files_computed"] < 30, name
+        # A group's file holds the ids of one group (their first character).
+        groups = [{r[:1] for r in _ids(p, FLAT[name])} for p in files if "local" in _footer(p)]
+        assert len(groups) >= len(linked) and all(len(g) == 1 for g in groups), name
     for name in MAPS:
         files = lake.partition_files(name, REPO, second)
         earlier = {p.stat().st_ino for p in lake.partition_files(name, REPO, first)}
@@ -100,6 +114,10 @@ def _ids(path: Path, column: str) -> list[str]:
     return pq.read_table(path, columns=[column]).column(column).to_pylist()
 
 
+def _footer(path: Path) -> str:
+    return " ".join(k.decode() for k in (pq.read_metadata(path).metadata or {}))
+
+
 def test_a_re_materialization_and_an_unchanged_graph_stay_exact(git_repo, tmp_path, factory):
     repo = git_repo()
     first = repo.commit({**FILES, **MODULES})
@@ -113,9 +131,9 @@ def test_a_re_materialization_and_an_unchanged_graph_stay_exact(git_repo, tmp_pa
         assert layout["rewritten"] == 0 and layout["linked"] > 0, name
         assert _rows(lake, name, same) == _rows(lake, name, first)
     # Building the first commit again links from the newest other partition, and stays exact.
-    before = {name: _rows(lake, name, first) for name in MAPS}
+    before = {name: _rows(lake, name, first) for name in [*MAPS, *FLAT]}
     _build(repo.path, root, factory, first)
-    for name in MAPS:
+    for name in [*MAPS, *FLAT]:
         assert _rows(lake, name, first) == before[name]
 
 
@@ -188,3 +206,43 @@ def test_a_link_that_fails_half_way_commits_nothing_and_writes_every_bucket(
             (Path(lake.table_uri(name)) / f"repo_id={REPO}" / f"commit={second}").glob("*.parquet")
         )
         assert on_disk == listed, name
+
+
+def test_a_new_package_layout_recomputes_every_files_rows(git_repo, tmp_path, factory):
+    """Qualified names follow the package layout: with a new ``__init__.py`` no earlier
+    file-local row is taken, though the other modules' files did not change."""
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit({"lib/__init__.py": ""})
+    root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
+    _build(repo.path, root, factory, first)
+    _build(repo.path, root, factory, second)
+    _build(repo.path, scratch, factory, second)
+    lake = Lake(root)
+    layouts = _layouts(lake, second)
+    for name in FLAT:
+        assert (layouts[name]["linked"], layouts[name]["rewritten"]) == (0, None), name
+        assert _rows(lake, name, second) == _rows(Lake(scratch), name, second), name
+
+
+def test_rows_outside_the_changed_groups_mean_computing_every_file(
+    git_repo, tmp_path, factory, monkeypatch, caplog
+):
+    """The guard on file-locality: if a file-local part read every file (here its tables are
+    left unrestricted), its rows of other groups stop the write, and the output is written
+    whole."""
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
+    root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
+    _build(repo.path, root, factory, first)
+    monkeypatch.setattr(task_execution, "restrict_to_files", lambda *args: None)
+    _build(repo.path, root, factory, second)
+    monkeypatch.undo()
+    _build(repo.path, scratch, factory, second)
+    lake = Lake(root)
+    assert "not one being written" in caplog.text
+    layouts = _layouts(lake, second)
+    for name in FLAT:
+        assert (layouts[name]["linked"], layouts[name]["rewritten"]) == (0, None), name
+        assert _rows(lake, name, second) == _rows(Lake(scratch), name, second), name

@@ -1,0 +1,144 @@
+"""Which file-local rows of a flat output a build computes, and which it links from an
+earlier partition (``cpg.locality`` says which rows are file-local).
+
+The file-local rows of a flat output (``cpg_edges``, ``cpg_props``) are written one file per
+bucket of their files' paths, each footer signed with what every file's rows were computed
+with: the code and the build's options (``reuse.input_fingerprint`` without the files), the
+parts that are file-local, and the package layout (which decides qualified names). A later
+build of the same repository takes the earlier partition the bucketed maps would take; if
+its files carry the same signature, the buckets that hold none of the paths changed between
+the two commits (added, removed, or another blob) keep their files, and the file-local parts
+are computed over the changed buckets' files only. Every other part (resolution, packages,
+externals) is computed whole and written as files of no bucket.
+
+What guards the promise that a part is file-local: its rows are computed from tables
+restricted to the changed buckets' files, and the writer rejects a row of any other bucket
+(``StrayBucketError``); the build then writes the output whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from datafusion import SessionContext
+
+from codeanatomy_assets.cpg.locality import LocalParts
+from codeanatomy_assets.normalize.ids import bucket, sql_literal
+from codeanatomy_assets.pipeline.run_context import current_run
+from codeanatomy_assets.repo.git import BlobEntry
+from codeanatomy_assets.storage.buckets import LOCAL_GROUP_CHARS, LocalBuckets
+from codeanatomy_assets.storage.lake import Lake, LakeError
+
+log = logging.getLogger(__name__)
+
+# What every file's rows read besides the file: the package layout (import roots decide the
+# qualified names the rows carry). Hashed whole into the signature.
+_SHARED_TABLES = ("package_ids",)
+
+EntryKey = tuple[str, int, str | None]
+
+
+def entry_keys(entries: Iterable[BlobEntry]) -> dict[str, EntryKey]:
+    """Each path of a commit with what decides its evidence: its blob, mode and skip reason."""
+    return {e.path: (e.blob_id, e.mode, e.skipped) for e in entries}
+
+
+@dataclass(eq=False)
+class LocalInputs:
+    """What a build's file-local rows are made from, beyond each file: ``signature`` (code
+    and options), the commit's ``entries``, and ``entries_at``, the entries of another commit
+    (memoized, one call at a time: the writes of a build may run on several threads)."""
+
+    signature: str
+    entries: Mapping[str, EntryKey]
+    read_entries: Callable[[str], Mapping[str, EntryKey]]
+    _seen: dict[str, Mapping[str, EntryKey]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def entries_at(self, commit: str) -> Mapping[str, EntryKey]:
+        with self._lock:
+            if commit not in self._seen:
+                self._seen[commit] = self.read_entries(commit)
+            return self._seen[commit]
+
+
+@dataclass(frozen=True)
+class LocalLayout:
+    """How one flat output's file-local rows are written: ``buckets`` (its signature, and
+    the buckets rows may fall in); ``keep``, an earlier partition's files of the other
+    buckets; ``paths``, the files whose rows are computed (None: all)."""
+
+    buckets: LocalBuckets
+    keep: tuple[Path, ...] = ()
+    paths: tuple[str, ...] | None = None
+    base: str | None = None
+
+
+def local_layout(
+    local: LocalParts, parts: tuple[str, ...], ctx: SessionContext, lake: Lake, name: str,
+    repo_id: str, commit: str, schema: pa.Schema, *, link: bool = True,
+) -> LocalLayout | None:  # fmt: skip
+    """The layout of output ``name``'s file-local ``parts``; None when they are written
+    with the others (outside a build, a lake that is not local, a shared table missing from
+    ``ctx``). Without ``link``, or with no earlier partition signed alike, every file's rows
+    are computed."""
+    run = current_run()
+    inputs = run.attributes.get("local_inputs") if run is not None else None
+    if not isinstance(inputs, LocalInputs) or not lake.is_local:
+        return None
+    signature = _signature(inputs.signature, [parts[i] for i in sorted(local.indices)], ctx)
+    if signature is None:
+        return None
+    whole = LocalLayout(LocalBuckets(local.key, signature))
+    if not link:
+        return whole
+    prefer = run.attributes.get("bucket_bases", ()) if run is not None else ()
+    try:
+        earlier = lake.earlier_local_files(name, repo_id, commit, schema, signature, prefer)
+        if earlier is None:
+            return whole
+        base, files = earlier
+        before = inputs.entries_at(base)
+    except (LakeError, OSError, KeyError, ValueError) as exc:  # a log or a commit gone
+        log.warning("%s: no earlier file-local rows linked: %s", name, exc)
+        return whole
+    now = inputs.entries
+    changed = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
+    rewrite = frozenset(_group(p) for p in changed)
+    keep = tuple(path for g, path in sorted(files.items()) if g not in rewrite)
+    paths = tuple(sorted(p for p in now if _group(p) in rewrite))
+    return LocalLayout(LocalBuckets(local.key, signature, rewrite), keep, paths, base)
+
+
+def _group(path: str) -> str:
+    """The group of buckets a file's rows are filed in (``storage.buckets.LocalBuckets``)."""
+    return bucket(path, "")[:LOCAL_GROUP_CHARS]
+
+
+def _signature(base: str, parts: list[str], ctx: SessionContext) -> str | None:
+    record: dict[str, object] = {"inputs": base, "parts": parts}
+    for table in _SHARED_TABLES:
+        if not ctx.table_exist(table):
+            return None
+        rows = ctx.sql(f"SELECT * FROM {table}").to_arrow_table()
+        record[table] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows.to_pylist())
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def restrict_to_files(ctx: SessionContext, tables: Iterable[str], paths: tuple[str, ...]) -> None:
+    """Make every table of ``tables`` in ``ctx`` that has a ``path`` column hold only the
+    rows of ``paths``: the per-file tables a file-local part reads."""
+    listed = ", ".join(sql_literal(p) for p in paths) or "NULL"
+    for table in tables:
+        if "path" not in ctx.table(table).schema().names:
+            continue
+        kept = ctx.sql(f'SELECT * FROM "{table}" WHERE path IN ({listed})')
+        ctx.deregister_table(table)
+        ctx.register_view(table, kept)
