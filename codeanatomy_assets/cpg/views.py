@@ -310,7 +310,7 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         "CAST(NULL AS INT)",
     )
     ast_span = ("bstart", "bend", "line_start", "col_start", "line_end", "col_end")
-    node_sources = [
+    node_sources: list[str | FileLocal] = [
         nodes_from(
             "(VALUES (1)) one(x)",
             repo_node,
@@ -333,65 +333,75 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             *null_span,
             "'scan'",
         ),
-        nodes_from(
-            "file_ids",
-            "file_id",
-            "'FILE'",
-            "path",
-            "file_id",
-            "regexp_replace(path, '^.*/', '')",
-            "path",
-            "CAST(0 AS BIGINT)",
-            "size_bytes",
-            "CAST(1 AS INT)",
-            "CAST(0 AS INT)",
-            "line_end",
-            "col_end",
-            "'scan'",
+        FileLocal(
+            nodes_from(
+                "file_ids",
+                "file_id",
+                "'FILE'",
+                "path",
+                "file_id",
+                "regexp_replace(path, '^.*/', '')",
+                "path",
+                "CAST(0 AS BIGINT)",
+                "size_bytes",
+                "CAST(1 AS INT)",
+                "CAST(0 AS INT)",
+                "line_end",
+                "col_end",
+                "'scan'",
+            )
         ),
-        nodes_from(
-            "ast_node_ids",
-            "node_id",
-            "node_kind",
-            "path",
-            "file_id",
-            "name",
-            "qualified_name",
-            *ast_span,
-            "'ast'",
+        FileLocal(
+            nodes_from(
+                "ast_node_ids",
+                "node_id",
+                "node_kind",
+                "path",
+                "file_id",
+                "name",
+                "qualified_name",
+                *ast_span,
+                "'ast'",
+            )
         ),
-        nodes_from(
-            "scope_ids",
-            "node_id",
-            "'SCOPE'",
-            "path",
-            "file_id",
-            "name",
-            "qualified_name",
-            *ast_span,
-            "'symtable'",
+        FileLocal(
+            nodes_from(
+                "scope_ids",
+                "node_id",
+                "'SCOPE'",
+                "path",
+                "file_id",
+                "name",
+                "qualified_name",
+                *ast_span,
+                "'symtable'",
+            )
         ),
-        nodes_from(
-            "symbol_ids",
-            "node_id",
-            "'SYMBOL'",
-            "path",
-            "file_id",
-            "name",
-            "scope_qualified_name || '.' || name",
-            *ast_span,
-            "'symtable'",
+        FileLocal(
+            nodes_from(
+                "symbol_ids",
+                "node_id",
+                "'SYMBOL'",
+                "path",
+                "file_id",
+                "name",
+                "scope_qualified_name || '.' || name",
+                *ast_span,
+                "'symtable'",
+            )
         ),
-        nodes_from(
-            "block_ids",
-            "node_id",
-            "'BASIC_BLOCK'",
-            "path",
-            "file_id",
-            "block_kind",
-            "qualified_name",
-            *ast_span,
-            "'cfg'",
+        FileLocal(
+            nodes_from(
+                "block_ids",
+                "node_id",
+                "'BASIC_BLOCK'",
+                "path",
+                "file_id",
+                "block_kind",
+                "qualified_name",
+                *ast_span,
+                "'cfg'",
+            )
         ),
         nodes_from(
             "external_ids",
@@ -405,11 +415,9 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             "'imports'",
         ),
     ]
-    add(
-        "cpg_nodes",
-        "SELECT * FROM (\n" + "\nUNION ALL\n".join(node_sources) + "\n) n ORDER BY node_id",
-        output=True,
-    )
+    # Unsorted, as the other flat outputs: its file-local rows are filed by group of id
+    # buckets (``pipeline.local_layout``), so a lookup by id still reads one file of 16.
+    add_union("cpg_nodes", _NODE_COLUMNS, node_sources, "node_id")
 
     child_span = "c.path, c.bstart, c.bend, 'ast' AS origin"
     # The syntax tree's self-joins name the parent side first and filter neither side, so
