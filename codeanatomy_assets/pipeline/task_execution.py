@@ -15,6 +15,7 @@ build, intermediate views likewise stream into the run's scratch space and only 
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import queue
@@ -395,6 +396,11 @@ def execute_view_to_lake(
                 spec, dependencies, repo_id, lake, commit, pool, repartition, link=False
             ),
         )
+    # The reference cycles a write leaves (pyarrow's footer objects, among others) are freed
+    # now, not at the collector's next full pass: on the stdlib, left to it, 0.3-0.4 GB more
+    # stayed resident into the next writes in some builds (the build's peak 1.72-1.89 GB,
+    # against 1.44-1.52 GB with this, two builds each). A pass takes 2 to 14 ms.
+    gc.collect()
     column = KIND_COLUMNS.get(spec.task_name)
     counts = lake.value_counts(spec.task_name, column, repo_id, commit) if column else None
     write = OutputWrite(
