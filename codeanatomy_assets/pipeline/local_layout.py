@@ -1,19 +1,23 @@
 """Which file-local rows of a flat output a build computes, and which it links from an
 earlier partition (``cpg.locality`` says which rows are file-local).
 
-The file-local rows of a flat output (``cpg_edges``, ``cpg_props``) are written one file per
-bucket of their files' paths, each footer signed with what every file's rows were computed
-with: the code and the build's options (``reuse.input_fingerprint`` without the files), the
-parts that are file-local, and the package layout (which decides qualified names). A later
-build of the same repository takes the earlier partition the bucketed maps would take; if
-its files carry the same signature, the buckets that hold none of the paths changed between
-the two commits (added, removed, or another blob) keep their files, and the file-local parts
-are computed over the changed buckets' files only. Every other part (resolution, packages,
-externals) is computed whole and written as files of no bucket.
+The file-local rows of a flat output (``cpg_nodes``, ``cpg_edges``, ``cpg_props``) are
+written one file per group of id buckets (16 groups: ``storage.buckets.LocalBuckets``), a
+file's rows being those of the files whose paths fall in its group. Each footer is signed
+with what every file's rows were computed with: the code and the build's options
+(``reuse.input_fingerprint`` without the files), the parts that are file-local, and the
+package layout (which decides qualified names). A later build of the same repository takes
+the earlier partition the bucketed maps would take; if its files carry the same signature,
+the groups that hold none of the paths changed between the two commits (added, removed, or
+another blob) keep their files, and the file-local parts are computed over the changed
+groups' files only. Every other part (resolution, packages, externals) is computed whole and
+written as files of no group.
 
 What guards the promise that a part is file-local: its rows are computed from tables
-restricted to the changed buckets' files, and the writer rejects a row of any other bucket
-(``StrayBucketError``); the build then writes the output whole.
+restricted to the changed groups' files, and the writer rejects a row of any other group
+(``StrayBucketError``); the build then writes the output whole. What it cannot catch is a
+part whose rows read another file's evidence through a table without a ``path`` column: a
+part is declared file-local only when it reads per-file tables joined on ``path``.
 """
 
 from __future__ import annotations
