@@ -57,8 +57,9 @@ def entry_keys(entries: Iterable[BlobEntry]) -> dict[str, EntryKey]:
 @dataclass(eq=False)
 class LocalInputs:
     """What a build's file-local rows are made from, beyond each file: ``signature`` (code
-    and options), the commit's ``entries``, and ``entries_at``, the entries of another commit
-    (memoized, one call at a time: the writes of a build may run on several threads)."""
+    and options), the commit's ``entries``, and ``read_entries``, those of another commit
+    (``entries_at`` memoizes it, one call at a time: a build's writes may run on several
+    threads)."""
 
     signature: str
     entries: Mapping[str, EntryKey]
@@ -94,8 +95,10 @@ def local_layout(
     ``ctx``). Without ``link``, or with no earlier partition signed alike, every file's rows
     are computed."""
     run = current_run()
-    inputs = run.attributes.get("local_inputs") if run is not None else None
-    if not isinstance(inputs, LocalInputs) or not lake.is_local:
+    if run is None or not lake.is_local:
+        return None
+    inputs = run.attributes.get("local_inputs")
+    if not isinstance(inputs, LocalInputs):
         return None
     signature = _signature(inputs.signature, [parts[i] for i in sorted(local.indices)], ctx)
     if signature is None:
@@ -103,7 +106,7 @@ def local_layout(
     whole = LocalLayout(LocalBuckets(local.key, signature))
     if not link:
         return whole
-    prefer = run.attributes.get("bucket_bases", ()) if run is not None else ()
+    prefer = run.attributes.get("bucket_bases", ())
     try:
         earlier = lake.earlier_local_files(name, repo_id, commit, schema, signature, prefer)
         if earlier is None:

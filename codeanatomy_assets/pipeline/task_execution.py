@@ -311,27 +311,18 @@ def _stream_to_lake(
             )
 
     try:
-        if local is not None:  # the file-local rows in bucket files, then the others
+        if local is not None:  # the file-local rows in group files, then the others
             written = lake.write_partition_stream(
-                spec.task_name,
-                schema,
-                lambda: _pumped(lambda: batches(local_frames, False)),
-                repo_id,
-                commit,
-                buckets=local.buckets,
-                keep=keep,
+                spec.task_name, schema, lambda: _pumped(lambda: batches(local_frames, False)),
+                repo_id, commit, buckets=local.buckets, keep=keep,
                 plain=lambda: _pumped(lambda: batches(frames, True)),
-            )
+            )  # fmt: skip
         else:
             written = lake.write_partition_stream(
-                spec.task_name,
-                schema,
-                lambda: _pumped(lambda: batches(frames, True)),
-                repo_id,
-                commit,
-                buckets=layout.writer if layout is not None else None,
+                spec.task_name, schema, lambda: _pumped(lambda: batches(frames, True)),
+                repo_id, commit, buckets=layout.writer if layout is not None else None,
                 keep=keep,
-            )
+            )  # fmt: skip
     except StrayBucketError as exc:
         # A part said to be file-local yielded a row of a file this build did not change:
         # nothing was committed, and the caller computes every file's rows instead.

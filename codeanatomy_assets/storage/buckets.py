@@ -19,10 +19,10 @@ Two different sets of rows share one only if both the XOR and the sum of their 6
 identities agree, with the same count.
 
 The flat outputs' file-local rows (``cpg.locality``) come in no order; ``group_by_bucket``
-holds them a window at a time and hands each bucket's share to that bucket's file. Their
-footers carry no fingerprint, but a signature of what every file's rows were computed with
-(``pipeline.local_layout``): a later build links the files of the buckets whose source files
-it did not change, without computing their rows at all.
+cuts them by group of buckets (16 groups, ``LocalBuckets``) and hands each group's rows to
+that group's file. Their footers carry no fingerprint, but a signature of what every file's
+rows were computed with (``pipeline.local_layout``): a later build links the files of the
+groups whose source files it did not change, without computing their rows at all.
 """
 
 from __future__ import annotations

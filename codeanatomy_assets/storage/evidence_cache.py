@@ -358,7 +358,7 @@ class EvidenceCache:
                     directory, ((WRITE_COLUMN, write),), schema,
                     _conformed(ctx.sql(query).execute_stream(), schema), PARQUET_SETTINGS,
                 )  # fmt: skip
-                added = WrittenFiles([*added.actions, *written.actions], added.rows + written.rows)
+                added += written
             gone += files
         if gone:
             self.lake.commit_partition_files(

@@ -297,27 +297,21 @@ class Lake:
         data_schema = _data_schema(schema)
         table_dir = Path(self.table_uri(name))
         partition = (("repo_id", repo_id), ("commit", commit))
-        files = write_partition_files(
-            table_dir,
-            partition,
-            data_schema,
-            (_without_partition_columns(b, data_schema) for b in batches()),
-            PARQUET_SETTINGS,
-            buckets,
-        )
+
+        def write(
+            stream: Iterable[pa.RecordBatch], spec: BucketSpec | LocalBuckets | None
+        ) -> WrittenFiles:
+            rows = (_without_partition_columns(b, data_schema) for b in stream)
+            return write_partition_files(
+                table_dir, partition, data_schema, rows, PARQUET_SETTINGS, spec
+            )
+
+        files = write(batches(), buckets)
         try:
             if plain is not None:
-                more = write_partition_files(
-                    table_dir,
-                    partition,
-                    data_schema,
-                    (_without_partition_columns(b, data_schema) for b in plain()),
-                    PARQUET_SETTINGS,
-                )
-                files = WrittenFiles([*files.actions, *more.actions], files.rows + more.rows)
+                files += write(plain(), None)
             if keep:
-                linked = link_partition_files(table_dir, partition, data_schema, keep)
-                files = WrittenFiles([*files.actions, *linked.actions], files.rows + linked.rows)
+                files += link_partition_files(table_dir, partition, data_schema, keep)
         except BaseException:
             discard_files(table_dir, files)
             raise

@@ -67,6 +67,9 @@ class WrittenFiles:
     actions: list[AddAction]
     rows: int
 
+    def __add__(self, other: WrittenFiles) -> WrittenFiles:
+        return WrittenFiles([*self.actions, *other.actions], self.rows + other.rows)
+
 
 def _stat_value(value: Any) -> Any:
     """A footer statistic as Delta's JSON can hold it (None: leave the column out)."""
@@ -124,6 +127,17 @@ def _partition_dir(table_dir: Path, partition: Sequence[tuple[str, str]]) -> tup
     return directory, relative_dir
 
 
+def _parquet_writer(path: Path, schema: pa.Schema, settings: ParquetSettings) -> pq.ParquetWriter:
+    """A Parquet file of ``schema`` encoded as ``settings`` say (dictionaries where they pay)."""
+    return pq.ParquetWriter(
+        path,
+        schema,
+        compression=settings.compression,
+        compression_level=settings.compression_level,
+        use_dictionary=[f.name for f in schema if f.name not in settings.no_dictionary],
+    )
+
+
 def _add_action(
     directory: Path,
     relative_dir: str,
@@ -160,7 +174,6 @@ def write_partition_files(
         return _write_local_buckets(table_dir, partition, schema, batches, settings, buckets)
     directory, relative_dir = _partition_dir(table_dir, partition)
     stem = uuid.uuid4().hex
-    dictionary = [f.name for f in schema if f.name not in settings.no_dictionary]
     written: list[str] = []
     actions: list[AddAction] = []
     rows = 0
@@ -193,13 +206,7 @@ def write_partition_files(
                 bucket = piece_bucket
             if writer is None:
                 written.append(f"part-{len(written):05d}-{stem}.{settings.compression}.parquet")
-                writer = pq.ParquetWriter(
-                    directory / written[-1],
-                    schema,
-                    compression=settings.compression,
-                    compression_level=settings.compression_level,
-                    use_dictionary=dictionary,
-                )
+                writer = _parquet_writer(directory / written[-1], schema, settings)
                 in_file = 0
             writer.write_batch(batch, row_group_size=_ROW_GROUP_ROWS)
             rows += batch.num_rows
@@ -229,7 +236,6 @@ def _write_local_buckets(
     and each share is a row group."""
     directory, relative_dir = _partition_dir(table_dir, partition)
     stem = uuid.uuid4().hex
-    dictionary = [f.name for f in schema if f.name not in settings.no_dictionary]
     writers: dict[str, tuple[str, pq.ParquetWriter]] = {}
     actions: list[AddAction] = []
     rows = 0
@@ -237,16 +243,7 @@ def _write_local_buckets(
         for group, table in group_by_bucket(batches, buckets.key, buckets.allowed):
             if group not in writers:
                 name = f"part-{group}-{stem}.{settings.compression}.parquet"
-                writers[group] = (
-                    name,
-                    pq.ParquetWriter(
-                        directory / name,
-                        schema,
-                        compression=settings.compression,
-                        compression_level=settings.compression_level,
-                        use_dictionary=dictionary,
-                    ),
-                )
+                writers[group] = name, _parquet_writer(directory / name, schema, settings)
             writers[group][1].write_table(table, row_group_size=table.num_rows)
             rows += table.num_rows
         for group, (name, writer) in sorted(writers.items()):
