@@ -181,7 +181,7 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
                    row_number() OVER (PARTITION BY f.path ORDER BY length(r.path) DESC)
                        AS rank
             FROM files f LEFT JOIN packages r ON r.is_import_root
-                 AND f.path LIKE r.path || '/%'
+                 AND starts_with(f.path, r.path || '/')
             WHERE f.module_name IS NOT NULL) x
         WHERE rank = 1""",
     )
@@ -707,12 +707,14 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     ]
     add_union("cpg_props", "*", props, "entity_id")
 
-    # Adjacency and property maps: flat rows sorted by owner, nested by Arrow offsets.
+    # Adjacency and property maps: flat rows sorted by owner, nested by Arrow offsets. The
+    # order is total, so a list does not depend on the order its rows arrived in (an import
+    # edge can carry several ``import_asname`` values: ``from m import a as x, b as y``).
     add(
         "cpg_props_map",
         f"""
         SELECT entity_id, entity_kind, prop_key, value_type, {_PROP_VALUES}
-        FROM cpg_props ORDER BY entity_id, prop_key""",
+        FROM cpg_props ORDER BY entity_id, prop_key, value_type, {_PROP_VALUES}""",
         output=True,
         nest=NestSpec(
             "entity_id",
