@@ -91,9 +91,12 @@ class EvidenceCache:
     lake: Lake
     version: str
     schemas: Mapping[str, pa.Schema]  # the per-file evidence tables, "files" included
+    # Where under the lake root (the per-file views' caches use the same store: one
+    # directory per view, ``pipeline.view_cache``).
+    directory: str = CACHE_DIR
 
     def _uri(self, name: str) -> str:
-        return self.lake.table_uri(f"{CACHE_DIR}/{name}")
+        return self.lake.table_uri(f"{self.directory}/{name}")
 
     def _table(self, name: str) -> DeltaTable | None:
         try:
@@ -227,7 +230,7 @@ class EvidenceCache:
 
         source = marker.batches() if isinstance(marker, SpilledTable) else marker.to_batches()
         self.lake.append_stream(
-            f"{CACHE_DIR}/{MARKER}", self._marker_schema(), (tagged(b) for b in source)
+            f"{self.directory}/{MARKER}", self._marker_schema(), (tagged(b) for b in source)
         )
         return len(keep)
 
@@ -252,7 +255,7 @@ class EvidenceCache:
             files = write_partition_files(
                 directory, partition, schema, (b.cast(schema) for b in batches), PARQUET_SETTINGS
             )
-        self.lake.commit_partition_files(f"{CACHE_DIR}/{name}", full, files, (WRITE_COLUMN,))
+        self.lake.commit_partition_files(f"{self.directory}/{name}", full, files, (WRITE_COLUMN,))
 
     def retain(self, keep: Collection[str], unmarked_after_s: float = UNMARKED_AFTER_S) -> int:
         """Drop every entry whose key is not in ``keep`` (and the losing copies of entries two
@@ -292,7 +295,7 @@ class EvidenceCache:
         _register(ctx, "winners", pa.Table.from_pylist(winners, schema=_WINNERS))
         before = ctx.sql("SELECT count(*) AS n FROM cached_files").to_pylist()[0]["n"]
         kept = self.lake.replace_stream(
-            f"{CACHE_DIR}/{MARKER}",
+            f"{self.directory}/{MARKER}",
             self._marker_schema(),
             _conformed(
                 ctx.sql(
@@ -362,7 +365,7 @@ class EvidenceCache:
             gone += files
         if gone:
             self.lake.commit_partition_files(
-                f"{CACHE_DIR}/{name}", self._stored_schema(name), added, (WRITE_COLUMN,),
+                f"{self.directory}/{name}", self._stored_schema(name), added, (WRITE_COLUMN,),
                 removed=[_remove_action(f) for f in gone],
             )  # fmt: skip
         return removed

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datafusion import SessionContext
 
-from codeanatomy_assets.storage.arrow_types import parquet_writable
+from codeanatomy_assets.storage.arrow_types import normalize_type, parquet_writable
 from codeanatomy_assets.storage.partition_files import link_or_copy
 
 # Scratch files live for one run and are read once or a few times: no compression (it
@@ -150,13 +150,19 @@ class SpilledTable:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The rows, a record batch at a time, file after file."""
+        # Filtered with plain strings: pyarrow has no is_in or take kernel for string views,
+        # which the per-file views' files hold (``pipeline.view_cache``).
+        plain = pa.schema([f.with_type(normalize_type(f.type)) for f in self.schema])
         for path in self.files():
             keep = self.keep_paths.get(path.name)
             wanted = None if keep is None else pa.array(sorted(keep), pa.string())
             for batch in pq.ParquetFile(path).iter_batches(batch_size=64 * 1024):
+                if wanted is not None:
+                    batch = batch.cast(plain)
+                    batch = batch.filter(pc.is_in(batch["path"], wanted))
                 if not batch.schema.equals(self.schema):
                     batch = batch.cast(self.schema)
-                yield batch if wanted is None else batch.filter(pc.is_in(batch["path"], wanted))
+                yield batch
 
     def register(self, ctx: SessionContext, name: str) -> None:
         """Make the table scannable as ``name`` in ``ctx``, with its exact Arrow schema."""
