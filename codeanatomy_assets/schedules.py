@@ -12,7 +12,7 @@ CPG Delta table (``Lake.delete_partition``, one Delta delete per table), then th
 partition itself, so a failure half-way leaves the partition listed and the next night retries.
 Repositories that cannot be read, and partitions of repositories no longer watched, are left
 untouched and logged: deleting data because a mount vanished would be worse than keeping it.
-The same job then drops evidence-cache entries that no retained commit contains
+The same job then drops evidence-cache and view-cache entries that no retained commit contains
 (``prune_evidence_cache``).
 """
 
@@ -201,10 +201,13 @@ def prune_evidence_cache(lake: Lake, watched_repos: WatchedReposResource, log: _
     earlier layouts are deleted). Rows a build stored but never marked (it died while
     storing) go once they are a day old. If a watched repository cannot be read, nothing
     is dropped: its commits' entries cannot be told apart. Dropping an entry a later build
-    wants costs a re-extraction, never a wrong graph (``EvidenceCache.retain``).
+    wants costs a re-extraction, never a wrong graph (``EvidenceCache.retain``). The
+    per-file views' caches are pruned alike (``pipeline.view_cache.retain_view_caches``):
+    the rows of the same files, for the views of the code running now; the caches of earlier
+    versions of a view are deleted.
 
     Returns:
-        the cache rows removed, or None when the cache was left alone.
+        the cache rows removed (evidence and views), or None when the caches were left alone.
     """
     watched = watched_repos.watched()
     windows = _windows(watched_repos, log)
@@ -213,20 +216,28 @@ def prune_evidence_cache(lake: Lake, watched_repos: WatchedReposResource, log: _
         log.warning("evidence cache left as it is: cannot read %s", ", ".join(unreadable))
         return None
     cache = evidence_cache_for(lake)
-    keep: set[str] = set()
-    for repo_id, shas in windows.items():
-        git = GitRepository(watched[repo_id].path)
-        for sha in shas:
-            keep.update(
-                cache_key(e.blob_id, e.path, module_name_for(e.path), cache.version)
-                for e in git.python_entries(sha)
-                if e.skipped is None
-            )
+    commits = [
+        (repo_id, GitRepository(watched[repo_id].path).python_entries(sha))
+        for repo_id, shas in windows.items()
+        for sha in shas
+    ]
+    keep = {
+        cache_key(e.blob_id, e.path, module_name_for(e.path), cache.version)
+        for _, entries in commits
+        for e in entries
+        if e.skipped is None
+    }
     removed = cache.retain(keep)
     log.info("evidence cache: kept %d entries, removed %d rows", len(keep), removed)
     for directory in cache.remove_legacy():
         log.info("evidence cache: deleted %s, a layout no build reads any more", directory)
-    return removed
+    # The per-file views' caches hold rows of the same files: kept for the same commits.
+    # Imported here: it plans the views, which the code location does not need to load.
+    from codeanatomy_assets.pipeline.view_cache import retain_view_caches
+
+    view_rows = retain_view_caches(lake, commits, cache.version)
+    log.info("view caches: removed %d rows", view_rows)
+    return removed + view_rows
 
 
 @dg.op(name="cpg_retention")

@@ -158,6 +158,12 @@ def test_retention_drops_evidence_cache_entries_no_retained_commit_has(tmp_path:
     from codeanatomy_assets.extract.incremental import evidence_cache_for
     from codeanatomy_assets.pipeline.execution import build_commit
     from codeanatomy_assets.pipeline.request import BuildRequest
+    from codeanatomy_assets.pipeline.view_cache import (
+        VIEW_CACHE_DIR,
+        per_file_signatures,
+        view_cache,
+        view_keys,
+    )
     from codeanatomy_assets.repo.git import GitRepository
     from codeanatomy_assets.schedules import prune_evidence_cache
     from codeanatomy_assets.storage.evidence_cache import cache_key
@@ -180,6 +186,16 @@ def test_retention_drops_evidence_cache_entries_no_retained_commit_has(tmp_path:
     assert cache.hits(sorted(keys(shas[0]))) == keys(shas[0])
     legacy = Path(lake.root) / "_evidence_cache" / "files" / "_delta_log"
     legacy.mkdir(parents=True)  # the first layout's cache, which no build reads any more
+    # The per-file views' caches hold the same files' rows, and go with them.
+    signature = per_file_signatures()["ast_node_ids"]
+    views = view_cache(lake, "ast_node_ids", signature, pa.schema([("path", pa.string())]))
+
+    def view_keys_of(sha: str) -> set[str]:
+        return set(view_keys(git.python_entries(sha), cache.version, signature, "c").values())
+
+    assert views.hits(sorted(view_keys_of(shas[0]))) == view_keys_of(shas[0])
+    stale = Path(lake.root) / VIEW_CACHE_DIR / "ast_node_ids-0123456789abcdef" / "files"
+    stale.mkdir(parents=True)  # an earlier version of the view, which no build reads any more
     watched = WatchedReposResource(
         repos={"c": WatchedRepo(path=str(repo.path))}, initial_commits=1, retain_commits=2
     )
@@ -187,6 +203,12 @@ def test_retention_drops_evidence_cache_entries_no_retained_commit_has(tmp_path:
     assert cache.hits(sorted(keys(shas[0]))) == keys(shas[0]) & keys(shas[1])  # keep.py only
     assert cache.hits(sorted(keys(shas[1]) | keys(shas[2]))) == keys(shas[1]) | keys(shas[2])
     assert not (Path(lake.root) / "_evidence_cache").exists()
+    assert views.hits(sorted(view_keys_of(shas[0]))) == view_keys_of(shas[0]) & view_keys_of(
+        shas[1]
+    )
+    both = view_keys_of(shas[1]) | view_keys_of(shas[2])
+    assert views.hits(sorted(both)) == both
+    assert not stale.parent.exists()
     # A watched repository that cannot be read: the cache is left alone.
     broken = WatchedReposResource(
         repos={"c": WatchedRepo(path=str(repo.path)), "gone": WatchedRepo(path="/nonexistent")},

@@ -8,6 +8,11 @@ file changes, or until what every file's rows read changes: the code, the build'
 the package layout that decides qualified names (``pipeline.local_layout`` signs the
 files with all three). Resolution (imports, calls, inheritance, references) and the rows of
 packages, the repository and external names are not file-local: they are recomputed whole.
+
+Intermediate views can be file-local too (``PerFile``): the ids of a file's syntax nodes,
+scopes, blocks and symbols, and which symbol each name use means. Their rows are cached per
+file across builds (``pipeline.view_cache``), so a commit computes them for the files it
+changed only, and every view downstream reads them whole.
 """
 
 from __future__ import annotations
@@ -22,3 +27,17 @@ class LocalParts:
 
     key: str
     indices: frozenset[int]
+
+
+# What a per-file view may read: per-file evidence, other per-file views, and ``file_keys``
+# (each file's id and import root, which the cache keys carry).
+PER_FILE_SHARED = frozenset({"file_keys"})
+
+
+@dataclass(frozen=True, slots=True)
+class PerFile:
+    """The SQL of an intermediate view whose rows of each file are computed from that file's
+    rows of per-file tables alone, joined on ``path``; the view has a ``path`` column.
+    ``plan.execution_plan`` rejects one that reads anything else."""
+
+    sql: str

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from codeanatomy_assets.cpg.locality import PerFile
+
 ROUNDS = 4  # re-export / alias hops of dotted resolution
 MRO_DEPTH = 8  # inheritance depth the MRO rounds follow
 
@@ -97,13 +99,13 @@ def _first_round() -> str:
          AND c.qualified_name = regexp_replace(s.start, '[.][^.]*$', '')"""
 
 
-def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str]]:
+def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str | PerFile]]:
     """The intermediate views, in an order that plans (the planner re-derives it anyway)."""
     external = nid("''", "'EXTERNAL'", "x.dotted", "0", "0")
     ext_base = nid("''", "'EXTERNAL'", "r.external", "0", "0")
     ext_builtin = nid("''", "'EXTERNAL'", "'builtins.' || u.name", "0", "0")
     ext_import = nid("''", "'EXTERNAL'", "t.external", "0", "0")
-    views: list[tuple[str, str]] = [
+    views: list[tuple[str, str | PerFile]] = [
         (
             "def_index",
             """
@@ -210,22 +212,26 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str]]:
         (
             # The symtable scope a scope-opening row is (module, def, lambda, comprehension).
             "row_scopes",
-            """
+            PerFile(
+                """
             SELECT a.path, a.idx, s.scope_path, s.node_id AS scope_id
             FROM ast_node_ids a JOIN scope_ids s ON a.path = s.path AND a.bstart = s.bstart
                  AND a.bend = s.bend AND (a.node_kind = 'MODULE') = (s.scope_path = 'top')
             WHERE a.node_kind IN ('MODULE', 'CLASS', 'FUNCTION')
-               OR a.ast_type IN ('ListComp', 'SetComp', 'DictComp', 'GeneratorExp')""",
+               OR a.ast_type IN ('ListComp', 'SetComp', 'DictComp', 'GeneratorExp')"""
+            ),
         ),
         (
             "name_use_symbols",
-            """
+            PerFile(
+                """
             SELECT DISTINCT u.path, u.use_idx, u.use_kind, n.node_id AS use_id, y.node_id
                    AS symbol_id, n.bstart, n.bend
             FROM name_uses u JOIN ast_node_ids n ON n.path = u.path AND n.idx = u.use_idx
             JOIN row_scopes r ON r.path = u.path AND r.idx = u.scope_idx
             JOIN symbol_ids y ON y.path = u.path AND y.scope_path = r.scope_path
-                 AND y.name = u.name""",
+                 AND y.name = u.name"""
+            ),
         ),
         (
             # A read of a name -> the binding it reads; imported names through the import.

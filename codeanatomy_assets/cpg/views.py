@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codeanatomy_assets.cpg.locality import LocalParts
+from codeanatomy_assets.cpg.locality import LocalParts, PerFile
 from codeanatomy_assets.cpg.nesting import BucketSource, NestSpec
 from codeanatomy_assets.cpg.resolution_edges import resolution_edges
 from codeanatomy_assets.cpg.resolution_views import resolution_views
@@ -27,7 +27,8 @@ class ViewSpec:
     ``parts``: the view is the UNION ALL of these queries (``sql`` says so too, for planning),
     and a write runs them one after another: run as one query, every branch's joins build
     their hash tables at once (the stdlib's edges: 30 branches). ``local`` says which parts
-    are file-local (``cpg.locality``).
+    are file-local (``cpg.locality``). ``per_file``: an intermediate whose rows are cached
+    per file across builds (``cpg.locality.PerFile``).
     """
 
     name: str
@@ -36,10 +37,13 @@ class ViewSpec:
     nest: NestSpec | None = None
     parts: tuple[str, ...] = ()
     local: LocalParts | None = None
+    per_file: bool = False
 
     def __post_init__(self) -> None:
         if self.parts and self.nest is not None:
             raise ValueError(f"{self.name}: a nested view is one sort; it cannot run in parts")
+        if self.per_file and (self.output or self.nest is not None or self.parts):
+            raise ValueError(f"{self.name}: only a plain intermediate view is cached per file")
 
 
 _NODE_COLUMNS = (
@@ -144,8 +148,13 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     quote2, external = "''", "'EXTERNAL'"
     views: list[ViewSpec] = []
 
-    def add(name: str, sql: str, output: bool = False, nest: NestSpec | None = None) -> None:
-        views.append(ViewSpec(name, sql, output, nest))
+    def add(
+        name: str, sql: str | PerFile, output: bool = False, nest: NestSpec | None = None
+    ) -> None:
+        if isinstance(sql, PerFile):
+            views.append(ViewSpec(name, sql.sql, output, nest, per_file=True))
+        else:
+            views.append(ViewSpec(name, sql, output, nest))
 
     def add_union(name: str, columns: str, parts: list[str | FileLocal], key: str) -> None:
         """An output that is the UNION ALL of ``parts``, written part by part; the
@@ -197,13 +206,15 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     module_span = _file_span("a.node_kind = 'MODULE'", "a")
     add(
         "ast_node_ids",
-        f"""
+        PerFile(
+            f"""
         SELECT a.* EXCLUDE (qualified_name),
                CASE WHEN k.strip = 0 THEN a.qualified_name
                     ELSE substr(a.qualified_name, k.strip + 1) END AS qualified_name,
                {nid("a.path", "a.node_kind", "a.discriminator", *module_span)} AS node_id,
                k.file_id
-        FROM ast_nodes a JOIN file_keys k ON a.path = k.path""",
+        FROM ast_nodes a JOIN file_keys k ON a.path = k.path"""
+        ),
     )
     add(
         "package_ids",
@@ -215,44 +226,43 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     )
     add(
         "scope_ids",
-        f"""
+        PerFile(
+            f"""
         SELECT s.* EXCLUDE (qualified_name),
                CASE WHEN k.strip = 0 THEN s.qualified_name
                     ELSE substr(s.qualified_name, k.strip + 1) END AS qualified_name,
                {nid("s.path", "'SCOPE'", "s.scope_path", *_file_span("s.scope_path = 'top'", "s"))}
                AS node_id,
                k.file_id
-        FROM scopes s JOIN file_keys k ON s.path = k.path""",
+        FROM scopes s JOIN file_keys k ON s.path = k.path"""
+        ),
     )
+    block_disc = "o.qualified_name || '#' || b.block_kind || '#' || CAST(b.block_index AS VARCHAR)"
     add(
         "block_ids",
-        f"""
-        SELECT b.*, {
-            nid(
-                "b.path",
-                "'BASIC_BLOCK'",
-                "o.qualified_name || '#' || b.block_kind || '#' || CAST(b.block_index AS VARCHAR)",
-                "b.bstart",
-                "b.bend",
-            )
-        } AS node_id,
+        PerFile(
+            f"""
+        SELECT b.*, {nid("b.path", "'BASIC_BLOCK'", block_disc, "b.bstart", "b.bend")} AS node_id,
                o.node_id AS owner_id, o.file_id,
                o.qualified_name || '#' || CAST(b.block_index AS VARCHAR) AS qualified_name
-        FROM cfg_blocks b JOIN ast_node_ids o ON b.path = o.path AND b.owner_idx = o.idx""",
+        FROM cfg_blocks b JOIN ast_node_ids o ON b.path = o.path AND b.owner_idx = o.idx"""
+        ),
     )
     add(
         "symbol_ids",
-        f"""
+        PerFile(
+            f"""
         SELECT y.*, {
-            nid(
-                "y.path",
-                "'SYMBOL'",
-                "y.scope_path || '::' || y.name",
-                *_file_span("y.scope_path = 'top'", "y"),
-            )
-        } AS node_id,
+                nid(
+                    "y.path",
+                    "'SYMBOL'",
+                    "y.scope_path || '::' || y.name",
+                    *_file_span("y.scope_path = 'top'", "y"),
+                )
+            } AS node_id,
                s.node_id AS scope_id, s.file_id, s.qualified_name AS scope_qualified_name
-        FROM symbols y JOIN scope_ids s ON y.path = s.path AND y.scope_path = s.scope_path""",
+        FROM symbols y JOIN scope_ids s ON y.path = s.path AND y.scope_path = s.scope_path"""
+        ),
     )
     # A module name may exist as .py and .pyi: imports land on the .py (what runs).
     add(

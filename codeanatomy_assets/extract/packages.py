@@ -41,8 +41,8 @@ def import_roots(dirs: set[str], regular: set[str]) -> set[str]:
     }
 
 
-def packages_table(paths: list[str]) -> pa.Table:
-    """One row per directory that contains (directly or below) a Python file."""
+def _layout(paths: list[str]) -> tuple[set[str], set[str], set[str]]:
+    """The directories holding Python files, the regular packages, and the import roots."""
     dirs: set[str] = set()
     with_init: set[str] = set()
     for path in paths:
@@ -52,11 +52,27 @@ def packages_table(paths: list[str]) -> pa.Table:
         while parent:
             dirs.add(parent)
             parent = parent.rpartition("/")[0]
-    roots = import_roots(dirs, with_init)
+    return dirs, with_init, import_roots(dirs, with_init)
+
+
+def _nearest(path: str, roots: set[str]) -> str:
+    return max((r for r in roots if path.startswith(r + "/")), key=len, default="")
+
+
+def file_roots(paths: list[str]) -> dict[str, str]:
+    """The import root each of ``paths`` is named from ('' for the repository root): what
+    the views' ``file_roots`` finds in the package rows, known here without them."""
+    roots = _layout(paths)[2]
+    return {path: _nearest(path, roots) for path in paths}
+
+
+def packages_table(paths: list[str]) -> pa.Table:
+    """One row per directory that contains (directly or below) a Python file."""
+    dirs, with_init, roots = _layout(paths)
     rows = Columns(PACKAGES)
     for d in sorted(dirs):
         parent, _, name = d.rpartition("/")
-        root = max((r for r in roots if d.startswith(r + "/")), key=len, default="")
+        root = _nearest(d, roots)
         rows.append(
             path=d,
             parent_path=parent,

@@ -28,6 +28,7 @@ import pyarrow as pa
 from hamilton import driver
 from opentelemetry.trace import Status, StatusCode
 
+from codeanatomy_assets.extract.incremental import evidence_cache_for
 from codeanatomy_assets.extract.runner import Progress, start_workers_server
 from codeanatomy_assets.obs.diagnostics import DiagnosticsCollector
 from codeanatomy_assets.obs.otel import Telemetry
@@ -57,6 +58,7 @@ from codeanatomy_assets.pipeline.reuse import (
     input_fingerprint,
 )
 from codeanatomy_assets.pipeline.run_context import RunContext
+from codeanatomy_assets.pipeline.view_cache import ViewInputs
 from codeanatomy_assets.plan.execution_plan import ExecutionPlan
 from codeanatomy_assets.repo.git import GitRepository
 from codeanatomy_assets.storage.lake import Lake, check_partition, default_repo_id
@@ -251,6 +253,11 @@ def build_commit(
         entry_keys(entries),
         lambda base: entry_keys(repo.python_entries(base)),
     )
+    if request.use_evidence_cache and lake.is_local:
+        # What the per-file views' cache keys are made of (``pipeline.view_cache``).
+        context.attributes["view_inputs"] = ViewInputs(
+            lake, repo_id, entries, evidence_cache_for(lake)
+        )
     reused: ReuseSource | None = None
     outputs: dict[str, OutputWrite] = {}
     results: dict[str, Any] = {}

@@ -43,6 +43,7 @@ from codeanatomy_assets.pipeline.bucket_layout import (
 from codeanatomy_assets.pipeline.local_layout import local_layout, restrict_to_files
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
+from codeanatomy_assets.pipeline.view_cache import cache_schema, per_file_view
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
 from codeanatomy_assets.storage.arrow_types import plain_strings
 from codeanatomy_assets.storage.buckets import StrayBucketError
@@ -66,6 +67,7 @@ class TaskExecutionSpec:
     nest: NestSpec | None = None
     parts: tuple[str, ...] = ()
     local: LocalParts | None = None
+    per_file: bool = False
 
 
 class EmptyOutputError(ValueError):
@@ -418,15 +420,59 @@ def _spill_view(
     )
 
 
+def _spill_per_file(
+    spec: TaskExecutionSpec,
+    dependencies: Mapping[str, Dependency],
+    repo_id: str,
+    paths: tuple[str, ...] | None,
+    pool: Pool,
+    repartition: bool,
+) -> SpilledTable:
+    """A per-file view over the rows of ``paths`` only (None: every file), with the schema
+    its cache stores."""
+    ctx = _context(dependencies, pool=pool, repartition=repartition)
+    if paths is not None:
+        restrict_to_files(ctx, dependencies, paths)
+    df = ctx.sql(_sql(spec, repo_id))
+    return run_scratch().write(
+        spec.task_name,
+        cache_schema(df.schema()),
+        _pumped(lambda: (b.to_pyarrow() for b in df.execute_stream())),
+    )
+
+
+def _per_file(
+    spec: TaskExecutionSpec, dependencies: Mapping[str, Dependency], repo_id: str
+) -> SpilledTable | None:
+    """A per-file view through its cache (``pipeline.view_cache``); None when the build
+    caches no views."""
+    return per_file_view(
+        spec.task_name,
+        spec.task_signature,
+        lambda: cache_schema(_context(dependencies).sql(_sql(spec, repo_id)).schema()),
+        lambda paths: _bounded_first(
+            spec,
+            lambda pool, repartition: _spill_per_file(
+                spec, dependencies, repo_id, paths, pool, repartition
+            ),
+        ),
+    )
+
+
 def execute_view(
     spec: TaskExecutionSpec, dependencies: Mapping[str, Dependency], repo_id: str
 ) -> pa.Table | SpilledTable:
     """Run a view task's SQL over its dependencies, for ``repo_id``.
 
     Inside a build, an intermediate view streams into the run's scratch space and its
-    dependents scan it from there (``storage.scratch``); otherwise (an output wanted in memory,
-    a call outside a build, a Dask worker) the result is an in-memory table.
+    dependents scan it from there (``storage.scratch``); a per-file view takes the rows of
+    the files its cache holds from there (``pipeline.view_cache``). Otherwise (an output
+    wanted in memory, a call outside a build, a Dask worker) the result is an in-memory table.
     """
+    if spec.per_file and current_run() is not None:
+        cached = _per_file(spec, dependencies, repo_id)
+        if cached is not None:
+            return cached
     if not spec.output and spec.nest is None and current_run() is not None:
         return _bounded_first(
             spec,

@@ -101,6 +101,7 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., Dependency]
         task.nest,
         task.parts,
         task.local,
+        task.per_file,
     )
     tags = _tags(task, plan)
     if task.kind == "scan":

@@ -21,11 +21,11 @@ import rustworkx as rx
 from datafusion import SessionContext
 
 from codeanatomy_assets.cpg.functions import session_context
-from codeanatomy_assets.cpg.locality import LocalParts
+from codeanatomy_assets.cpg.locality import PER_FILE_SHARED, LocalParts
 from codeanatomy_assets.cpg.nesting import NestSpec
 from codeanatomy_assets.cpg.views import ViewSpec, view_specs
-from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS
-from codeanatomy_assets.plan.inference import infer_views
+from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS, PER_FILE_TABLES
+from codeanatomy_assets.plan.inference import InferredView, infer_views
 
 REPO_PLACEHOLDER = "repo-id-placeholder"
 PLAN_VERSION = 1
@@ -52,6 +52,7 @@ class PlanTask:
     nest: NestSpec | None = None
     parts: tuple[str, ...] = ()
     local: LocalParts | None = None
+    per_file: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def compile_execution_plan(
     views = views if views is not None else view_specs(REPO_PLACEHOLDER)
     sources = sources if sources is not None else EVIDENCE_SCHEMAS
     inferred = infer_views(views, sources)
+    _check_per_file(inferred)
     ctx = session_context()
     for name, schema in sources.items():
         ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], schema=schema)]])
@@ -123,12 +125,29 @@ def compile_execution_plan(
                 nest=v.spec.nest,
                 parts=v.spec.parts,
                 local=v.spec.local,
+                per_file=v.spec.per_file,
             )
         )
         ctx.register_record_batches(
             v.spec.name, [[pa.RecordBatch.from_pylist([], schema=v.schema)]]
         )
     return _schedule(raw)
+
+
+def _check_per_file(inferred: Iterable[InferredView]) -> None:
+    """A view cached per file reads per-file tables only: its rows of a file are computed
+    from the changed files' rows alone (``pipeline.view_cache``), so a view that read a
+    whole-repository table would be cached wrong, silently."""
+    per_file = {v.spec.name for v in inferred if v.spec.per_file}
+    allowed = set(PER_FILE_TABLES) | PER_FILE_SHARED | per_file
+    for v in inferred:
+        outside = sorted(set(v.dependencies) - allowed) if v.spec.per_file else []
+        if outside:
+            raise ValueError(
+                f"view {v.spec.name} is cached per file but reads {', '.join(outside)}: "
+                f"allowed are per-file tables, {', '.join(sorted(PER_FILE_SHARED))} and "
+                "other per-file views"
+            )
 
 
 def _schedule(raw: list[PlanTask]) -> ExecutionPlan:
@@ -166,6 +185,7 @@ def _schedule(raw: list[PlanTask]) -> ExecutionPlan:
                 "sql": t.sql,
                 "nest": repr(t.nest),
                 "local": repr(t.local),
+                "per_file": t.per_file,
                 "deps": [signatures[d] for d in t.dependencies],
             }
         )
@@ -189,6 +209,7 @@ def _schedule(raw: list[PlanTask]) -> ExecutionPlan:
                 nest=t.nest,
                 parts=t.parts,
                 local=t.local,
+                per_file=t.per_file,
             )
         )
     critical = []

@@ -58,3 +58,30 @@ def test_cpg_plan_schedule_metadata():
     assert plan.required_for(["extract_errors"]) == {"extract_errors", "errors"}
     # Deterministic: the same views give the same signature.
     assert compile_execution_plan().signature == plan.signature
+
+
+def test_a_view_cached_per_file_reads_per_file_tables_only():
+    """Its rows of a file are computed from the changed files' rows alone: a view that read a
+    whole-repository table would be cached wrong, so the plan refuses it."""
+    from codeanatomy_assets.cpg.views import view_specs
+    from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS
+
+    views = view_specs("r")
+    per_file = {v.name for v in views if v.per_file}
+    assert {"ast_node_ids", "symbol_ids", "name_use_symbols"} <= per_file
+    plan = compile_execution_plan(views, EVIDENCE_SCHEMAS)
+    assert {t.name for t in plan.tasks if t.per_file} == per_file
+    wrong = (
+        *views,
+        ViewSpec(
+            "module_defs",
+            "SELECT d.path, d.node_id FROM ast_node_ids d JOIN module_index m "
+            "ON d.node_id = m.node_id",
+            False,
+            per_file=True,
+        ),
+    )
+    with pytest.raises(ValueError, match="module_defs is cached per file but reads module_index"):
+        compile_execution_plan(wrong, EVIDENCE_SCHEMAS)
+    with pytest.raises(ValueError, match="only a plain intermediate view"):
+        ViewSpec("out", "SELECT 1 AS x", True, per_file=True)

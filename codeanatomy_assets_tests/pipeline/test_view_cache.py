@@ -1,0 +1,143 @@
+"""Per-file views (the ids of syntax nodes, scopes, blocks, symbols; which symbol a name use
+means) are computed for the files the cache does not hold and taken from the cache for the
+others; every output is row for row that of a build without any cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
+from codeanatomy_assets.pipeline import task_execution
+from codeanatomy_assets.pipeline.driver_factory import DriverFactory
+from codeanatomy_assets.pipeline.execution import build_commit
+from codeanatomy_assets.pipeline.request import BuildRequest
+from codeanatomy_assets.pipeline.view_cache import VIEW_CACHE_DIR, per_file_signatures
+from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
+
+REPO = "fixture"
+PER_FILE = {
+    "ast_node_ids",
+    "scope_ids",
+    "block_ids",
+    "symbol_ids",
+    "row_scopes",
+    "name_use_symbols",
+}
+MODULES = {f"lib/m{i:02d}.py": f"def f{i}(x):\n    y = x + {i}\n    return y\n" for i in range(8)}
+# Written by every build, whatever it computed: not compared.
+_RUN_OUTPUTS = {"run_manifest"}
+
+
+@pytest.fixture(scope="module")
+def factory() -> DriverFactory:
+    return DriverFactory()
+
+
+def _build(repo: Path, lake_root: str, factory: DriverFactory, commit: str, **kw) -> None:
+    request = BuildRequest(repo_path=repo, lake_root=lake_root, repo_id=REPO, commit=commit, **kw)
+    assert build_commit(request, factory=factory).status == "success"
+
+
+def _rows(lake: Lake, name: str, commit: str) -> list[str]:
+    table = lake.read_partition(name, REPO, commit).drop(["commit"])
+    return sorted(json.dumps(r, sort_keys=True, default=str) for r in table.to_pylist())
+
+
+def _same_graph(lake: Lake, fresh: Lake, commit: str) -> None:
+    for name in CPG_OUTPUTS:
+        if name not in _RUN_OUTPUTS:
+            assert _rows(lake, name, commit) == _rows(fresh, name, commit), name
+
+
+def _view_events(lake: Lake, commit: str) -> dict[str, dict]:
+    events = lake.read_partition("pipeline_events", REPO, commit).to_pylist()
+    return {e["node"]: json.loads(e["detail_json"]) for e in events if e["event"] == "view_cache"}
+
+
+def test_a_commit_computes_its_changed_files_and_takes_the_others_from_the_cache(
+    git_repo, tmp_path, factory
+):
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit(
+        {
+            "lib/m03.py": "import os\n\n\ndef f3(x):\n    return os.sep + x\n",  # spans move
+            "lib/m07.py": None,  # deleted
+            "lib/new.py": "from lib.m05 import f5\n\nY = f5(1)\n",
+        }
+    )
+    root, fresh = str(tmp_path / "lake"), str(tmp_path / "fresh")
+    _build(repo.path, root, factory, first)
+    _build(repo.path, root, factory, second)
+    _build(repo.path, fresh, factory, second, use_evidence_cache=False, use_cache=False)
+    lake = Lake(root)
+    _same_graph(lake, Lake(fresh), second)
+
+    files = len(FILES) + len(MODULES)
+    # The first build computed and stored every file (the one with a syntax error too: the
+    # error is the file's own, and its evidence is cached like the others').
+    for name, event in _view_events(lake, first).items():
+        assert (event["cached"], event["computed"], event["stored"]) == (0, files, files), name
+    assert set(_view_events(lake, first)) == PER_FILE
+    # The second: the edited and the new file computed and stored, the rest from the cache.
+    for name, event in _view_events(lake, second).items():
+        assert (event["cached"], event["computed"], event["stored"]) == (files - 2, 2, 2), name
+    # One cache per per-file view, named by its signature.
+    caches = {p.name for p in (Path(root) / VIEW_CACHE_DIR).iterdir()}
+    assert caches == {f"{n}-{s[:16]}" for n, s in per_file_signatures().items()}
+    # No cache, no view cache.
+    assert not (Path(fresh) / VIEW_CACHE_DIR).exists()
+
+
+def test_a_new_import_root_recomputes_the_files_named_from_it(git_repo, tmp_path, factory):
+    """A module's qualified names depend on the import root it is named from (a monorepo
+    project becomes one when its package gets an ``__init__.py``): its cached rows are not
+    taken, though its blob did not change."""
+    repo = git_repo()
+    project = {
+        "libs/mlib/mlib/core.py": "class Engine:\n    def run(self):\n        return 1\n",
+        "libs/mlib/mlib/util.py": "def helper():\n    return 2\n",
+    }
+    first = repo.commit({**FILES, **project})
+    second = repo.commit({"libs/mlib/mlib/__init__.py": ""})
+    root, fresh = str(tmp_path / "lake"), str(tmp_path / "fresh")
+    _build(repo.path, root, factory, first)
+    _build(repo.path, root, factory, second)
+    _build(repo.path, fresh, factory, second, use_evidence_cache=False, use_cache=False)
+    lake = Lake(root)
+    _same_graph(lake, Lake(fresh), second)
+    names = {
+        r["qualified_name"]
+        for r in lake.read_partition("cpg_nodes", REPO, second).to_pylist()
+        if r["path"] == "libs/mlib/mlib/core.py" and r["node_kind"] == "CLASS"
+    }
+    assert names == {"mlib.core.Engine"}
+    # The project's two modules and its new __init__.py computed; the other files cached.
+    for name, event in _view_events(lake, second).items():
+        assert (event["cached"], event["computed"]) == (len(FILES), 3), name
+
+
+def test_rows_of_files_not_computed_mean_computing_every_file_without_the_cache(
+    git_repo, tmp_path, factory, monkeypatch, caplog
+):
+    """The guard on per-file views: if one read every file (here its tables are left
+    unrestricted), its rows of cached files are caught, and the view is computed whole."""
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
+    root, fresh = str(tmp_path / "lake"), str(tmp_path / "fresh")
+    _build(repo.path, root, factory, first)
+    monkeypatch.setattr(task_execution, "restrict_to_files", lambda *args: None)
+    _build(repo.path, root, factory, second)
+    monkeypatch.undo()
+    _build(repo.path, fresh, factory, second, use_evidence_cache=False, use_cache=False)
+    lake = Lake(root)
+    _same_graph(lake, Lake(fresh), second)
+    assert "rows of files it was not computed for" in caplog.text
+    events = _view_events(lake, second)
+    assert set(events) == PER_FILE
+    assert all(e.get("stray") for e in events.values())
