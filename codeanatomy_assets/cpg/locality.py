@@ -21,6 +21,14 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
+class FileLocal:
+    """A part of a union output that is file-local: read only from per-file tables, joined
+    on ``path``, each row keyed by an id of its own file."""
+
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
 class LocalParts:
     """The file-local parts of a union output: their positions in ``ViewSpec.parts``, and
     the column of their rows whose id names the row's bucket (its file's)."""

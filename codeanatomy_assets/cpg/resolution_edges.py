@@ -10,16 +10,18 @@ reads in the scope Python's rules pick (def, class, parameter, an assignment tar
 enclosing or the module scope), through imports to the imported definition (or EXTERNAL),
 builtins to ``builtins.<name>``; reads of a function's own variables are left to
 REACHING_DEF, which is precise. READS/WRITES: from each NAME to the symtable SYMBOL of its
-resolving scope.
+resolving scope; these are file-local (``cpg.locality``): a name and its symbol are of one
+file.
 """
 
 from __future__ import annotations
 
+from codeanatomy_assets.cpg.locality import FileLocal
 from codeanatomy_assets.cpg.resolution_views import NodeId
 from codeanatomy_assets.normalize.ids import edge_id_sql
 
 
-def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str]]:
+def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str | FileLocal]]:
     """Edge rows (SELECT of the cpg_edges columns) as (edge kind, SQL)."""
     external = nid("''", "'EXTERNAL'", "t.external", "0", "0")
 
@@ -75,15 +77,17 @@ def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str]]:
         *(
             (
                 kind,
-                edge(
-                    kind,
-                    "s.use_id",
-                    "s.symbol_id",
-                    "s.use_kind",
-                    f"""'{kind}' AS edge_kind, s.use_id AS src_node_id, s.symbol_id AS
-                    dst_node_id, s.path, s.bstart, s.bend, 'resolution' AS origin,
-                    'symtable' AS resolution_method, 1.0 AS confidence
-                    FROM name_use_symbols s WHERE {where}""",
+                FileLocal(
+                    edge(
+                        kind,
+                        "s.use_id",
+                        "s.symbol_id",
+                        "s.use_kind",
+                        f"""'{kind}' AS edge_kind, s.use_id AS src_node_id, s.symbol_id AS
+                        dst_node_id, s.path, s.bstart, s.bend, 'resolution' AS origin,
+                        'symtable' AS resolution_method, 1.0 AS confidence
+                        FROM name_use_symbols s WHERE {where}""",
+                    )
                 ),
             )
             for kind, where in (

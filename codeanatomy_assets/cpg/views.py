@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codeanatomy_assets.cpg.locality import LocalParts, PerFile
+from codeanatomy_assets.cpg.locality import FileLocal, LocalParts, PerFile
 from codeanatomy_assets.cpg.nesting import BucketSource, NestSpec
 from codeanatomy_assets.cpg.resolution_edges import resolution_edges
 from codeanatomy_assets.cpg.resolution_views import resolution_views
@@ -111,14 +111,6 @@ _REACHING_SOURCE = (
     "reaching_defs r JOIN ast_node_ids d ON r.path = d.path AND r.def_idx = d.idx "
     "JOIN ast_node_ids u ON r.path = u.path AND r.use_idx = u.idx"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class FileLocal:
-    """A part of a union output that is file-local (``cpg.locality``): read only from
-    per-file tables, joined on ``path``, each row keyed by an id of its own file."""
-
-    sql: str
 
 
 def _file_span(whole_file: str, alias: str) -> tuple[str, str]:
@@ -691,21 +683,23 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             )
             for key, op in (("annotation", "<>"), ("return_annotation", "="))
         ),
-        _prop(
-            "edge",
-            "edge_id",
-            "use_kind",
-            "use_kind",
-            "(SELECT "
-            + edge_id_sql(
-                repo_id,
-                "CASE WHEN s.use_kind = 'read' THEN 'READS' ELSE 'WRITES' END",
-                "s.use_id",
-                "s.symbol_id",
-                "s.use_kind",
+        FileLocal(
+            _prop(
+                "edge",
+                "edge_id",
+                "use_kind",
+                "use_kind",
+                "(SELECT "
+                + edge_id_sql(
+                    repo_id,
+                    "CASE WHEN s.use_kind = 'read' THEN 'READS' ELSE 'WRITES' END",
+                    "s.use_id",
+                    "s.symbol_id",
+                    "s.use_kind",
+                )
+                + " AS edge_id, s.use_kind FROM name_use_symbols s) u",
+                "TRUE",
             )
-            + " AS edge_id, s.use_kind FROM name_use_symbols s) u",
-            "TRUE",
         ),
         # Only flags that hold are stored: an absent is_<flag> row means False.
         *(
