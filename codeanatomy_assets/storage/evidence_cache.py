@@ -248,7 +248,7 @@ class EvidenceCache:
             return
         directory = Path(self._uri(name))
         partition = ((WRITE_COLUMN, write_id),)
-        if isinstance(table, SpilledTable) and table.schema.equals(schema) and not table.keep_paths:
+        if isinstance(table, SpilledTable) and table.schema.equals(schema) and not table.filtered:
             files = link_partition_files(directory, partition, schema, table.files())
         else:
             batches = table.batches() if isinstance(table, SpilledTable) else table.to_batches()

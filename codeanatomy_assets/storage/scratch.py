@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datafusion import SessionContext
 
+from codeanatomy_assets.normalize.ids import sql_literal
 from codeanatomy_assets.storage.arrow_types import normalize_type, parquet_writable
 from codeanatomy_assets.storage.partition_files import link_or_copy
 
@@ -127,9 +128,10 @@ def _from_table(table: pa.Table) -> pa.Table:
 class SpilledTable:
     """A table spilled to ``directory``: what DataFusion scans, never changed once made.
 
-    ``keep_paths`` makes some of its files count only in part: for a file named there, only
-    the rows whose ``path`` is in its set belong to the table (``adopt``); every reader here
-    (``register``, ``read``, ``batches``) applies it.
+    ``keep_paths`` and ``drop_paths`` make some of its files count only in part: for a file
+    named in the first, only the rows whose ``path`` is in its set belong to the table; for
+    one named in the second, all rows but those (``adopt`` picks the shorter list). Every
+    reader here (``register``, ``read``, ``batches``) applies them.
     """
 
     scratch: Scratch
@@ -137,6 +139,12 @@ class SpilledTable:
     schema: pa.Schema
     num_rows: int
     keep_paths: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    drop_paths: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def filtered(self) -> bool:
+        """Whether some file's rows count only in part."""
+        return bool(self.keep_paths or self.drop_paths)
 
     def files(self) -> list[Path]:
         """The table's Parquet files, in the order its rows are read."""
@@ -144,7 +152,7 @@ class SpilledTable:
 
     def read(self) -> pa.Table:
         """The whole table in memory (for code that needs it all; views scan instead)."""
-        if not self.keep_paths:
+        if not self.filtered:
             return pq.read_table(self.directory, schema=self.schema)
         return pa.Table.from_batches(list(self.batches()), schema=self.schema)
 
@@ -154,25 +162,33 @@ class SpilledTable:
         # which the per-file views' files hold (``pipeline.view_cache``).
         plain = pa.schema([f.with_type(normalize_type(f.type)) for f in self.schema])
         for path in self.files():
-            keep = self.keep_paths.get(path.name)
-            wanted = None if keep is None else pa.array(sorted(keep), pa.string())
+            keep, drop = self.keep_paths.get(path.name), self.drop_paths.get(path.name)
+            listed = keep if keep is not None else drop
+            paths = None if listed is None else pa.array(sorted(listed), pa.string())
             for batch in pq.ParquetFile(path).iter_batches(batch_size=64 * 1024):
-                if wanted is not None:
+                if paths is not None:
                     batch = batch.cast(plain)
-                    batch = batch.filter(pc.is_in(batch["path"], wanted))
+                    listed_rows = pc.is_in(batch["path"], paths)
+                    batch = batch.filter(
+                        listed_rows if keep is not None else pc.invert(listed_rows)
+                    )
                 if not batch.schema.equals(self.schema):
                     batch = batch.cast(self.schema)
                 yield batch
 
     def register(self, ctx: SessionContext, name: str) -> None:
         """Make the table scannable as ``name`` in ``ctx``, with its exact Arrow schema."""
-        if not self.keep_paths:
+        if not self.filtered:
             ctx.register_parquet(name, self.directory, schema=self.schema)
             return
         selects = []
         for i, path in enumerate(self.files()):
             ctx.register_parquet(f"{name}__{i}", str(path), schema=self.schema)
-            keep = self.keep_paths.get(path.name)
+            keep, drop = self.keep_paths.get(path.name), self.drop_paths.get(path.name)
+            if drop is not None:  # a few paths: a list of literals, no join
+                listed = ", ".join(sql_literal(p) for p in sorted(drop))
+                selects.append(f'SELECT * FROM "{name}__{i}" WHERE path NOT IN ({listed})')
+                continue
             if keep is None:
                 selects.append(f'SELECT * FROM "{name}__{i}"')
                 continue
@@ -196,6 +212,7 @@ def union(scratch: Scratch, name: str, parts: Iterable[SpilledTable]) -> Spilled
     directory = scratch.new_dir(name)
     rows = 0
     keep_paths: dict[str, frozenset[str]] = {}
+    drop_paths: dict[str, frozenset[str]] = {}
     for i, part in enumerate(parts):
         if not part.schema.equals(parts[0].schema):
             raise ValueError(f"{name}: parts have different schemas")
@@ -205,7 +222,9 @@ def union(scratch: Scratch, name: str, parts: Iterable[SpilledTable]) -> Spilled
             link_or_copy(source, target)
             if source.name in part.keep_paths:
                 keep_paths[target.name] = part.keep_paths[source.name]
-    return SpilledTable(scratch, str(directory), parts[0].schema, rows, keep_paths)
+            if source.name in part.drop_paths:
+                drop_paths[target.name] = part.drop_paths[source.name]
+    return SpilledTable(scratch, str(directory), parts[0].schema, rows, keep_paths, drop_paths)
 
 
 def adopt(
@@ -220,22 +239,34 @@ def adopt(
 
     Why: a commit that changes one file of the standard library loads the other 1,790 files'
     evidence from the cache; copying their 2.9 M AST rows into new files took 1.9 s of the
-    2.9 s load, linking and filtering where they are read takes milliseconds.
+    2.9 s load, linking and filtering where they are read takes milliseconds. A file is
+    filtered by the shorter list: the paths kept, or the paths dropped (that one file of the
+    1,790, for every scan of the table); one whose paths are all kept is not filtered.
     """
     directory = scratch.new_dir(name)
     rows = 0
     keep_paths: dict[str, frozenset[str]] = {}
+    drop_paths: dict[str, frozenset[str]] = {}
     for i, (source, keep) in enumerate(files):
         target = directory / f"part-{i}.parquet"
         link_or_copy(source, target)
         if keep is None:
             rows += pq.ParquetFile(target).metadata.num_rows
             continue
-        keep_paths[target.name] = keep
-        column = pq.read_table(target, columns=["path"])["path"]
-        wanted = pa.array(sorted(keep), pa.string())
-        rows += pc.sum(pc.is_in(column, wanted)).as_py() or 0
-    return SpilledTable(scratch, str(directory), schema, rows, keep_paths)
+        column = pq.read_table(target, columns=["path"])["path"].cast(pa.string())
+        counts = pc.value_counts(column)
+        present = counts.field("values").to_pylist()
+        dropped = frozenset(present) - keep
+        rows += sum(
+            n for p, n in zip(present, counts.field("counts").to_pylist(), strict=True) if p in keep
+        )
+        if not dropped:
+            continue
+        if len(dropped) <= len(keep):
+            drop_paths[target.name] = dropped
+        else:
+            keep_paths[target.name] = keep
+    return SpilledTable(scratch, str(directory), schema, rows, keep_paths, drop_paths)
 
 
 def spill_parts(

@@ -38,30 +38,42 @@ def test_spilled_parts_scan_like_the_tables(tmp_path):
     assert spilled["t"].read().num_rows == 5  # the parts are unchanged by the union
 
 
-def test_an_adopted_file_counts_only_its_kept_paths_for_every_reader(tmp_path):
+@pytest.mark.parametrize(("dropped", "filter_by"), [(["a.py"], "drop"), (["a.py", "e.py"], "keep")])
+def test_an_adopted_file_counts_only_its_kept_paths_for_every_reader(tmp_path, dropped, filter_by):
     """Files adopted from elsewhere (the evidence cache) are linked, not copied; a file given
     with paths contributes only their rows, to DataFusion, ``read``, ``batches``, ``num_rows``
-    and a union, and a pickle carries exactly those rows."""
+    and a union, and a pickle carries exactly those rows. It is filtered by the shorter list:
+    the paths dropped, or the paths kept; a file whose paths are all kept, not at all."""
     scratch = Scratch(str(tmp_path))
-    source = scratch.spill("src", pa.concat_tables([_part("a.py", 3), _part("b.py", 2)]))
+    rows = [_part(p, 3) for p in dropped] + [_part("b.py", 2)]
+    source = scratch.spill("src", pa.concat_tables(rows))
     other = scratch.spill("src", _part("c.py", 4))
     (big,) = source.files()
+    (whole,) = scratch.spill("src", _part("c.py", 1)).files()
 
-    adopted = adopt(scratch, "t", SCHEMA, [(big, frozenset({"b.py"})), (other.files()[0], None)])
-
+    adopted = adopt(
+        scratch, "t", SCHEMA,
+        [(big, frozenset({"b.py"})), (other.files()[0], None), (whole, frozenset({"c.py"}))],
+    )  # fmt: skip
+    # Only the first file is filtered, by the shorter of its two lists.
+    filters = {"keep": adopted.keep_paths, "drop": adopted.drop_paths}
+    assert {k: list(v.values()) for k, v in filters.items() if v} == {
+        filter_by: [frozenset({"b.py"}) if filter_by == "keep" else frozenset(dropped)]
+    }
+    adopted = union(scratch, "t", [adopted])  # a union keeps the filters
     assert adopted.files()[0].stat().st_ino == big.stat().st_ino  # linked
-    expected = {"b.py": 2, "c.py": 4}
-    assert adopted.num_rows == 6
+    expected = {"b.py": 2, "c.py": 5}
+    assert adopted.num_rows == 7
     read = adopted.read()["path"].value_counts().to_pylist()
     assert {c["values"]: c["counts"] for c in read} == expected
-    assert sum(b.num_rows for b in adopted.batches()) == 6
+    assert sum(b.num_rows for b in adopted.batches()) == 7
     both = union(scratch, "t", [adopted, scratch.spill("t", _part("d.py", 1))])
-    assert both.num_rows == 7
+    assert both.num_rows == 8
     ctx = SessionContext()
     both.register(ctx, "t")
-    rows = ctx.sql("SELECT path, count(*) AS n FROM t GROUP BY path ORDER BY path").to_pylist()
-    assert {r["path"]: r["n"] for r in rows} == {**expected, "d.py": 1}
-    assert pickle.loads(pickle.dumps(both)).num_rows == 7
+    found = ctx.sql("SELECT path, count(*) AS n FROM t GROUP BY path ORDER BY path").to_pylist()
+    assert {r["path"]: r["n"] for r in found} == {**expected, "d.py": 1}
+    assert pickle.loads(pickle.dumps(both)).num_rows == 8
 
 
 def test_a_spilled_table_pickles_as_its_rows(tmp_path):
