@@ -619,10 +619,18 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             "edge_id",
             "import_asname",
             "asname",
-            "(SELECT e.edge_id, t.asname FROM cpg_edges e JOIN import_targets t "
-            "ON e.src_node_id = t.import_id AND e.edge_kind = 'IMPORTS' "
-            "AND e.dst_node_id = coalesce(t.module_id, "
-            f"{nid(quote2, external, 't.dotted', '0', '0')})) a",
+            # The id of the IMPORTS edge of its own target (``t.dotted`` tells the edges of
+            # one statement into one module apart), by the edge's formula: not a scan of the
+            # edges, and not every alias of the statement on every one of its edges.
+            "(SELECT DISTINCT "
+            + edge_id_sql(
+                repo_id,
+                "'IMPORTS'",
+                "t.import_id",
+                f"coalesce(t.module_id, {nid(quote2, external, 't.dotted', '0', '0')})",
+                "t.dotted",
+            )
+            + " AS edge_id, t.asname FROM import_targets t) a",
             "asname IS NOT NULL",
         ),
         FileLocal(_prop("node", "file_id", "blob_id", "blob_id", "file_ids", "TRUE")),

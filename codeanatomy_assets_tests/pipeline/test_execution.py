@@ -76,6 +76,32 @@ def test_fixture_build_exact_definitions_and_imports(git_repo, lake_root, factor
     assert len({e["edge_id"] for e in edges}) == len(edges)
 
 
+def test_each_alias_is_a_property_of_its_own_import_edge(git_repo, lake_root, factory):
+    """``from pkg.util import helper as h, other as o``: two IMPORTS edges into one module,
+    told apart by their targets; each carries its own alias, not both."""
+    repo = git_repo()
+    sha = repo.commit(
+        {
+            "pkg/__init__.py": "",
+            "pkg/util.py": "def helper():\n    pass\n\n\ndef other():\n    pass\n",
+            "main.py": "from pkg.util import helper as h, other as o\nimport pkg.util as u\n",
+        }
+    )
+    assert _build(repo.path, lake_root, factory, commit=sha).status == "success"
+    nodes = {n["node_id"]: n for n in _rows(lake_root, "cpg_nodes", sha)}
+    imports = {
+        e["edge_id"]
+        for e in _rows(lake_root, "cpg_edges", sha)
+        if e["edge_kind"] == "IMPORTS" and nodes[e["src_node_id"]]["path"] == "main.py"
+    }
+    aliases: dict[str, list[str]] = {}
+    for p in _rows(lake_root, "cpg_props", sha):
+        if p["prop_key"] == "import_asname":
+            aliases.setdefault(p["entity_id"], []).append(p["value_string"])
+    assert len(imports) == 3 and set(aliases) == imports
+    assert sorted(sorted(v) for v in aliases.values()) == [["h"], ["o"], ["u"]]
+
+
 def test_structural_edges(git_repo, lake_root, factory):
     repo = git_repo()
     sha = repo.commit(FILES)
