@@ -29,6 +29,18 @@ def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str | FileLoc
         kind_sql = f"'{kind}'"
         return f"SELECT {edge_id_sql(repo_id, kind_sql, src, dst, disc)} AS edge_id, " + rest
 
+    def references(source: str) -> str:
+        return edge(
+            "REFERENCES",
+            "u.node_id",
+            "u.dst",
+            "''",
+            f"""'REFERENCES' AS edge_kind, u.node_id AS src_node_id, u.dst AS dst_node_id,
+            u.path, u.bstart, u.bend, 'resolution' AS origin, min(u.method) AS
+            resolution_method, 1.0 / count(*) OVER (PARTITION BY u.node_id) AS confidence
+            FROM {source} u GROUP BY u.node_id, u.dst, u.path, u.bstart, u.bend""",
+        )
+
     calls_source = """(SELECT * FROM call_targets UNION ALL SELECT * FROM param_call_targets) t
         JOIN ast_node_ids s ON s.path = t.path AND s.idx = t.site_idx
         JOIN ast_node_ids o ON o.path = t.path AND o.idx = t.owner_idx"""
@@ -61,19 +73,11 @@ def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str | FileLoc
                 resolution_method, b.confidence FROM class_bases b""",
             ),
         ),
-        (
-            "REFERENCES",
-            edge(
-                "REFERENCES",
-                "u.node_id",
-                "u.dst",
-                "''",
-                """'REFERENCES' AS edge_kind, u.node_id AS src_node_id, u.dst AS dst_node_id,
-                u.path, u.bstart, u.bend, 'resolution' AS origin, min(u.method) AS
-                resolution_method, 1.0 / count(*) OVER (PARTITION BY u.node_id) AS confidence
-                FROM references_rows u GROUP BY u.node_id, u.dst, u.path, u.bstart, u.bend""",
-            ),
-        ),
+        # The reads of a file's own bindings and of builtins are file-local; the reads of
+        # imported names are not. A read is in one of the two (its binding is an import or
+        # not), so each read's targets share one window.
+        ("REFERENCES", FileLocal(references("local_references"))),
+        ("REFERENCES", references("references_rows")),
         *(
             (
                 kind,

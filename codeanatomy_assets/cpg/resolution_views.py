@@ -103,7 +103,7 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str | PerFile
     """The intermediate views, in an order that plans (the planner re-derives it anyway)."""
     external = nid("''", "'EXTERNAL'", "x.dotted", "0", "0")
     ext_base = nid("''", "'EXTERNAL'", "r.external", "0", "0")
-    ext_builtin = nid("''", "'EXTERNAL'", "'builtins.' || u.name", "0", "0")
+    ext_builtin = nid("''", "'EXTERNAL'", "'builtins.' || r.name", "0", "0")
     ext_import = nid("''", "'EXTERNAL'", "t.external", "0", "0")
     views: list[tuple[str, str | PerFile]] = [
         (
@@ -234,23 +234,53 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str | PerFile
             ),
         ),
         (
-            # A read of a name -> the binding it reads; imported names through the import.
-            "references_rows",
-            f"""
-            SELECT n.node_id, n.path, n.bstart, n.bend, CASE
-                   WHEN u.scope_kind = 'builtin' THEN {ext_builtin}
-                   WHEN t.node_id IS NOT NULL THEN t.node_id
-                   WHEN t.external IS NOT NULL THEN {ext_import}
-                   ELSE b.node_id END AS dst,
-                   CASE WHEN t.node_id IS NOT NULL OR t.external IS NOT NULL THEN 'import'
-                        ELSE u.scope_kind END AS method
+            # Every read of a name with each binding it may read (a name bound in several
+            # places: several rows), and whether any of them is an import.
+            "read_bindings",
+            PerFile(
+                """
+            SELECT n.node_id, n.path, n.bstart, n.bend, u.name, u.scope_kind, u.binding_idx,
+                   b.node_id AS binding_id, b.ast_type AS binding_type,
+                   max(CASE WHEN b.ast_type = 'alias' THEN 1 ELSE 0 END)
+                       OVER (PARTITION BY u.path, u.use_idx) = 1 AS imported
             FROM name_uses u JOIN ast_node_ids n ON n.path = u.path AND n.idx = u.use_idx
             LEFT JOIN ast_node_ids b ON b.path = u.path AND b.idx = u.binding_idx
-            LEFT JOIN ref_targets t ON b.ast_type = 'alias' AND t.role = 'binding'
-                 AND t.path = u.path AND t.site_idx = u.binding_idx AND t.receiver = ''
-                 AND t.class_member IS NULL
             WHERE u.use_kind = 'read'
-              AND (u.binding_idx IS NOT NULL OR u.scope_kind = 'builtin')""",
+              AND (u.binding_idx IS NOT NULL OR u.scope_kind = 'builtin')"""
+            ),
+        ),
+        (
+            # A read none of whose bindings is an import -> the bindings it reads (a def, a
+            # class, a parameter, an assignment target) or its builtin: the file's own rows.
+            "local_references",
+            PerFile(
+                f"""
+            SELECT r.node_id, r.path, r.bstart, r.bend,
+                   CASE WHEN r.scope_kind = 'builtin' THEN {ext_builtin}
+                        ELSE r.binding_id END AS dst,
+                   r.scope_kind AS method
+            FROM read_bindings r WHERE NOT r.imported"""
+            ),
+        ),
+        (
+            # A read of an imported name -> what the import resolves to (a definition of
+            # another file, an external; else the import's alias node), and its other
+            # bindings: all of a read's targets are in one of the two views, since its
+            # REFERENCES edges share their confidence.
+            "references_rows",
+            f"""
+            SELECT r.node_id, r.path, r.bstart, r.bend, CASE
+                   WHEN r.scope_kind = 'builtin' THEN {ext_builtin}
+                   WHEN t.node_id IS NOT NULL THEN t.node_id
+                   WHEN t.external IS NOT NULL THEN {ext_import}
+                   ELSE r.binding_id END AS dst,
+                   CASE WHEN t.node_id IS NOT NULL OR t.external IS NOT NULL THEN 'import'
+                        ELSE r.scope_kind END AS method
+            FROM read_bindings r
+            LEFT JOIN ref_targets t ON r.binding_type = 'alias' AND t.role = 'binding'
+                 AND t.path = r.path AND t.site_idx = r.binding_idx AND t.receiver = ''
+                 AND t.class_member IS NULL
+            WHERE r.imported""",
         ),
         (
             "mro_names",

@@ -102,6 +102,33 @@ def test_each_alias_is_a_property_of_its_own_import_edge(git_repo, lake_root, fa
     assert sorted(sorted(v) for v in aliases.values()) == [["h"], ["o"], ["u"]]
 
 
+def test_a_read_with_an_imported_and_a_local_binding_shares_its_confidence(
+    git_repo, lake_root, factory
+):
+    """``dumps`` bound by an import and by a def: its read references both, half each (the
+    reads of a file's own bindings are file-local rows, those of imports are not: a read's
+    targets must still be counted together)."""
+    repo = git_repo()
+    sha = repo.commit(
+        {
+            "main.py": "try:\n    from json import dumps\nexcept ImportError:\n"
+            "    def dumps(x):\n        return str(x)\n\n\nprint(dumps(1))\n",
+        }
+    )
+    assert _build(repo.path, lake_root, factory, commit=sha).status == "success"
+    nodes = {n["node_id"]: n for n in _rows(lake_root, "cpg_nodes", sha)}
+    refs = [
+        e
+        for e in _rows(lake_root, "cpg_edges", sha)
+        if e["edge_kind"] == "REFERENCES" and nodes[e["src_node_id"]]["name"] == "dumps"
+    ]
+    assert sorted((e["resolution_method"], e["confidence"]) for e in refs) == [
+        ("import", 0.5),
+        ("local", 0.5),
+    ]
+    assert {nodes[e["dst_node_id"]]["qualified_name"] for e in refs} == {"json.dumps", "main.dumps"}
+
+
 def test_structural_edges(git_repo, lake_root, factory):
     repo = git_repo()
     sha = repo.commit(FILES)

@@ -20,13 +20,9 @@ from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 
 REPO = "fixture"
 PER_FILE = {
-    "ast_node_ids",
-    "scope_ids",
-    "block_ids",
-    "symbol_ids",
-    "row_scopes",
-    "name_use_symbols",
-}
+    "ast_node_ids", "scope_ids", "block_ids", "symbol_ids", "row_scopes", "name_use_symbols",
+    "read_bindings", "local_references",
+}  # fmt: skip
 MODULES = {f"lib/m{i:02d}.py": f"def f{i}(x):\n    y = x + {i}\n    return y\n" for i in range(8)}
 # Written by every build, whatever it computed: not compared.
 _RUN_OUTPUTS = {"run_manifest"}
