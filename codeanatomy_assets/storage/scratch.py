@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from datafusion import SessionContext
 
 from codeanatomy_assets.normalize.ids import sql_literal
-from codeanatomy_assets.storage.arrow_types import normalize_type, parquet_writable
+from codeanatomy_assets.storage.arrow_types import parquet_writable
 from codeanatomy_assets.storage.partition_files import link_or_copy
 
 # Scratch files live for one run and are read once or a few times: no compression (it
@@ -159,8 +159,13 @@ class SpilledTable:
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The rows, a record batch at a time, file after file."""
         # Filtered with plain strings: pyarrow has no is_in or take kernel for string views,
-        # which the per-file views' files hold (``pipeline.view_cache``).
-        plain = pa.schema([f.with_type(normalize_type(f.type)) for f in self.schema])
+        # which the per-file views' files hold at the top level (``pipeline.view_cache``).
+        plain = pa.schema(
+            [
+                f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f
+                for f in self.schema
+            ]
+        )
         for path in self.files():
             keep, drop = self.keep_paths.get(path.name), self.drop_paths.get(path.name)
             listed = keep if keep is not None else drop
