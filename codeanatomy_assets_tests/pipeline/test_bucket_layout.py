@@ -13,13 +13,11 @@ import pytest
 
 from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
-from codeanatomy_assets.pipeline.execution import build_commit
-from codeanatomy_assets.pipeline.request import BuildRequest
 from codeanatomy_assets.storage import partition_files
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
+from codeanatomy_assets_tests.pipeline.lake_builds import REPO, build, partition_rows
 
-REPO = "fixture"
 MAPS = {"cpg_edges_by_src": "node_id", "cpg_edges_by_dst": "node_id", "cpg_props_map": "entity_id"}
 # Flat outputs whose file-local rows are filed by group (``pipeline.local_layout``), by id column.
 FLAT = {"cpg_nodes": "node_id", "cpg_edges": "edge_id", "cpg_props": "entity_id"}
@@ -30,16 +28,6 @@ MODULES = {f"lib/m{i:02d}.py": f"def f{i}(x):\n    return x + {i}\n" for i in ra
 @pytest.fixture(scope="module")
 def factory() -> DriverFactory:
     return DriverFactory()
-
-
-def _build(repo: Path, lake_root: str, factory: DriverFactory, commit: str, **kw) -> None:
-    request = BuildRequest(repo_path=repo, lake_root=lake_root, repo_id=REPO, commit=commit, **kw)
-    assert build_commit(request, factory=factory).status == "success"
-
-
-def _rows(lake: Lake, name: str, commit: str) -> list[str]:
-    table = lake.read_partition(name, REPO, commit).drop(["commit"])
-    return sorted(json.dumps(r, sort_keys=True, default=str) for r in table.to_pylist())
 
 
 def _layouts(lake: Lake, commit: str) -> dict[str, dict]:
@@ -62,13 +50,13 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
         }
     )
     incremental, scratch = str(tmp_path / "incremental"), str(tmp_path / "scratch")
-    _build(repo.path, incremental, factory, first)
-    _build(repo.path, incremental, factory, second)
-    _build(repo.path, scratch, factory, second)
+    build(repo.path, incremental, factory, first)
+    build(repo.path, incremental, factory, second)
+    build(repo.path, scratch, factory, second)
     lake, fresh = Lake(incremental), Lake(scratch)
 
     for name in [*MAPS, *FLAT]:
-        assert _rows(lake, name, second) == _rows(fresh, name, second), name
+        assert partition_rows(lake, name, second) == partition_rows(fresh, name, second), name
     # The edited file's own nodes keep their ids (its spans moved); its function does not.
     ids = {c: _node_ids(lake, c, "lib/m03.py") for c in (first, second)}
     for kind in ("FILE", "MODULE", "SCOPE", "SYMBOL"):
@@ -123,18 +111,18 @@ def test_a_re_materialization_and_an_unchanged_graph_stay_exact(git_repo, tmp_pa
     first = repo.commit({**FILES, **MODULES})
     same = repo.commit({"README.md": "# docs\n"})
     root = str(tmp_path / "lake")
-    _build(repo.path, root, factory, first)
+    build(repo.path, root, factory, first)
     # Not the partition reuse (opted out): the maps are built, and every bucket is linked.
-    _build(repo.path, root, factory, same, reuse_partitions=False)
+    build(repo.path, root, factory, same, reuse_partitions=False)
     lake = Lake(root)
     for name, layout in _layouts(lake, same).items():
         assert layout["rewritten"] == 0 and layout["linked"] > 0, name
-        assert _rows(lake, name, same) == _rows(lake, name, first)
+        assert partition_rows(lake, name, same) == partition_rows(lake, name, first)
     # Building the first commit again links from the newest other partition, and stays exact.
-    before = {name: _rows(lake, name, first) for name in [*MAPS, *FLAT]}
-    _build(repo.path, root, factory, first)
+    before = {name: partition_rows(lake, name, first) for name in [*MAPS, *FLAT]}
+    build(repo.path, root, factory, first)
     for name in [*MAPS, *FLAT]:
-        assert _rows(lake, name, first) == before[name]
+        assert partition_rows(lake, name, first) == before[name]
 
 
 def test_a_branch_links_from_its_own_ancestor_not_the_newest_build(git_repo, tmp_path, factory):
@@ -145,7 +133,7 @@ def test_a_branch_links_from_its_own_ancestor_not_the_newest_build(git_repo, tmp
     topic = repo.commit({"lib/m01.py": "def f1(x):\n    return x - 1\n"})
     root = str(tmp_path / "lake")
     for commit in (base, main, topic):  # main is the newest build when topic's runs
-        _build(repo.path, root, factory, commit)
+        build(repo.path, root, factory, commit)
     lake = Lake(root)
     layouts = _layouts(lake, topic)
     assert {d["base_commit"] for d in layouts.values()} == {base}
@@ -157,17 +145,19 @@ def test_an_earlier_file_gone_from_disk_means_writing_every_bucket(git_repo, tmp
     first = repo.commit({**FILES, **MODULES})
     second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
-    _build(repo.path, root, factory, first)
+    build(repo.path, root, factory, first)
     lake = Lake(root)
     lake.partition_files("cpg_edges_by_src", REPO, first)[0].unlink()  # a vacuum, half-way
-    _build(repo.path, root, factory, second)
-    _build(repo.path, scratch, factory, second)
+    build(repo.path, root, factory, second)
+    build(repo.path, scratch, factory, second)
     layouts = _layouts(lake, second)
     assert (layouts["cpg_edges_by_src"]["linked"], layouts["cpg_edges_by_src"]["rewritten"]) == (
         0, None)  # fmt: skip
     assert layouts["cpg_edges_by_dst"]["linked"] > 0  # the other maps still link
     for name in MAPS:
-        assert _rows(lake, name, second) == _rows(Lake(scratch), name, second), name
+        assert partition_rows(lake, name, second) == partition_rows(Lake(scratch), name, second), (
+            name
+        )
 
 
 def test_a_link_that_fails_half_way_commits_nothing_and_writes_every_bucket(
@@ -177,7 +167,7 @@ def test_a_link_that_fails_half_way_commits_nothing_and_writes_every_bucket(
     first = repo.commit({**FILES, **MODULES})
     second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
-    _build(repo.path, root, factory, first)
+    build(repo.path, root, factory, first)
     real, calls = partition_files.link_or_copy, []
 
     def vanishing(source: Path, target: Path) -> None:
@@ -190,15 +180,17 @@ def test_a_link_that_fails_half_way_commits_nothing_and_writes_every_bucket(
         real(source, target)
 
     monkeypatch.setattr(partition_files, "link_or_copy", vanishing)
-    _build(repo.path, root, factory, second)
+    build(repo.path, root, factory, second)
     monkeypatch.setattr(partition_files, "link_or_copy", real)
-    _build(repo.path, scratch, factory, second)
+    build(repo.path, scratch, factory, second)
     lake = Lake(root)
     assert "writing every bucket instead" in caplog.text and len(calls) == 3
     layout = _layouts(lake, second)["cpg_edges_by_src"]
     assert (layout["linked"], layout["rewritten"]) == (0, None)
     for name in MAPS:
-        assert _rows(lake, name, second) == _rows(Lake(scratch), name, second), name
+        assert partition_rows(lake, name, second) == partition_rows(Lake(scratch), name, second), (
+            name
+        )
     # Only the committed files are in the partition's directory: none left from the failed try.
     for name in MAPS:
         listed = set(lake.partition_files(name, REPO, second))
@@ -215,14 +207,16 @@ def test_a_new_package_layout_recomputes_every_files_rows(git_repo, tmp_path, fa
     first = repo.commit({**FILES, **MODULES})
     second = repo.commit({"lib/__init__.py": ""})
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
-    _build(repo.path, root, factory, first)
-    _build(repo.path, root, factory, second)
-    _build(repo.path, scratch, factory, second)
+    build(repo.path, root, factory, first)
+    build(repo.path, root, factory, second)
+    build(repo.path, scratch, factory, second)
     lake = Lake(root)
     layouts = _layouts(lake, second)
     for name in FLAT:
         assert (layouts[name]["linked"], layouts[name]["rewritten"]) == (0, None), name
-        assert _rows(lake, name, second) == _rows(Lake(scratch), name, second), name
+        assert partition_rows(lake, name, second) == partition_rows(Lake(scratch), name, second), (
+            name
+        )
 
 
 def test_rows_outside_the_changed_groups_mean_computing_every_file(
@@ -235,14 +229,16 @@ def test_rows_outside_the_changed_groups_mean_computing_every_file(
     first = repo.commit({**FILES, **MODULES})
     second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
-    _build(repo.path, root, factory, first)
+    build(repo.path, root, factory, first)
     monkeypatch.setattr(task_execution, "restrict_to_files", lambda *args: None)
-    _build(repo.path, root, factory, second)
+    build(repo.path, root, factory, second)
     monkeypatch.undo()
-    _build(repo.path, scratch, factory, second)
+    build(repo.path, scratch, factory, second)
     lake = Lake(root)
     assert "not one being written" in caplog.text
     layouts = _layouts(lake, second)
     for name in FLAT:
         assert (layouts[name]["linked"], layouts[name]["rewritten"]) == (0, None), name
-        assert _rows(lake, name, second) == _rows(Lake(scratch), name, second), name
+        assert partition_rows(lake, name, second) == partition_rows(Lake(scratch), name, second), (
+            name
+        )

@@ -12,13 +12,11 @@ import pytest
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
 from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
-from codeanatomy_assets.pipeline.execution import build_commit
-from codeanatomy_assets.pipeline.request import BuildRequest
 from codeanatomy_assets.pipeline.view_cache import VIEW_CACHE_DIR, per_file_signatures
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
+from codeanatomy_assets_tests.pipeline.lake_builds import REPO, build, partition_rows
 
-REPO = "fixture"
 PER_FILE = {
     "ast_node_ids", "scope_ids", "block_ids", "symbol_ids", "row_scopes", "name_use_symbols",
     "read_bindings", "local_references",
@@ -33,25 +31,28 @@ def factory() -> DriverFactory:
     return DriverFactory()
 
 
-def _build(repo: Path, lake_root: str, factory: DriverFactory, commit: str, **kw) -> None:
-    request = BuildRequest(repo_path=repo, lake_root=lake_root, repo_id=REPO, commit=commit, **kw)
-    assert build_commit(request, factory=factory).status == "success"
-
-
-def _rows(lake: Lake, name: str, commit: str) -> list[str]:
-    table = lake.read_partition(name, REPO, commit).drop(["commit"])
-    return sorted(json.dumps(r, sort_keys=True, default=str) for r in table.to_pylist())
-
-
 def _same_graph(lake: Lake, fresh: Lake, commit: str) -> None:
     for name in CPG_OUTPUTS:
         if name not in _RUN_OUTPUTS:
-            assert _rows(lake, name, commit) == _rows(fresh, name, commit), name
+            assert partition_rows(lake, name, commit) == partition_rows(fresh, name, commit), name
 
 
 def _view_events(lake: Lake, commit: str) -> dict[str, dict]:
     events = lake.read_partition("pipeline_events", REPO, commit).to_pylist()
     return {e["node"]: json.loads(e["detail_json"]) for e in events if e["event"] == "view_cache"}
+
+
+def _built_after(
+    repo: Path, tmp_path: Path, factory: DriverFactory, first: str, second: str
+) -> Lake:
+    """The lake with ``first`` then ``second`` built into it, whose ``second`` is checked
+    against a build of it with no cache (``tmp_path / "fresh"``), output for output."""
+    lake, fresh = Lake(str(tmp_path / "lake")), str(tmp_path / "fresh")
+    build(repo, lake.root, factory, first)
+    build(repo, lake.root, factory, second)
+    build(repo, fresh, factory, second, use_evidence_cache=False, use_cache=False)
+    _same_graph(lake, Lake(fresh), second)
+    return lake
 
 
 def test_a_commit_computes_its_changed_files_and_takes_the_others_from_the_cache(
@@ -66,12 +67,7 @@ def test_a_commit_computes_its_changed_files_and_takes_the_others_from_the_cache
             "lib/new.py": "from lib.m05 import f5\n\nY = f5(1)\n",
         }
     )
-    root, fresh = str(tmp_path / "lake"), str(tmp_path / "fresh")
-    _build(repo.path, root, factory, first)
-    _build(repo.path, root, factory, second)
-    _build(repo.path, fresh, factory, second, use_evidence_cache=False, use_cache=False)
-    lake = Lake(root)
-    _same_graph(lake, Lake(fresh), second)
+    lake = _built_after(repo.path, tmp_path, factory, first, second)
 
     files = len(FILES) + len(MODULES)
     # The first build computed and stored every file (the one with a syntax error too: the
@@ -83,10 +79,10 @@ def test_a_commit_computes_its_changed_files_and_takes_the_others_from_the_cache
     for name, event in _view_events(lake, second).items():
         assert (event["cached"], event["computed"], event["stored"]) == (files - 2, 2, 2), name
     # One cache per per-file view, named by its signature.
-    caches = {p.name for p in (Path(root) / VIEW_CACHE_DIR).iterdir()}
+    caches = {p.name for p in (Path(lake.root) / VIEW_CACHE_DIR).iterdir()}
     assert caches == {f"{n}-{s[:16]}" for n, s in per_file_signatures().items()}
     # No cache, no view cache.
-    assert not (Path(fresh) / VIEW_CACHE_DIR).exists()
+    assert not (tmp_path / "fresh" / VIEW_CACHE_DIR).exists()
 
 
 def test_a_new_import_root_recomputes_the_files_named_from_it(git_repo, tmp_path, factory):
@@ -100,12 +96,7 @@ def test_a_new_import_root_recomputes_the_files_named_from_it(git_repo, tmp_path
     }
     first = repo.commit({**FILES, **project})
     second = repo.commit({"libs/mlib/mlib/__init__.py": ""})
-    root, fresh = str(tmp_path / "lake"), str(tmp_path / "fresh")
-    _build(repo.path, root, factory, first)
-    _build(repo.path, root, factory, second)
-    _build(repo.path, fresh, factory, second, use_evidence_cache=False, use_cache=False)
-    lake = Lake(root)
-    _same_graph(lake, Lake(fresh), second)
+    lake = _built_after(repo.path, tmp_path, factory, first, second)
     names = {
         r["qualified_name"]
         for r in lake.read_partition("cpg_nodes", REPO, second).to_pylist()
@@ -126,11 +117,11 @@ def test_rows_of_files_not_computed_mean_computing_every_file_without_the_cache(
     first = repo.commit({**FILES, **MODULES})
     second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
     root, fresh = str(tmp_path / "lake"), str(tmp_path / "fresh")
-    _build(repo.path, root, factory, first)
+    build(repo.path, root, factory, first)
     monkeypatch.setattr(task_execution, "restrict_to_files", lambda *args: None)
-    _build(repo.path, root, factory, second)
+    build(repo.path, root, factory, second)
     monkeypatch.undo()
-    _build(repo.path, fresh, factory, second, use_evidence_cache=False, use_cache=False)
+    build(repo.path, fresh, factory, second, use_evidence_cache=False, use_cache=False)
     lake = Lake(root)
     _same_graph(lake, Lake(fresh), second)
     assert "rows of files it was not computed for" in caplog.text

@@ -1,0 +1,27 @@
+"""Builds of a test repository into a lake, and a partition's rows in a comparable form: the
+incremental-build tests compare a lake built commit after commit with one built from scratch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from codeanatomy_assets.pipeline.driver_factory import DriverFactory
+from codeanatomy_assets.pipeline.execution import build_commit
+from codeanatomy_assets.pipeline.request import BuildRequest
+from codeanatomy_assets.storage.lake import Lake
+
+REPO = "fixture"
+
+
+def build(repo: Path, lake_root: str, factory: DriverFactory, commit: str, **kw: Any) -> None:
+    """Build ``commit`` of ``repo`` as repository ``REPO``; the build must succeed."""
+    request = BuildRequest(repo_path=repo, lake_root=lake_root, repo_id=REPO, commit=commit, **kw)
+    assert build_commit(request, factory=factory).status == "success"
+
+
+def partition_rows(lake: Lake, name: str, commit: str) -> list[str]:
+    """The partition's rows as sorted JSON strings (flat outputs are stored in no order)."""
+    table = lake.read_partition(name, REPO, commit).drop(["commit"])
+    return sorted(json.dumps(r, sort_keys=True, default=str) for r in table.to_pylist())
