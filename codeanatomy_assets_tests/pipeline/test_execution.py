@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -157,6 +158,17 @@ def test_structural_edges(git_repo, lake_root, factory):
     }
     assert ("pkg.core.top", "pkg.core.top.a") in pairs("HAS_PARAMETER")
     assert len(pairs("HAS_PARAMETER")) == 10
+    # Every syntax node but a module has one edge from its defining node (blocks are also
+    # CONTAINed by theirs), in every file.
+    syntax = {i for i, n in nodes.items() if n["origin"] == "ast"}
+    from_definer = Counter(
+        e["dst_node_id"]
+        for e in _rows(lake_root, "cpg_edges", sha)
+        if e["edge_kind"] in ("DEFINES", "HAS_PARAMETER", "CONTAINS")
+        and e["src_node_id"] in syntax
+        and e["dst_node_id"] in syntax
+    )
+    assert from_definer == {i: 1 for i in syntax if nodes[i]["node_kind"] != "MODULE"}
     kinds = {n["node_kind"] for n in nodes.values()}
     assert {"REPOSITORY", "PACKAGE", "FILE", "SCOPE", "SYMBOL", "EXTERNAL"} <= kinds
     scope_parents = pairs("SCOPE_PARENT")
