@@ -198,6 +198,10 @@ class Phases:
     # Bucketed outputs: buckets (groups, for the flat outputs) rewritten and linked from an
     # earlier partition (None rewritten: no earlier partition, every bucket written).
     buckets: dict[str, dict[str, int | None]]
+    # Where the build process's peak RSS rose last among its outputs' parts (``view_part``
+    # events): "cpg_edges#5" and the peak after it ("or before": the first part).
+    peak_part: str
+    peak_part_mb: int
 
 
 def _query(cli: list[str], lake: str, sql: str) -> list[dict[str, Any]]:
@@ -236,6 +240,20 @@ def build_phases(cli: list[str], lake: str, repo: Path) -> Phases:
             f"WHERE run_id = '{run['run_id']}' AND event = 'bucket_layout'",
         )
     ]
+    parts = [
+        (row["task_name"], json.loads(row["detail_json"]))
+        for row in _query(
+            cli,
+            lake,
+            "SELECT task_name, detail_json FROM pipeline_events "
+            f"WHERE run_id = '{run['run_id']}' AND event = 'view_part' ORDER BY seq",
+        )
+    ]
+    peak, peak_part = 0, "no part"
+    for i, (task, detail) in enumerate(parts):
+        if detail["peak_rss_mb"] > peak:
+            peak = detail["peak_rss_mb"]
+            peak_part = f"{task}#{detail['part']}" + ("" if i else " or before")
     return Phases(
         evidence_s=evidence,
         views_s=sum(nodes.values()) - evidence - sum(outputs.values()),
@@ -249,6 +267,8 @@ def build_phases(cli: list[str], lake: str, repo: Path) -> Phases:
             }
             for d in layouts
         },
+        peak_part=peak_part,
+        peak_part_mb=peak,
     )
 
 
@@ -379,6 +399,7 @@ def main() -> int:
         slowest = ", ".join(f"{k} {v:.1f}" for k, v in phase.slowest.items())
         print(f"{name:<22}{phase.evidence_s:>10.2f}{phase.views_s:>10.2f}"
               f"{phase.outputs_s:>10.2f}  {slowest}")  # fmt: skip
+        print(f"{'':<22}build process's peak {phase.peak_part_mb} MB, reached: {phase.peak_part}")
         if any(b["rewritten"] is not None for b in phase.buckets.values()):
             rewritten = ", ".join(
                 f"{k} {b['rewritten']}/{(b['rewritten'] or 0) + (b['linked'] or 0)}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import resource
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,13 @@ def resident_mb() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_resident_mb() -> float:
+    """This process's largest resident set so far, in MiB: where it rises between two
+    points of a build, the build's peak so far was reached between them."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes there, KiB here
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,10 @@ from codeanatomy_assets.pipeline.bucket_layout import (
     identity,
     restrict_source,
 )
+from codeanatomy_assets.pipeline.heap import peak_resident_mb
 from codeanatomy_assets.pipeline.local_layout import local_layout, restrict_to_files
 from codeanatomy_assets.pipeline.request import OutputWrite
-from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
+from codeanatomy_assets.pipeline.run_context import RunContext, current_run, run_scratch
 from codeanatomy_assets.pipeline.view_cache import cache_schema, per_file_view
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
 from codeanatomy_assets.storage.arrow_types import plain_strings
@@ -280,22 +281,24 @@ def _stream_to_lake(
             local_ctx = _context(dependencies, pool=pool, repartition=repartition)
             restrict_to_files(local_ctx, dependencies, local.paths)
         indices = spec.local.indices
-        local_frames = [local_ctx.sql(q) for i, q in enumerate(queries) if i in indices]
-        frames = [ctx.sql(q) for i, q in enumerate(queries) if i not in indices]
+        local_frames = [(i, local_ctx.sql(q)) for i, q in enumerate(queries) if i in indices]
+        frames = [(i, ctx.sql(q)) for i, q in enumerate(queries) if i not in indices]
     else:
         local_frames = []
-        frames = [ctx.sql(query) for query in queries]
+        frames = list(enumerate(ctx.sql(query) for query in queries))
     if layout is not None:
-        frames = [df.with_column(IDENTITY_COLUMN, identity(layout.source)) for df in frames]
+        frames = [(i, df.with_column(IDENTITY_COLUMN, identity(layout.source))) for i, df in frames]
     keep = layout.keep if layout is not None else local.keep if local is not None else ()
+    local_parts = {i for i, _ in local_frames}
+    run = current_run()  # read here: the parts run on the stream's own thread
     rows = 0
 
-    def batches(frames: list[DataFrame], last: bool) -> Iterator[pa.RecordBatch]:
+    def batches(frames: list[tuple[int, DataFrame]], last: bool) -> Iterator[pa.RecordBatch]:
         nonlocal rows
         plain: Iterator[pa.Table] = (
-            plain_strings(pa.Table.from_batches([b.to_pyarrow()]))
-            for df in frames
-            for b in df.execute_stream()
+            table
+            for i, df in frames
+            for table in _part_tables(run, spec.task_name, i, df, i in local_parts)
         )
         if layout is not None:
             plain = _fingerprinted(plain, layout)
@@ -335,7 +338,6 @@ def _stream_to_lake(
         # An earlier file went away between its footer and its link (a retention run, a
         # vacuum): nothing was committed, and the caller writes every bucket instead.
         raise _LinkFailed(f"{spec.task_name}: {exc}") from exc
-    run = current_run()
     if layout is not None and run is not None:
         run.collector.record(
             "bucket_layout",
@@ -356,6 +358,31 @@ def _stream_to_lake(
             base_commit=local.base,
         )
     return written
+
+
+def _part_tables(
+    run: RunContext | None, output: str, index: int, df: DataFrame, file_local: bool
+) -> Iterator[pa.Table]:
+    """The batches of one part of an output's query (the whole query: part 0), as tables of
+    plain strings; at its end a ``view_part`` event. Its seconds include the waits on the
+    writer, which pulls the parts in turn; its ``peak_rss_mb`` is the process's peak so far,
+    so the part where it rises is where a build's peak was reached (the first place to look
+    when it nears its limit: a join's hash table, a sort)."""
+    start, rows = time.perf_counter(), 0
+    for batch in df.execute_stream():
+        table = plain_strings(pa.Table.from_batches([batch.to_pyarrow()]))
+        rows += table.num_rows
+        yield table
+    if run is not None:
+        run.collector.record(
+            "view_part",
+            task_name=output,
+            part=index,
+            file_local=file_local,
+            rows=rows,
+            duration_s=round(time.perf_counter() - start, 3),
+            peak_rss_mb=round(peak_resident_mb()),
+        )
 
 
 def _fingerprinted(tables: Iterator[pa.Table], layout: BucketLayout) -> Iterator[pa.Table]:

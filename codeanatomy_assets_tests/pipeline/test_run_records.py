@@ -10,6 +10,7 @@ import pytest
 
 from codeanatomy_assets.cli import main
 from codeanatomy_assets.cpg.schemas import PIPELINE_EVENTS
+from codeanatomy_assets.cpg.views import view_specs
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 
@@ -88,3 +89,33 @@ def test_slowest_tasks_per_commit_and_the_manifest_by_sql(git_repo, lake_root, c
     assert {"apache-hamilton", "datafusion", "deltalake", "opentelemetry-sdk"} <= set(versions)
     columns = _query("SELECT * FROM pipeline_events LIMIT 1", lake_root, capsys)[0]
     assert list(columns) == ["repo_id", "commit", *PIPELINE_EVENTS.names]
+
+
+def test_each_part_of_an_output_says_its_rows_and_the_peak_so_far(
+    git_repo, lake_root, capsys
+) -> None:
+    """``view_part`` events: where a build's peak was reached is the first part whose
+    ``peak_rss_mb`` is the largest."""
+    repo = git_repo()
+    sha = repo.commit(FILES)
+    args = ["build", str(repo.path), "--commit", sha, "--lake", lake_root, "--mode", "serial"]
+    assert main([*args, "--repo-id", "fixture", "--no-progress"]) == 0
+    capsys.readouterr()
+    parts = _query(
+        "SELECT task_name, rows, duration_s, detail_json FROM pipeline_events "
+        "WHERE event = 'view_part' ORDER BY seq",
+        lake_root,
+        capsys,
+    )
+    spec = next(s for s in view_specs("fixture") if s.name == "cpg_edges")
+    assert spec.local is not None
+    edges = [{**r, **json.loads(r["detail_json"])} for r in parts if r["task_name"] == "cpg_edges"]
+    assert sorted(p["part"] for p in edges) == list(range(len(spec.parts)))
+    assert {p["part"] for p in edges if p["file_local"]} == spec.local.indices
+    (count,) = _query(
+        f"SELECT count(*) AS n FROM cpg_edges WHERE \"commit\" = '{sha}'", lake_root, capsys
+    )
+    assert sum(p["rows"] for p in edges) == count["n"]  # a first build: every part computed
+    assert all(p["duration_s"] >= 0 and p["peak_rss_mb"] > 0 for p in edges)
+    nested = [json.loads(r["detail_json"]) for r in parts if r["task_name"] == "cpg_edges_by_src"]
+    assert [(p["part"], p["file_local"]) for p in nested] == [(0, False)]  # one query
