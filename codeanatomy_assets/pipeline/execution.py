@@ -40,7 +40,7 @@ from codeanatomy_assets.pipeline.cache import (
 )
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.events import events_table
-from codeanatomy_assets.pipeline.local_layout import LocalInputs, entry_keys
+from codeanatomy_assets.pipeline.local_layout import LocalInputs, entry_keys, inputs_signature
 from codeanatomy_assets.pipeline.manifest import manifest_table
 from codeanatomy_assets.pipeline.outputs import write_output
 from codeanatomy_assets.pipeline.remote import RemoteBackend
@@ -243,12 +243,15 @@ def build_commit(
     # What a flat output's file-local rows depend on (``pipeline.local_layout``): everything
     # the fingerprint holds but the files, and the files one by one.
     context.attributes["local_inputs"] = LocalInputs(
-        input_fingerprint(
-            repo_id=repo_id,
-            entries=(),
-            plan_signature=plan.signature,
-            max_file_bytes=request.max_file_bytes,
-            file_timeout_s=request.file_timeout_s,
+        inputs_signature(
+            input_fingerprint(
+                repo_id=repo_id,
+                entries=(),
+                plan_signature=plan.signature,
+                max_file_bytes=request.max_file_bytes,
+                file_timeout_s=request.file_timeout_s,
+            ),
+            entries,
         ),
         entry_keys(entries),
         lambda base: entry_keys(repo.python_entries(base)),

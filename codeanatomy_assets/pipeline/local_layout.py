@@ -5,8 +5,9 @@ The file-local rows of a flat output (``cpg_nodes``, ``cpg_edges``, ``cpg_props`
 written one file per group of id buckets (16 groups: ``storage.buckets.LocalBuckets``), a
 file's rows being those of the files whose paths fall in its group. Each footer is signed
 with what every file's rows were computed with: the code and the build's options
-(``reuse.input_fingerprint`` without the files), the parts that are file-local, and the
-package layout (which decides qualified names). A later build of the same repository takes
+(``reuse.input_fingerprint`` without the files), the package layout (which decides
+qualified names; a function of the commit's paths, ``extract.packages``), and the parts
+that are file-local. A later build of the same repository takes
 the earlier partition the bucketed maps would take; if its files carry the same signature,
 the groups that hold none of the paths changed between the two commits (added, removed, or
 another blob) keep their files, and the file-local parts are computed over the changed
@@ -34,6 +35,7 @@ import pyarrow as pa
 from datafusion import SessionContext
 
 from codeanatomy_assets.cpg.locality import LocalParts
+from codeanatomy_assets.extract.packages import packages_table
 from codeanatomy_assets.normalize.ids import bucket, sql_literal
 from codeanatomy_assets.pipeline.run_context import current_run
 from codeanatomy_assets.repo.git import BlobEntry
@@ -41,10 +43,6 @@ from codeanatomy_assets.storage.buckets import LOCAL_GROUP_CHARS, LocalBuckets
 from codeanatomy_assets.storage.lake import Lake, LakeError
 
 log = logging.getLogger(__name__)
-
-# What every file's rows read besides the file: the package layout (import roots decide the
-# qualified names the rows carry). Hashed whole into the signature.
-_SHARED_TABLES = ("package_ids",)
 
 EntryKey = tuple[str, int, str | None]
 
@@ -54,12 +52,22 @@ def entry_keys(entries: Iterable[BlobEntry]) -> dict[str, EntryKey]:
     return {e.path: (e.blob_id, e.mode, e.skipped) for e in entries}
 
 
+def inputs_signature(fingerprint: str, entries: Iterable[BlobEntry]) -> str:
+    """What every file's rows read besides the file: ``fingerprint`` (the code and the
+    build's options) and the package layout of the commit's extracted paths, row by row
+    (import roots decide the qualified names the rows carry)."""
+    packages = packages_table([e.path for e in entries if e.skipped is None])
+    rows = sorted(json.dumps(r, sort_keys=True) for r in packages.to_pylist())
+    record = {"inputs": fingerprint, "packages": rows}
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
 @dataclass(eq=False)
 class LocalInputs:
-    """What a build's file-local rows are made from, beyond each file: ``signature`` (code
-    and options), the commit's ``entries``, and ``read_entries``, those of another commit
-    (``entries_at`` memoizes it, one call at a time: a build's writes may run on several
-    threads)."""
+    """What a build's file-local rows are made from, beyond each file: ``signature`` (code,
+    options and package layout: ``inputs_signature``), the commit's ``entries``, and
+    ``read_entries``, those of another commit (``entries_at`` memoizes it, one call at a
+    time: a build's writes may run on several threads)."""
 
     signature: str
     entries: Mapping[str, EntryKey]
@@ -87,22 +95,20 @@ class LocalLayout:
 
 
 def local_layout(
-    local: LocalParts, parts: tuple[str, ...], ctx: SessionContext, lake: Lake, name: str,
-    repo_id: str, commit: str, schema: pa.Schema, *, link: bool = True,
+    local: LocalParts, parts: tuple[str, ...], lake: Lake, name: str, repo_id: str,
+    commit: str, schema: pa.Schema, *, link: bool = True,
 ) -> LocalLayout | None:  # fmt: skip
     """The layout of output ``name``'s file-local ``parts``; None when they are written
-    with the others (outside a build, a lake that is not local, a shared table missing from
-    ``ctx``). Without ``link``, or with no earlier partition signed alike, every file's rows
-    are computed."""
+    with the others (outside a build, a lake that is not local). Without ``link``, or with
+    no earlier partition signed alike, every file's rows are computed."""
     run = current_run()
     if run is None or not lake.is_local:
         return None
     inputs = run.attributes.get("local_inputs")
     if not isinstance(inputs, LocalInputs):
         return None
-    signature = _signature(inputs.signature, [parts[i] for i in sorted(local.indices)], ctx)
-    if signature is None:
-        return None
+    record = {"inputs": inputs.signature, "parts": [parts[i] for i in sorted(local.indices)]}
+    signature = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     whole = LocalLayout(LocalBuckets(local.key, signature))
     if not link:
         return whole
@@ -127,16 +133,6 @@ def local_layout(
 def _group(path: str) -> str:
     """The group of buckets a file's rows are filed in (``storage.buckets.LocalBuckets``)."""
     return bucket(path, "")[:LOCAL_GROUP_CHARS]
-
-
-def _signature(base: str, parts: list[str], ctx: SessionContext) -> str | None:
-    record: dict[str, object] = {"inputs": base, "parts": parts}
-    for table in _SHARED_TABLES:
-        if not ctx.table_exist(table):
-            return None
-        rows = ctx.sql(f"SELECT * FROM {table}").to_arrow_table()
-        record[table] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows.to_pylist())
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 def restrict_to_files(ctx: SessionContext, tables: Iterable[str], paths: tuple[str, ...]) -> None:

@@ -271,7 +271,7 @@ def _stream_to_lake(
     local = None
     if spec.local is not None and spec.nest is None:
         local = local_layout(
-            spec.local, tuple(queries), ctx, lake, spec.task_name, repo_id, commit, schema,
+            spec.local, tuple(queries), lake, spec.task_name, repo_id, commit, schema,
             link=link,
         )  # fmt: skip
     if local is not None:
