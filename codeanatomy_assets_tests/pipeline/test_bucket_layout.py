@@ -6,13 +6,17 @@ other groups' files; every output is row for row that of a build from scratch.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from codeanatomy_assets.cpg.locality import LocalParts
+from codeanatomy_assets.cpg.views import ViewSpec
 from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
+from codeanatomy_assets.plan import execution_plan
 from codeanatomy_assets.storage import partition_files
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
@@ -67,7 +71,7 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
     first_layouts, layouts = _layouts(lake, first), _layouts(lake, second)
     # The first build had nothing to link: every bucket was written.
     assert {n: (d["linked"], d["rewritten"]) for n, d in first_layouts.items()} == {
-        n: (0, None) for n in [*MAPS, *FLAT]
+        n: (0, None) for n in [*MAPS, *FLAT, "cpg_nodes_quality"]
     }
     for name in FLAT:
         files = lake.partition_files(name, REPO, second)
@@ -116,7 +120,9 @@ def test_a_re_materialization_and_an_unchanged_graph_stay_exact(git_repo, tmp_pa
     build(repo.path, root, factory, same, reuse_partitions=False)
     lake = Lake(root)
     for name, layout in _layouts(lake, same).items():
-        assert layout["rewritten"] == 0 and layout["linked"] > 0, name
+        # No duplicate ids, no group file of the quality table to link.
+        assert layout["rewritten"] == 0, name
+        assert layout["linked"] > 0 or name == "cpg_nodes_quality", name
         assert partition_rows(lake, name, same) == partition_rows(lake, name, first)
     # Building the first commit again links from the newest other partition, and stays exact.
     before = {name: partition_rows(lake, name, first) for name in [*MAPS, *FLAT]}
@@ -242,3 +248,51 @@ def test_rows_outside_the_changed_groups_mean_computing_every_file(
         assert partition_rows(lake, name, second) == partition_rows(Lake(scratch), name, second), (
             name
         )
+
+
+def _with_twice(views: tuple[ViewSpec, ...], files: str, packages: str) -> tuple[ViewSpec, ...]:
+    """The views with ``cpg_nodes``' parts whose SQL holds ``files`` and ``packages`` each
+    twice (the first file-local, the second not): every file and package id repeated."""
+    out = []
+    for v in views:
+        if v.name == "cpg_nodes":
+            assert v.local is not None
+            (f,) = [i for i, p in enumerate(v.parts) if files in p]
+            (p,) = [i for i, p in enumerate(v.parts) if packages in p]
+            parts = (*v.parts, v.parts[f], v.parts[p])
+            local = LocalParts(v.local.key, v.local.indices | {len(v.parts)})
+            v = replace(v, sql="\nUNION ALL\n".join(parts), parts=parts, local=local)
+        out.append(v)
+    return tuple(out)
+
+
+def test_duplicate_ids_of_unchanged_files_are_linked_and_the_others_recomputed(
+    git_repo, tmp_path, monkeypatch
+):
+    """The quality table's duplicate ids: file-local ones per group of files (a commit
+    recomputes the groups it changed and links the others), the others whole."""
+    real = execution_plan.view_specs
+    monkeypatch.setattr(
+        execution_plan,
+        "view_specs",
+        lambda repo_id: _with_twice(real(repo_id), "FROM file_ids", "FROM package_ids"),
+    )
+    factory = DriverFactory()
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n", "lib/m07.py": None})
+    root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
+    build(repo.path, root, factory, first)
+    build(repo.path, root, factory, second)
+    build(repo.path, scratch, factory, second)
+    lake = Lake(root)
+    quality = lake.read_partition("cpg_nodes_quality", REPO, second).to_pylist()
+    nodes = lake.read_partition("cpg_nodes", REPO, second).to_pylist()
+    repeated = {n["node_id"] for n in nodes if n["node_kind"] in ("FILE", "PACKAGE")}
+    found = [(q["entity_id"], q["detail"]) for q in quality if q["issue"] == "duplicate_id"]
+    assert sorted(found) == sorted((i, "2 rows share this id") for i in repeated)
+    layout = _layouts(lake, second)["cpg_nodes_quality"]
+    assert layout["linked"] > layout["rewritten"] >= 1 and layout["files_computed"] < 30
+    assert partition_rows(lake, "cpg_nodes_quality", second) == partition_rows(
+        Lake(scratch), "cpg_nodes_quality", second
+    )
