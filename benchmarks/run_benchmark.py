@@ -264,6 +264,7 @@ def build_phases(cli: list[str], lake: str, repo: Path) -> Phases:
                 "rewritten": d["rewritten"],
                 "linked": d["linked"],
                 "files_computed": d.get("files_computed"),
+                "files_scanned": d.get("files_scanned"),
             }
             for d in layouts
         },
@@ -404,6 +405,11 @@ def main() -> int:
             rewritten = ", ".join(
                 f"{k} {b['rewritten']}/{(b['rewritten'] or 0) + (b['linked'] or 0)}"
                 + (f" ({b['files_computed']} files)" if b["files_computed"] is not None else "")
+                + (
+                    f" ({b['files_scanned']} source files scanned)"
+                    if b.get("files_scanned") is not None
+                    else ""
+                )
                 for k, b in sorted(phase.buckets.items())
             )
             # Maps: buckets of 256; flat outputs: groups of 16 (their file-local rows).

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from codeanatomy_assets.cpg.nesting import BucketSource
+
 
 @dataclass(frozen=True, slots=True)
 class FileLocal:
@@ -31,10 +33,13 @@ class FileLocal:
 @dataclass(frozen=True, slots=True)
 class LocalParts:
     """The file-local parts of a union output: their positions in ``ViewSpec.parts``, and
-    the column of their rows whose id names the row's bucket (its file's)."""
+    the column of their rows whose id names the row's bucket (its file's). ``feeds``: the
+    maps sorted by id whose rows come from this output; each group file's footer holds
+    their partial fingerprints (``storage.buckets.GroupFingerprints``)."""
 
     key: str
     indices: frozenset[int]
+    feeds: tuple[BucketSource, ...] = ()
 
 
 # What a per-file view may read: per-file evidence, other per-file views, and ``file_keys``

@@ -8,7 +8,7 @@ output views are named like their Delta tables. Ids come from ``normalize.ids`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from codeanatomy_assets.cpg.locality import FileLocal, LocalParts, PerFile
 from codeanatomy_assets.cpg.nesting import BucketSource, NestSpec
@@ -856,4 +856,18 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         ORDER BY path, extractor, error_kind, message""",
         output=True,
     )
-    return tuple(views)
+    return _with_feeds(views)
+
+
+def _with_feeds(views: list[ViewSpec]) -> tuple[ViewSpec, ...]:
+    """``views``, each output with file-local parts told which maps its rows feed."""
+    feeds: dict[str, list[BucketSource]] = {}
+    for v in views:
+        if v.nest is not None and v.nest.buckets is not None:
+            feeds.setdefault(v.nest.buckets.table, []).append(v.nest.buckets)
+    return tuple(
+        replace(v, local=replace(v.local, feeds=tuple(feeds[v.name])))
+        if v.local is not None and v.name in feeds
+        else v
+        for v in views
+    )

@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TypeAlias, TypeVar
 
 import pyarrow as pa
@@ -37,6 +37,8 @@ from codeanatomy_assets.pipeline.bucket_layout import (
     IDENTITY_COLUMN,
     BucketLayout,
     bucket_layout,
+    feed_columns,
+    feed_identities,
     identity,
     restrict_source,
 )
@@ -47,7 +49,7 @@ from codeanatomy_assets.pipeline.run_context import RunContext, current_run, run
 from codeanatomy_assets.pipeline.view_cache import cache_schema, per_file_view
 from codeanatomy_assets.plan.execution_plan import REPO_PLACEHOLDER
 from codeanatomy_assets.storage.arrow_types import plain_strings
-from codeanatomy_assets.storage.buckets import StrayBucketError
+from codeanatomy_assets.storage.buckets import GroupFingerprints, StrayBucketError
 from codeanatomy_assets.storage.lake import Lake, TableWrite
 from codeanatomy_assets.storage.scratch import SpilledTable
 
@@ -264,7 +266,7 @@ def _stream_to_lake(
             spec.nest, ctx, lake, spec.task_name, repo_id, commit, schema, link=link
         )
         if layout is not None and layout.rewrite is not None:
-            restrict_source(ctx, spec.nest, layout.rewrite)
+            restrict_source(ctx, spec.nest, layout)
     # A union's parts run one after another (``ViewSpec.parts``); each is planned before the
     # first runs, so a part that does not plan fails the write before it starts.
     queries = [_bind(part, repo_id) for part in spec.parts] or [_sql(spec, repo_id)]
@@ -274,15 +276,23 @@ def _stream_to_lake(
             spec.local, tuple(queries), lake, spec.task_name, repo_id, commit, schema,
             link=link,
         )  # fmt: skip
+    groups = None
     if local is not None:
         assert spec.local is not None
         local_ctx = ctx
         if local.paths is not None:  # only the changed groups' files: a context of their own
             local_ctx = _context(dependencies, pool=pool, repartition=repartition)
             restrict_to_files(local_ctx, dependencies, local.paths)
-        indices = spec.local.indices
-        local_frames = [(i, local_ctx.sql(q)) for i, q in enumerate(queries) if i in indices]
+        indices, feeds = spec.local.indices, spec.local.feeds
+        local_frames = [
+            (i, feed_identities(local_ctx.sql(q), feeds))
+            for i, q in enumerate(queries)
+            if i in indices
+        ]
         frames = [(i, ctx.sql(q)) for i, q in enumerate(queries) if i not in indices]
+        if feeds:  # the maps this output feeds: their partial fingerprints, group by group
+            groups = GroupFingerprints(spec.local.key, feed_columns(feeds))
+            local = replace(local, buckets=replace(local.buckets, partials=groups.partials))
     else:
         local_frames = []
         frames = list(enumerate(ctx.sql(query) for query in queries))
@@ -293,7 +303,9 @@ def _stream_to_lake(
     run = current_run()  # read here: the parts run on the stream's own thread
     rows = 0
 
-    def batches(frames: list[tuple[int, DataFrame]], last: bool) -> Iterator[pa.RecordBatch]:
+    def batches(
+        frames: list[tuple[int, DataFrame]], last: bool, groups: GroupFingerprints | None = None
+    ) -> Iterator[pa.RecordBatch]:
         nonlocal rows
         plain: Iterator[pa.Table] = (
             table
@@ -307,6 +319,8 @@ def _stream_to_lake(
         else:
             tables = plain
         for table in tables:
+            if groups is not None:
+                groups.add(table)
             rows += table.num_rows
             yield from table.select(schema.names).cast(schema).to_batches()
         if last and rows == 0 and not keep and OUTPUT_CONTRACTS[spec.task_name].non_empty:
@@ -318,7 +332,8 @@ def _stream_to_lake(
     try:
         if local is not None:  # the file-local rows in group files, then the others
             written = lake.write_partition_stream(
-                spec.task_name, schema, lambda: _pumped(lambda: batches(local_frames, False)),
+                spec.task_name, schema,
+                lambda: _pumped(lambda: batches(local_frames, False, groups)),
                 repo_id, commit, buckets=local.buckets, keep=keep,
                 plain=lambda: _pumped(lambda: batches(frames, True)),
             )  # fmt: skip
@@ -345,6 +360,8 @@ def _stream_to_lake(
             linked=len(layout.keep),
             rewritten=len(layout.rewrite) if layout.rewrite is not None else None,
             scan_s=round(layout.scan_s, 3),
+            files_scanned=layout.scanned,
+            files_read=len(layout.read) if layout.read is not None else None,
             base_commit=layout.base,
         )
     if local is not None and run is not None:

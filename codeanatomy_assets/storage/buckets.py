@@ -20,9 +20,12 @@ identities agree, with the same count.
 
 The flat outputs' file-local rows (``cpg.locality``) come in no order; ``group_by_bucket``
 cuts them by group of buckets (16 groups, ``LocalBuckets``) and hands each group's rows to
-that group's file. Their footers carry no fingerprint, but a signature of what every file's
-rows were computed with (``pipeline.local_layout``): a later build links the files of the
-groups whose source files it did not change, without computing their rows at all.
+that group's file. Their footers carry a signature of what every file's rows were computed
+with (``pipeline.local_layout``): a later build links the files of the groups whose source
+files it did not change, without computing their rows at all. They also carry the partial
+fingerprints of the maps the output feeds (``GroupFingerprints``: for each map, the
+fingerprint of each of its buckets over the file's rows alone), so that a map's layout sums
+the footers of the files a build linked and scans only the files it wrote.
 """
 
 from __future__ import annotations
@@ -88,11 +91,13 @@ class LocalBuckets:
     """How a write files rows that come in any bucket order: each group's rows (the buckets
     that share the first ``LOCAL_GROUP_CHARS`` characters) into a file of its own, whose
     footer names the group and ``signature``. ``allowed``: the only groups rows may fall in
-    (None: any); a row outside them raises ``StrayBucketError``."""
+    (None: any); a row outside them raises ``StrayBucketError``. ``partials``: a group's
+    partial fingerprints once the write has passed its rows (``GroupFingerprints``)."""
 
     key: str
     signature: str
     allowed: frozenset[str] | None = None
+    partials: Callable[[str], Mapping[str, Mapping[str, Fingerprint]]] | None = None
 
 
 class StrayBucketError(ValueError):
@@ -115,26 +120,38 @@ class Fingerprints:
     bucket, so by then every row of the bucket has been added.
     """
 
-    def __init__(self) -> None:
-        self.rows = np.zeros(BUCKETS, np.int64)
-        self.xor = np.zeros(BUCKETS, np.uint64)
-        self.total = np.zeros(BUCKETS, np.uint64)
+    def __init__(self, cells: int = BUCKETS) -> None:
+        self.rows = np.zeros(cells, np.int64)
+        self.xor = np.zeros(cells, np.uint64)
+        self.total = np.zeros(cells, np.uint64)
 
     def add(self, batch: pa.RecordBatch | pa.Table, key: str, identity: str) -> None:
         """Add the rows of ``batch``: ``key`` names each row's bucket, ``identity`` (64-bit
         integers, no nulls) is the row's identity."""
         if not batch.num_rows:
             return
-        codes = bucket_codes(batch.column(key))
-        ids = batch.column(identity)
+        self.add_codes(bucket_codes(batch.column(key)), batch.column(identity), identity)
+
+    def add_codes(
+        self, codes: np.ndarray, ids: pa.Array | pa.ChunkedArray, identity: str = "identity"
+    ) -> None:
+        """Add rows whose cells (buckets) are ``codes`` and identities ``ids``."""
         ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
         if ids.null_count or ids.type not in (pa.int64(), pa.uint64()):
             raise ValueError(f"{identity}: a bucket identity is a 64-bit integer, never null")
         keys = ids.to_numpy(zero_copy_only=False).view(np.uint64)
-        self.rows += np.bincount(codes, minlength=BUCKETS)
+        self.rows += np.bincount(codes, minlength=len(self.rows))
         np.bitwise_xor.at(self.xor, codes, keys)
         with np.errstate(over="ignore"):
             np.add.at(self.total, codes, keys)  # modulo 2**64, on purpose
+
+    def merge(self, bucket: str, fingerprint: Fingerprint) -> None:
+        """Add a bucket's fingerprint over other rows (a file's partial)."""
+        code = int(bucket, 16)
+        self.rows[code] += fingerprint.rows
+        self.xor[code] ^= np.uint64(fingerprint.xor)
+        with np.errstate(over="ignore"):
+            self.total[code] += np.uint64(fingerprint.total)
 
     def get(self, bucket: str) -> Fingerprint:
         code = int(bucket, 16)
@@ -281,8 +298,74 @@ def read_local_files(
     return found
 
 
-def local_footer(bucket: str, signature: str) -> bytes:
-    return json.dumps({"bucket": bucket, "signature": signature}).encode()
+def local_footer(
+    bucket: str, signature: str, partials: Mapping[str, Mapping[str, Fingerprint]] | None = None
+) -> bytes:
+    record: dict[str, object] = {"bucket": bucket, "signature": signature}
+    if partials:
+        record["partials"] = {
+            feed: {b: [f.rows, f.xor, f.total] for b, f in sorted(found.items())}
+            for feed, found in sorted(partials.items())
+        }
+    return json.dumps(record).encode()
+
+
+def feed_id(key: str, identity: Sequence[str]) -> str:
+    """What a partial fingerprint was computed over: the column naming a row's bucket and
+    the columns of its identity (a map's ``BucketSource`` without its table)."""
+    return f"{key}|{','.join(identity)}"
+
+
+class GroupFingerprints:
+    """Partial fingerprints of the maps an output feeds, for each group file of its
+    file-local rows: per feed (a map's bucket column and the column holding each row's
+    identity), the count, XOR and sum of the identities of each (group, bucket)."""
+
+    def __init__(self, group_key: str, feeds: Mapping[str, tuple[str, str]]) -> None:
+        self.group_key = group_key
+        self.feeds = dict(feeds)  # feed id -> (bucket column, identity column)
+        cells = (BUCKETS >> _GROUP_SHIFT) * BUCKETS
+        self._sums = {f: Fingerprints(cells) for f in self.feeds}
+
+    def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        groups = bucket_codes(table.column(self.group_key)) >> _GROUP_SHIFT
+        for feed, (key, identity) in self.feeds.items():
+            cells = groups * BUCKETS + bucket_codes(table.column(key))
+            self._sums[feed].add_codes(cells, table.column(identity), identity)
+
+    def partials(self, group: str) -> dict[str, dict[str, Fingerprint]]:
+        """Each feed's fingerprint of every bucket the group's rows fall in."""
+        row = int(group, 16) * BUCKETS
+        out: dict[str, dict[str, Fingerprint]] = {}
+        for feed, sums in self._sums.items():
+            found = {}
+            for code in np.flatnonzero(sums.rows[row : row + BUCKETS]):
+                cell = row + int(code)
+                found[bucket_name(int(code))] = Fingerprint(
+                    int(sums.rows[cell]), int(sums.xor[cell]), int(sums.total[cell])
+                )
+            out[feed] = found
+        return out
+
+
+def read_partials(
+    paths: Sequence[Path], feed: str
+) -> tuple[dict[Path, dict[str, Fingerprint]], list[Path]]:
+    """Among one partition's files, those whose footer holds ``feed``'s partial
+    fingerprints, with them; and the others (files of no group, or written before partials
+    existed), whose rows must be scanned."""
+    found: dict[Path, dict[str, Fingerprint]] = {}
+    others: list[Path] = []
+    for path in paths:
+        raw = (pq.read_metadata(path).metadata or {}).get(LOCAL_FOOTER_KEY)
+        partials = json.loads(raw).get("partials", {}) if raw is not None else {}
+        if feed not in partials:
+            others.append(path)
+            continue
+        found[path] = {b: Fingerprint(*map(int, v)) for b, v in partials[feed].items()}
+    return found, others
 
 
 def read_bucket_files(paths: Sequence[Path], schema: pa.Schema) -> dict[str, BucketFile]:

@@ -247,7 +247,8 @@ def _write_local_buckets(
             writers[group][1].write_table(table, row_group_size=table.num_rows)
             rows += table.num_rows
         for group, (name, writer) in sorted(writers.items()):
-            footer = local_footer(group, buckets.signature)
+            partials = buckets.partials(group) if buckets.partials is not None else None
+            footer = local_footer(group, buckets.signature, partials)
             writer.add_key_value_metadata({LOCAL_FOOTER_KEY: footer})
             writer.close()
             actions.append(_add_action(directory, relative_dir, name, partition, schema))

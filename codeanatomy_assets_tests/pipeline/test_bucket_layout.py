@@ -88,6 +88,10 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
         earlier = {p.stat().st_ino for p in lake.partition_files(name, REPO, first)}
         linked = [p for p in files if p.stat().st_ino in earlier]
         assert layouts[name]["linked"] == len(linked) > layouts[name]["rewritten"] >= 1, name
+        # The source's group files were summed from their footers, not scanned.
+        source = "cpg_props" if name == "cpg_props_map" else "cpg_edges"
+        scanned = layouts[name]["files_scanned"]
+        assert 1 <= scanned < len(lake.partition_files(source, REPO, second)) - 10, name
         # One file per bucket, named by the first two characters of every id in it.
         buckets = [{r[:2] for r in _ids(p, MAPS[name])} for p in files]
         assert all(len(b) == 1 for b in buckets) and len({b.pop() for b in buckets}) == len(files)

@@ -4,6 +4,7 @@ outputs' file-local rows) are filed one file per group of buckets, signed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from hashlib import blake2b
 
 import pyarrow as pa
@@ -13,12 +14,15 @@ import pytest
 from codeanatomy_assets.storage.buckets import (
     BucketSpec,
     Fingerprints,
+    GroupFingerprints,
     LocalBuckets,
     StrayBucketError,
     bucket_codes,
+    feed_id,
     group_by_bucket,
     read_bucket_files,
     read_local_files,
+    read_partials,
     source_fingerprints,
     split_by_bucket,
     unchanged,
@@ -209,3 +213,36 @@ def test_group_files_are_signed_and_read_back_only_under_the_same_signature(tmp_
     )  # fmt: skip
     got = lake.read_partition("t", "r", B).drop(["repo_id", "commit"]).sort_by("node_id")
     assert got.equals(table.sort_by("node_id"))
+
+
+def test_group_files_carry_partial_fingerprints_that_sum_to_the_whole(tmp_path):
+    """A map's fingerprints over a source partition: its group files' footers summed, and
+    the rows of its other files scanned."""
+    lake = Lake(str(tmp_path))
+    table = _rows({"0a": 30, "0b": 3, "3f": 5, "ff": 7})
+    feed = feed_id("node_id", ["h"])
+    groups = GroupFingerprints("node_id", {feed: ("node_id", "h")})
+
+    def streamed() -> Iterator[pa.RecordBatch]:  # a build adds the rows as they stream
+        for batch in table.to_batches(8):
+            groups.add(pa.table(batch))
+            yield batch
+
+    lake.write_partition_stream(
+        "t", SCHEMA, streamed, "r", A,
+        buckets=LocalBuckets("node_id", "sig", partials=groups.partials),
+        plain=lambda: _rows({"3f": 2, "c1": 4}, salt="plain").to_batches(),
+    )  # fmt: skip
+    files = lake.partition_files("t", "r", A)
+    partials, others = read_partials(files, feed)
+    assert sorted(sorted(found) for found in partials.values()) == [["0a", "0b"], ["3f"], ["ff"]]
+    total = Fingerprints()
+    for found in partials.values():
+        for bucket, fingerprint in found.items():
+            total.merge(bucket, fingerprint)
+    (plain,) = others
+    total.add(pq.read_table(plain), "node_id", "h")
+    whole = lake.read_partition("t", "r", A).to_batches()
+    assert total.as_dict() == source_fingerprints(whole, "node_id", "h")
+    # Partials of another feed (another bucket column or identity): every file is scanned.
+    assert read_partials(files, feed_id("node_id", ["n"])) == ({}, files)
