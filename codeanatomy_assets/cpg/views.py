@@ -779,7 +779,7 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         )
 
     # Duplicate ids, in two sets checked apart: the rows of the file-local kinds, per group
-    # of files (``FileLocal``: a commit regroups the groups it changed and links the
+    # of files (``FileLocal``: a commit recomputes the groups it changed and links the
     # others; a GROUP BY of the stdlib's 3.7 M ids took 1.4 s of every commit), and the
     # repository's, packages' and externals' (thousands). An id hashes its kind, so an id of
     # one set equals one of the other only by a collision of the hash.

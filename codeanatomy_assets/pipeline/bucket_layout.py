@@ -57,17 +57,24 @@ def identity(source: BucketSource) -> Expr:
     return xxhash64(*(col(c).cast(schema.field(c).type) for c in source.identity))
 
 
+def _identities(feeds: tuple[BucketSource, ...]) -> list[BucketSource]:
+    """The first feed of each distinct identity (both adjacency maps hash the edge id)."""
+    first: dict[tuple[str, ...], BucketSource] = {}
+    for f in feeds:
+        first.setdefault(f.identity, f)
+    return list(first.values())
+
+
 def feed_columns(feeds: tuple[BucketSource, ...]) -> dict[str, tuple[str, str]]:
     """For a source's file-local rows: each feed's id (``storage.buckets.feed_id``) with its
     bucket column and the column its identity is computed into (``feed_identities``)."""
-    return {
-        feed_id(f.key, f.identity): (f.key, f"{IDENTITY_COLUMN}_{i}") for i, f in enumerate(feeds)
-    }
+    names = {f.identity: f"{IDENTITY_COLUMN}_{i}" for i, f in enumerate(_identities(feeds))}
+    return {feed_id(f.key, f.identity): (f.key, names[f.identity]) for f in feeds}
 
 
 def feed_identities(df: DataFrame, feeds: tuple[BucketSource, ...]) -> DataFrame:
     """``df`` with each feed's identity as a column (``feed_columns`` names them)."""
-    for i, f in enumerate(feeds):
+    for i, f in enumerate(_identities(feeds)):
         df = df.with_column(f"{IDENTITY_COLUMN}_{i}", identity(f))
     return df
 

@@ -56,7 +56,12 @@ def _rows(buckets: dict[str, int], salt: str = "") -> pa.Table:
 def test_bucket_codes_read_the_first_two_hex_characters():
     assert bucket_codes(pa.array(["00ab", "ff", "3a9"])).tolist() == [0, 255, 58]
     assert bucket_codes(pa.chunked_array([["0a"], ["b0"]], pa.string_view())).tolist() == [10, 176]
-    for bad in (["zz00"], ["A0"], ["0"], [None]):
+    # Ids of one length (read as a strided view), and a slice of them.
+    ids = pa.array([f"{i:02x}{'0' * 30}" for i in range(256)])
+    assert bucket_codes(ids).tolist() == list(range(256))
+    assert bucket_codes(ids.slice(250, 3)).tolist() == [250, 251, 252]
+    assert bucket_codes(pa.array([], pa.string())).tolist() == []
+    for bad in (["zz00"], ["A0"], ["0"], [None], ["0a", "0g"], ["0a00", "x0"]):
         with pytest.raises(ValueError, match="two lowercase hex"):
             bucket_codes(pa.array(bad, pa.string()))
 
