@@ -31,6 +31,7 @@ the footers of the files a build linked and scans only the files it wrote.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,24 +335,53 @@ def feed_id(key: str, identity: Sequence[str]) -> str:
 class GroupFingerprints:
     """Partial fingerprints of the maps an output feeds, for each group file of its
     file-local rows: per feed (a map's bucket column and the column holding each row's
-    identity), the count, XOR and sum of the identities of each (group, bucket)."""
+    identity), the count, XOR and sum of the identities of each (group, bucket).
 
-    def __init__(self, group_key: str, feeds: Mapping[str, tuple[str, str]]) -> None:
+    Rows are added a table at a time but summed ``flush_rows`` at a time: a write's stream
+    runs on a thread of its own, and each numpy call lets the GIL go and waits to get it
+    back. Through Dagster, whose asset checks run on another thread meanwhile, summing every
+    8 K-row batch made the stdlib's full build about 6 s slower (75.5 s twice, against
+    67.6-75.3 s in five builds without partials; the CLI's did not move); summed per 128 K
+    rows, 71.5-73.7 s in four. The key and identity columns of those rows (about 20 MB) are
+    held until they are summed."""
+
+    def __init__(
+        self, group_key: str, feeds: Mapping[str, tuple[str, str]], flush_rows: int = 1 << 17
+    ) -> None:
         self.group_key = group_key
         self.feeds = dict(feeds)  # feed id -> (bucket column, identity column)
         cells = (BUCKETS >> _GROUP_SHIFT) * BUCKETS
         self._sums = {f: Fingerprints(cells) for f in self.feeds}
+        self._columns = list(dict.fromkeys([group_key, *(c for f in feeds.values() for c in f)]))
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._flush_rows = flush_rows
+        self._lock = threading.Lock()
 
     def add(self, table: pa.Table) -> None:
         if not table.num_rows:
             return
+        with self._lock:
+            self._pending.append(table.select(self._columns))
+            self._pending_rows += table.num_rows
+            if self._pending_rows >= self._flush_rows:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
         groups = bucket_codes(table.column(self.group_key)) >> _GROUP_SHIFT
         for feed, (key, identity) in self.feeds.items():
             cells = groups * BUCKETS + bucket_codes(table.column(key))
             self._sums[feed].add_codes(cells, table.column(identity), identity)
 
     def partials(self, group: str) -> dict[str, dict[str, Fingerprint]]:
-        """Each feed's fingerprint of every bucket the group's rows fall in."""
+        """Each feed's fingerprint of every bucket the group's rows fall in (asked once the
+        rows have all been added)."""
+        with self._lock:
+            self._flush()
         row = int(group, 16) * BUCKETS
         out: dict[str, dict[str, Fingerprint]] = {}
         for feed, sums in self._sums.items():

@@ -226,7 +226,8 @@ def test_group_files_carry_partial_fingerprints_that_sum_to_the_whole(tmp_path):
     lake = Lake(str(tmp_path))
     table = _rows({"0a": 30, "0b": 3, "3f": 5, "ff": 7})
     feed = feed_id("node_id", ["h"])
-    groups = GroupFingerprints("node_id", {feed: ("node_id", "h")})
+    # Summed every 10 rows or more: some while rows stream, the rest when a file closes.
+    groups = GroupFingerprints("node_id", {feed: ("node_id", "h")}, flush_rows=10)
 
     def streamed() -> Iterator[pa.RecordBatch]:  # a build adds the rows as they stream
         for batch in table.to_batches(8):
