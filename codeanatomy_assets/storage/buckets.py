@@ -340,10 +340,10 @@ class GroupFingerprints:
     Rows are added a table at a time but summed ``flush_rows`` at a time: a write's stream
     runs on a thread of its own, and each numpy call lets the GIL go and waits to get it
     back. Through Dagster, whose asset checks run on another thread meanwhile, summing every
-    8 K-row batch made the stdlib's full build about 6 s slower (75.5 s twice, against
-    67.6-75.3 s in five builds without partials; the CLI's did not move); summed per 128 K
-    rows, 71.5-73.7 s in four. The key and identity columns of those rows (about 20 MB) are
-    held until they are summed."""
+    8 K-row batch made the stdlib's full build about 5 s slower (75.5 s twice, against
+    67.6-75.3 s in five builds without partials, 70.8 on average; the CLI's did not move);
+    summed per 128 K rows, 71.5-73.7 s in four (72.6 on average). The key and identity
+    columns of those rows (about 20 MB) are held until they are summed."""
 
     def __init__(
         self, group_key: str, feeds: Mapping[str, tuple[str, str]], flush_rows: int = 1 << 17
