@@ -14,13 +14,17 @@ import pytest
 
 from codeanatomy_assets.cpg.locality import LocalParts
 from codeanatomy_assets.cpg.views import ViewSpec
-from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.plan import execution_plan
 from codeanatomy_assets.storage import partition_files
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
-from codeanatomy_assets_tests.pipeline.lake_builds import REPO, build, partition_rows
+from codeanatomy_assets_tests.pipeline.lake_builds import (
+    REPO,
+    build,
+    build_unrestricted,
+    partition_rows,
+)
 
 MAPS = {"cpg_edges_by_src": "node_id", "cpg_edges_by_dst": "node_id", "cpg_props_map": "entity_id"}
 # Flat outputs whose file-local rows are filed by group (``pipeline.local_layout``), by id column.
@@ -235,15 +239,10 @@ def test_rows_outside_the_changed_groups_mean_computing_every_file(
     """The guard on file-locality: if a file-local part read every file (here its tables are
     left unrestricted), its rows of other groups stop the write, and the output is written
     whole."""
-    repo = git_repo()
-    first = repo.commit({**FILES, **MODULES})
-    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
-    build(repo.path, root, factory, first)
-    monkeypatch.setattr(task_execution, "restrict_to_files", lambda *args: None)
-    build(repo.path, root, factory, second)
-    monkeypatch.undo()
-    build(repo.path, scratch, factory, second)
+    second = build_unrestricted(
+        git_repo(), {**FILES, **MODULES}, root, scratch, factory, monkeypatch
+    )
     lake = Lake(root)
     assert "not one being written" in caplog.text
     layouts = _layouts(lake, second)

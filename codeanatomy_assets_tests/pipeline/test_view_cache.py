@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
-from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.view_cache import VIEW_CACHE_DIR, per_file_signatures
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
-from codeanatomy_assets_tests.pipeline.lake_builds import REPO, build, partition_rows
+from codeanatomy_assets_tests.pipeline.lake_builds import (
+    REPO,
+    build,
+    build_unrestricted,
+    partition_rows,
+)
 
 PER_FILE = {
     "ast_node_ids", "scope_ids", "block_ids", "symbol_ids", "row_scopes", "name_use_symbols",
@@ -113,15 +117,11 @@ def test_rows_of_files_not_computed_mean_computing_every_file_without_the_cache(
 ):
     """The guard on per-file views: if one read every file (here its tables are left
     unrestricted), its rows of cached files are caught, and the view is computed whole."""
-    repo = git_repo()
-    first = repo.commit({**FILES, **MODULES})
-    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
     root, fresh = str(tmp_path / "lake"), str(tmp_path / "fresh")
-    build(repo.path, root, factory, first)
-    monkeypatch.setattr(task_execution, "restrict_to_files", lambda *args: None)
-    build(repo.path, root, factory, second)
-    monkeypatch.undo()
-    build(repo.path, fresh, factory, second, use_evidence_cache=False, use_cache=False)
+    second = build_unrestricted(
+        git_repo(), {**FILES, **MODULES}, root, fresh, factory, monkeypatch,
+        use_evidence_cache=False, use_cache=False,
+    )  # fmt: skip
     lake = Lake(root)
     _same_graph(lake, Lake(fresh), second)
     assert "rows of files it was not computed for" in caplog.text
