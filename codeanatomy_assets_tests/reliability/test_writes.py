@@ -20,6 +20,7 @@ from codeanatomy_assets.assets import materialize_partition
 from codeanatomy_assets.pipeline.execution import build_commit
 from codeanatomy_assets.pipeline.request import BuildRequest
 from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.scratch import SCRATCH_ENV
 from codeanatomy_assets_tests.git_fixture import GitRepo
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 from codeanatomy_assets_tests.reliability.lake_contents import delta_tables, read_table
@@ -58,7 +59,9 @@ def _cli_build(repo: Path, sha: str, lake_root: str, repo_id: str) -> subprocess
     cmd = [sys.executable, "-m", "codeanatomy_assets.cli", "build", str(repo), "--commit", sha,
            "--lake", lake_root, "--repo-id", repo_id, "--mode", "serial",
            "--no-progress"]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Its scratch under the test's directory: a build killed mid-write cannot clean up its own.
+    env = {**os.environ, SCRATCH_ENV: str(Path(lake_root).parent / "scratch")}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
 @pytest.mark.slow
