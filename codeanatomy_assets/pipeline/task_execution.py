@@ -407,7 +407,7 @@ def _group_context(
     like = ctx.table(nest.buckets.table).schema()
     group_ctx = session_context(
         bounded=pool != "unbounded", sort_only=True, repartition=repartition,
-        whole_pool=True,
+        sort_pool_bytes=None,
     )  # fmt: skip
     register_group(group_ctx, nest, like, group)
     return group_ctx
