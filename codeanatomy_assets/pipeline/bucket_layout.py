@@ -15,24 +15,13 @@ and only the source's other files are scanned (on a one-file commit of the stdli
 group file the commit wrote and the rows of no group: 0.02-0.06 s a map, where a scan of the
 9.4 M edges took 0.45-0.5 s). The rows of the buckets to rewrite are then read from the
 files whose partials name one of them, and from the files of no group.
-
-A map is sorted one group of buckets at a time (``source_groups``) when its source's group
-files hold rows of few groups each: each group's rows are those of the group files that hold
-some (their partials say which buckets each file holds) and of the files of no group, and the
-groups in order are the whole map in order. The edges by source and the properties by owner
-fall in their file's group (an edge's id starts with its source's bucket). The edges by
-destination are sorted whole on the stdlib: each group file holds a few destinations (0.3-0.7
-%) of every other group, so each group's sort would read every file. Sixteen sorts of a
-sixteenth each fit in memory where one sort of everything spilled: the stdlib's 9.4 M edges
-by source, sorted alone, 2.9-3.1 s against 5.5 s; in a full build the two maps sorted group
-by group took 4.6-5.0 and 5.3-6.0 s, against 7.5-8.2 and 7.7 s sorted whole.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,13 +34,9 @@ from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
 from codeanatomy_assets.pipeline.run_context import current_run
 from codeanatomy_assets.storage.buckets import (
     BUCKET_HEX_CHARS,
-    LOCAL_GROUP_CHARS,
     BucketSpec,
-    Fingerprint,
     Fingerprints,
     feed_id,
-    group_codes,
-    group_name,
     read_partials,
     unchanged,
 )
@@ -113,10 +98,6 @@ class BucketLayout:
     # how many of its files were scanned for the fingerprints (the others' footers summed).
     read: tuple[Path, ...] | None = None
     scanned: int | None = None
-    # When the map is sorted group by group (``source_groups``): the source's group files by
-    # the group of map buckets they hold, and its files of no group.
-    groups: Mapping[str, tuple[Path, ...]] | None = None
-    plain: tuple[Path, ...] = ()
 
 
 def bucket_layout(
@@ -131,10 +112,6 @@ def bucket_layout(
         return None
     fingerprints = Fingerprints()
     writer = BucketSpec(nest.key, fingerprints.get)
-    files = lake.partition_files(source.table, repo_id, commit)
-    partials, others = read_partials(files, feed_id(source.key, source.identity))
-    groups = _groups(partials)
-    plain = tuple(others) if groups is not None else ()
     run = current_run()
     prefer = run.attributes.get("bucket_bases", ()) if run is not None else ()
     try:
@@ -143,8 +120,10 @@ def bucket_layout(
         log.warning("%s: no earlier bucket files linked: %s", name, exc)
         earlier = {}
     if not earlier:
-        return BucketLayout(nest.key, source, writer, fingerprints, groups=groups, plain=plain)
+        return BucketLayout(nest.key, source, writer, fingerprints)
     mark = time.perf_counter()
+    files = lake.partition_files(source.table, repo_id, commit)
+    partials, others = read_partials(files, feed_id(source.key, source.identity))
     if partials:
         rest = _register_files(ctx, f"{source.table}__unsummed", source.table, others)
         total = _scan(ctx, rest, source) if rest is not None else Fingerprints()
@@ -172,35 +151,7 @@ def bucket_layout(
         base,
         read,
         len(others) if partials else len(files),
-        groups,
-        plain,
     )
-
-
-# A map is sorted group by group when its sorts would read the source's group files at most
-# this many times over (a file holding rows of several groups is read by each group's sort):
-# a sorted sixteenth saves more than a second scan costs (the stdlib's edges: sixteen sorts
-# 2.9-3.1 s, one sort 5.5 s, a scan 1.3 s).
-_GROUPED_READS = 2.5
-
-
-def _groups(
-    partials: Mapping[Path, Mapping[str, Fingerprint]],
-) -> dict[str, tuple[Path, ...]] | None:
-    """For each group of map buckets, the group files that hold rows of it; None when
-    sorting group by group would read the files more than ``_GROUPED_READS`` times over, or
-    no file has partials."""
-    found: dict[str, list[Path]] = {}
-    rows = reads = 0
-    for path, buckets in partials.items():
-        size = sum(f.rows for f in buckets.values())
-        named = {b[:LOCAL_GROUP_CHARS] for b in buckets}  # a file of no rows falls in none
-        rows, reads = rows + size, reads + size * len(named)
-        for group in named:
-            found.setdefault(group, []).append(path)
-    if not partials or reads > _GROUPED_READS * rows:
-        return None
-    return {g: tuple(paths) for g, paths in found.items()}
 
 
 def _scan(ctx: SessionContext, table: str, source: BucketSource) -> Fingerprints:
@@ -226,73 +177,6 @@ def _register_files(ctx: SessionContext, name: str, like: str, paths: Sequence[P
         selects.append(f'SELECT * FROM "{name}__{i}"')
     ctx.register_view(name, ctx.sql(" UNION ALL ".join(selects)))
     return name
-
-
-@dataclass(frozen=True)
-class SourceGroup:
-    """The source rows of one group of a map sorted group by group: the group files'
-    ``files`` and the rows of no group that fall in the group, ``plain``; ``buckets``: the
-    only buckets to read (None: all of the group's)."""
-
-    group: str
-    files: tuple[Path, ...]
-    plain: pa.Table
-    buckets: tuple[str, ...] | None
-
-
-def source_groups(
-    ctx: SessionContext, nest: NestSpec, layout: BucketLayout
-) -> Iterator[SourceGroup]:
-    """The groups of a map sorted group by group (``layout.groups`` is set), in order, each
-    with its source rows; only the groups that hold a bucket to rewrite. The rows of no group
-    (thousands: what file-local parts do not produce) are read once, from ``ctx``'s source
-    table, and cut by group."""
-    source = nest.buckets
-    assert source is not None and layout.groups is not None
-    plain = _read_files(ctx, source.table, layout.plain)
-    codes = group_codes(plain.column(source.key))
-    present = {group_name(int(c)) for c in set(codes.tolist())} | set(layout.groups)
-    rewrite = layout.rewrite
-    if rewrite is not None:
-        present &= {b[:LOCAL_GROUP_CHARS] for b in rewrite}
-    for group in sorted(present):
-        buckets = None
-        if rewrite is not None:
-            buckets = tuple(b for b in rewrite if b.startswith(group))
-        rows = plain.filter(pa.array(codes == int(group, 16)))
-        yield SourceGroup(group, layout.groups.get(group, ()), rows, buckets)
-
-
-def _read_files(ctx: SessionContext, like: str, paths: Sequence[Path]) -> pa.Table:
-    """The rows of ``paths`` (files of table ``like``'s partition) with ``like``'s columns."""
-    name = _register_files(ctx, f"{like}__plain", like, paths)
-    return (ctx.table(name) if name is not None else ctx.table(like).limit(0)).to_arrow_table()
-
-
-def register_group(
-    ctx: SessionContext, nest: NestSpec, like: pa.Schema, group: SourceGroup
-) -> None:
-    """Register the map's source table in ``ctx`` (a session of its own) as ``group``'s
-    rows, with the columns and types ``like`` (the source in the build's session) has."""
-    source = nest.buckets
-    assert source is not None
-    selects = []
-    for i, path in enumerate(group.files):
-        ctx.register_parquet(f"{source.table}__{i}", str(path), schema=like)
-        selects.append(f'SELECT * FROM "{source.table}__{i}"')
-    ctx.register_record_batches(
-        f"{source.table}__plain",
-        [group.plain.cast(like).to_batches() or [pa.RecordBatch.from_pylist([], schema=like)]],
-    )
-    selects.append(f'SELECT * FROM "{source.table}__plain"')
-    if group.buckets is None:  # a file may hold rows of other groups too
-        where = f"substr(\"{source.key}\", 1, {LOCAL_GROUP_CHARS}) = '{group.group}'"
-    else:
-        listed = ", ".join(f"'{b}'" for b in group.buckets) or "NULL"
-        where = f'substr("{source.key}", 1, {BUCKET_HEX_CHARS}) IN ({listed})'
-    ctx.register_view(
-        source.table, ctx.sql(f"SELECT * FROM ({' UNION ALL '.join(selects)}) WHERE {where}")
-    )
 
 
 def restrict_source(ctx: SessionContext, nest: NestSpec, layout: BucketLayout) -> None:

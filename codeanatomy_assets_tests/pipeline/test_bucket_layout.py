@@ -14,11 +14,9 @@ import pytest
 
 from codeanatomy_assets.cpg.locality import LocalParts
 from codeanatomy_assets.cpg.views import ViewSpec
-from codeanatomy_assets.pipeline import bucket_layout
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.plan import execution_plan
 from codeanatomy_assets.storage import partition_files
-from codeanatomy_assets.storage.buckets import Fingerprint
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 from codeanatomy_assets_tests.pipeline.lake_builds import (
@@ -139,70 +137,6 @@ def test_a_re_materialization_and_an_unchanged_graph_stay_exact(git_repo, tmp_pa
     build(repo.path, root, factory, first)
     for name in [*MAPS, *FLAT]:
         assert partition_rows(lake, name, first) == before[name]
-
-
-def test_maps_keyed_as_their_source_is_grouped_are_sorted_group_by_group(
-    git_repo, tmp_path, factory, monkeypatch
-):
-    repo = git_repo()
-    first = repo.commit({**FILES, **MODULES})
-    second = repo.commit(
-        {"lib/m05.py": "def f5(x):\n    return x + 5\n\n\ndef g(y):\n    return f5(y)\n"}
-    )
-    grouped, whole = str(tmp_path / "grouped"), str(tmp_path / "whole")
-    for commit in (first, second):
-        build(repo.path, grouped, factory, commit)
-    monkeypatch.setattr(bucket_layout, "_groups", lambda partials: None)  # one sort of all
-    for commit in (first, second):
-        build(repo.path, whole, factory, commit)
-    lake = Lake(grouped)
-    for commit in (first, second):
-        for name, key in MAPS.items():
-            # Bucket by bucket, row for row and in order, what one sort of everything gave.
-            assert _buckets(lake, name, commit, key) == _buckets(Lake(whole), name, commit, key)
-    # One sort per group of buckets (the fixture's ids fall in most of the 16).
-    assert all(len(set(groups)) == len(groups) > 8 for groups in _map_parts(lake, first).values())
-    assert all(groups == [None] for groups in _map_parts(Lake(whole), first).values())
-    # A commit sorts only the groups of the buckets it rewrites.
-    layouts, parts = _layouts(lake, second), _map_parts(lake, second)
-    for name in MAPS:
-        assert 1 <= len(parts[name]) <= layouts[name]["rewritten"] < 8, name
-
-
-def test_a_map_is_sorted_group_by_group_when_that_reads_its_source_little():
-    def partials(rows: int) -> Fingerprint:
-        return Fingerprint(rows, 0, 0)
-
-    own = {Path("a"): {"00": partials(10), "0f": partials(5)}, Path("b"): {"1c": partials(9)}}
-    assert bucket_layout._groups(own) == {"0": (Path("a"),), "1": (Path("b"),)}
-    # Each file's own group and one other: read twice over, and that group reads every file.
-    files = {Path(g): {f"{g}0": partials(100), "e3": partials(3)} for g in "0123456789abcdef"}
-    assert set(bucket_layout._groups(files)["e"]) == set(files)
-    # Files that each hold rows of every group: sixteen reads of each, one sort instead.
-    spread = {Path(g): {f"{h}0": partials(1) for h in "0123456789abcdef"} for g in "0123"}
-    assert bucket_layout._groups(spread) is None
-    assert bucket_layout._groups({}) is None
-
-
-def _buckets(lake: Lake, name: str, commit: str, key: str) -> dict[str, list[dict]]:
-    """A map's rows by bucket file, in file order; each file's keys strictly increase."""
-    found = {}
-    for path in lake.partition_files(name, REPO, commit):
-        rows = pq.read_table(path).to_pylist()
-        keys = [r[key] for r in rows]
-        assert keys == sorted(set(keys)), path
-        found[keys[0][:2]] = rows
-    return found
-
-
-def _map_parts(lake: Lake, commit: str) -> dict[str, list[str | None]]:
-    """Each map's sorts in a build: the group each one read (None: the whole source)."""
-    events = lake.read_partition("pipeline_events", REPO, commit).to_pylist()
-    parts: dict[str, list[str | None]] = {name: [] for name in MAPS}
-    for e in events:
-        if e["event"] == "view_part" and e["task_name"] in MAPS:
-            parts[e["task_name"]].append(json.loads(e["detail_json"]).get("group"))
-    return parts
 
 
 def test_a_branch_links_from_its_own_ancestor_not_the_newest_build(git_repo, tmp_path, factory):
