@@ -188,14 +188,19 @@ def memory_exhausted(exc: BaseException) -> bool:
 
 
 def session_context(
-    *, bounded: bool = True, sort_only: bool = False, repartition: bool = True
+    *,
+    bounded: bool = True,
+    sort_only: bool = False,
+    repartition: bool = True,
+    whole_pool: bool = False,
 ) -> SessionContext:
     """A DataFusion session with the CPG's functions registered; ``bounded``: sorts and
     aggregations spill past ``memory_pool_bytes()``, and an operator that cannot spill fails
     with "Resources exhausted" (``pipeline.task_execution`` runs such a view again unbounded;
     aggregations that spill are slower, sorts that spill were faster). ``sort_only``: a view
-    whose only memory-hungry operator is a sort gets at most ``SORT_POOL_BYTES`` and one
-    partition (no final merge that cannot spill; the build runs other views on the other core).
+    whose only memory-hungry operator is a sort gets at most ``SORT_POOL_BYTES`` (with
+    ``whole_pool``, the whole pool: a sort of a small part of a map) and one partition (no
+    final merge that cannot spill; the build runs other views on the other core).
     ``repartition=False`` plans no ``RepartitionExec`` (aggregations and joins then merge
     their input partitions instead): in DataFusion 55 a ``RepartitionExec`` that spills under
     a memory limit can deadlock, every thread parked and the query never returning
@@ -203,7 +208,7 @@ def session_context(
     pool hung about one run in fifty."""
     runtime = RuntimeEnvBuilder().with_disk_manager_os()
     pool = memory_pool_bytes() if bounded else None
-    if pool is not None and sort_only:
+    if pool is not None and sort_only and not whole_pool:
         pool = min(pool, SORT_POOL_BYTES)
     if pool is not None:
         runtime = runtime.with_fair_spill_pool(pool)

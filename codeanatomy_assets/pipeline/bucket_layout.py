@@ -15,17 +15,29 @@ and only the source's other files are scanned (on a one-file commit of the stdli
 group file the commit wrote and the rows of no group: 0.02-0.06 s a map, where a scan of the
 9.4 M edges took 0.45-0.5 s). The rows of the buckets to rewrite are then read from the
 files whose partials name one of them, and from the files of no group.
+
+A map written whole (a first build) is sorted one group of buckets at a time
+(``source_groups``) when its source's group files hold few rows outside their own group: each
+group's rows are its own group files' rows of that group, plus the rows held in memory for
+all groups, read once and cut by group: those of the source's files of no group and each
+group file's rows of other groups (its footer's partials say how many). The groups in order
+are the whole map in order. Sixteen sorts of a sixteenth each fit in memory where one sort of
+everything spilled: the stdlib's 9.4 M edges by source, sorted alone, 2.9-3.1 s against
+5.5 s. The edges by source and the properties by owner fall in their file's group (an edge's
+id starts with its source's bucket); the edges by destination hold 0.3-0.7 % of each group
+file's rows in other groups.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from datafusion import DataFrame, Expr, SessionContext, col
 from datafusion.functions.spark import xxhash64
 
@@ -34,9 +46,13 @@ from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
 from codeanatomy_assets.pipeline.run_context import current_run
 from codeanatomy_assets.storage.buckets import (
     BUCKET_HEX_CHARS,
+    LOCAL_GROUP_CHARS,
     BucketSpec,
+    Fingerprint,
     Fingerprints,
     feed_id,
+    group_codes,
+    group_name,
     read_partials,
     unchanged,
 )
@@ -98,6 +114,12 @@ class BucketLayout:
     # how many of its files were scanned for the fingerprints (the others' footers summed).
     read: tuple[Path, ...] | None = None
     scanned: int | None = None
+    # When the map is sorted group by group (``source_groups``): the source's group files by
+    # their own group of map buckets, its files of no group, and the group files that hold
+    # rows of other groups too, with their own group.
+    groups: Mapping[str, tuple[Path, ...]] | None = None
+    plain: tuple[Path, ...] = ()
+    strays: Mapping[Path, str] | None = None
 
 
 def bucket_layout(
@@ -112,6 +134,8 @@ def bucket_layout(
         return None
     fingerprints = Fingerprints()
     writer = BucketSpec(nest.key, fingerprints.get)
+    files = lake.partition_files(source.table, repo_id, commit)
+    partials, others = read_partials(files, feed_id(source.key, source.identity))
     run = current_run()
     prefer = run.attributes.get("bucket_bases", ()) if run is not None else ()
     try:
@@ -120,10 +144,15 @@ def bucket_layout(
         log.warning("%s: no earlier bucket files linked: %s", name, exc)
         earlier = {}
     if not earlier:
-        return BucketLayout(nest.key, source, writer, fingerprints)
+        grouped = _groups(partials, sum(pq.read_metadata(p).num_rows for p in others))
+        if grouped is None:
+            return BucketLayout(nest.key, source, writer, fingerprints)
+        groups, strays = grouped
+        return BucketLayout(
+            nest.key, source, writer, fingerprints, groups=groups, plain=tuple(others),
+            strays=strays,
+        )  # fmt: skip
     mark = time.perf_counter()
-    files = lake.partition_files(source.table, repo_id, commit)
-    partials, others = read_partials(files, feed_id(source.key, source.identity))
     if partials:
         rest = _register_files(ctx, f"{source.table}__unsummed", source.table, others)
         total = _scan(ctx, rest, source) if rest is not None else Fingerprints()
@@ -154,6 +183,42 @@ def bucket_layout(
     )
 
 
+# A map written whole is sorted group by group when the rows held in memory meanwhile (the
+# source's files of no group, each group file's rows of other groups) are at most this share
+# of the group files' rows (the stdlib's edges by destination: 4 % of no group, 0.3-0.7 % of
+# each group file in other groups).
+_HELD_SHARE = 0.25
+
+
+def _groups(
+    partials: Mapping[Path, Mapping[str, Fingerprint]], plain_rows: int
+) -> tuple[dict[str, tuple[Path, ...]], dict[Path, str]] | None:
+    """The group files by their own group (the group of map buckets most of their rows fall
+    in), and those that hold rows of other groups too, with their own; None when no file has
+    partials, or when more than ``_HELD_SHARE`` of the rows would be held in memory
+    (``plain_rows``: those of the source's other files)."""
+    homes: dict[str, list[Path]] = {}
+    strays: dict[Path, str] = {}
+    rows = held = plain_rows
+    for path, buckets in partials.items():
+        by_group: dict[str, int] = {}
+        for bucket, fingerprint in buckets.items():
+            group = bucket[:LOCAL_GROUP_CHARS]
+            by_group[group] = by_group.get(group, 0) + fingerprint.rows
+        if not by_group:  # a file of no rows
+            continue
+        home = max(sorted(by_group), key=by_group.__getitem__)
+        homes.setdefault(home, []).append(path)
+        total = sum(by_group.values())
+        rows += total
+        if total > by_group[home]:
+            strays[path] = home
+            held += total - by_group[home]
+    if not partials or held > _HELD_SHARE * rows:
+        return None
+    return {g: tuple(paths) for g, paths in homes.items()}, strays
+
+
 def _scan(ctx: SessionContext, table: str, source: BucketSource) -> Fingerprints:
     """The fingerprints of ``table``'s rows, each bucket named by ``source.key``."""
     scan = ctx.table(table).select(
@@ -177,6 +242,71 @@ def _register_files(ctx: SessionContext, name: str, like: str, paths: Sequence[P
         selects.append(f'SELECT * FROM "{name}__{i}"')
     ctx.register_view(name, ctx.sql(" UNION ALL ".join(selects)))
     return name
+
+
+@dataclass(frozen=True)
+class SourceGroup:
+    """The source rows of one group of a map sorted group by group: those of its own group
+    files ``files`` that fall in the group, and ``held``, the group's rows held in memory."""
+
+    group: str
+    files: tuple[Path, ...]
+    held: pa.Table
+
+
+def source_groups(
+    ctx: SessionContext, nest: NestSpec, layout: BucketLayout
+) -> Iterator[SourceGroup]:
+    """The groups of a map sorted group by group (``layout.groups`` is set), in order, each
+    with its source rows. The rows of the source's files of no group (what file-local parts
+    do not produce) and the group files' rows of other groups are read once, from ``ctx``'s
+    source table, and cut by group."""
+    source = nest.buckets
+    assert source is not None and layout.groups is not None and layout.strays is not None
+    held = _held_rows(ctx, source, layout.plain, layout.strays)
+    codes = group_codes(held.column(source.key))
+    present = {group_name(int(c)) for c in set(codes.tolist())} | set(layout.groups)
+    for group in sorted(present):
+        rows = held.filter(pa.array(codes == int(group, 16)))
+        yield SourceGroup(group, layout.groups.get(group, ()), rows)
+
+
+def _held_rows(
+    ctx: SessionContext, source: BucketSource, plain: Sequence[Path], strays: Mapping[Path, str]
+) -> pa.Table:
+    """The rows of ``plain`` and those of ``strays`` outside their own group, with the
+    columns and types of ``ctx``'s source table."""
+    schema = ctx.table(source.table).schema()
+    selects = []
+    for i, path in enumerate([*plain, *strays]):
+        name = f"{source.table}__held_{i}"
+        ctx.register_parquet(name, str(path), schema=schema)
+        outside = ""
+        if path in strays:
+            outside = f" WHERE substr(\"{source.key}\", 1, {LOCAL_GROUP_CHARS}) <> '{strays[path]}'"
+        selects.append(f'SELECT * FROM "{name}"{outside}')
+    if not selects:
+        return ctx.table(source.table).limit(0).to_arrow_table()
+    return ctx.sql(" UNION ALL ".join(selects)).to_arrow_table()
+
+
+def register_group(
+    ctx: SessionContext, nest: NestSpec, like: pa.Schema, group: SourceGroup
+) -> None:
+    """Register the map's source table in ``ctx`` (a session of its own) as ``group``'s
+    rows, with the columns and types ``like`` (the source in the build's session) has."""
+    source = nest.buckets
+    assert source is not None
+    ctx.register_record_batches(
+        f"{source.table}__held",
+        [group.held.cast(like).to_batches() or [pa.RecordBatch.from_pylist([], schema=like)]],
+    )
+    selects = [f'SELECT * FROM "{source.table}__held"']
+    mine = f"substr(\"{source.key}\", 1, {LOCAL_GROUP_CHARS}) = '{group.group}'"
+    for i, path in enumerate(group.files):  # their rows of other groups are held ones
+        ctx.register_parquet(f"{source.table}__{i}", str(path), schema=like)
+        selects.append(f'SELECT * FROM "{source.table}__{i}" WHERE {mine}')
+    ctx.register_view(source.table, ctx.sql(" UNION ALL ".join(selects)))
 
 
 def restrict_source(ctx: SessionContext, nest: NestSpec, layout: BucketLayout) -> None:

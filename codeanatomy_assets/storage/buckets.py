@@ -235,6 +235,11 @@ def group_name(code: int) -> str:
     return f"{code:0{LOCAL_GROUP_CHARS}x}"
 
 
+def group_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The group of each id's bucket as an integer (see ``bucket_codes``)."""
+    return bucket_codes(ids) >> _GROUP_SHIFT
+
+
 def group_by_bucket(
     batches: Iterable[pa.RecordBatch],
     key: str,
@@ -261,7 +266,7 @@ def group_by_bucket(
     for batch in batches:
         if not batch.num_rows:
             continue
-        codes = bucket_codes(batch.column(key)) >> _GROUP_SHIFT
+        codes = group_codes(batch.column(key))
         if permitted is not None and not permitted[codes].all():
             stray = group_name(int(codes[~permitted[codes]][0]))
             raise StrayBucketError(f"{key}: a row of group {stray}, not one being written")
@@ -372,7 +377,7 @@ class GroupFingerprints:
             return
         table = pa.concat_tables(self._pending)
         self._pending, self._pending_rows = [], 0
-        groups = bucket_codes(table.column(self.group_key)) >> _GROUP_SHIFT
+        groups = group_codes(table.column(self.group_key))
         for feed, (key, identity) in self.feeds.items():
             cells = groups * BUCKETS + bucket_codes(table.column(key))
             self._sums[feed].add_codes(cells, table.column(identity), identity)

@@ -14,9 +14,11 @@ import pytest
 
 from codeanatomy_assets.cpg.locality import LocalParts
 from codeanatomy_assets.cpg.views import ViewSpec
+from codeanatomy_assets.pipeline import bucket_layout
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.plan import execution_plan
 from codeanatomy_assets.storage import partition_files
+from codeanatomy_assets.storage.buckets import Fingerprint, feed_id, read_partials
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 from codeanatomy_assets_tests.pipeline.lake_builds import (
@@ -137,6 +139,77 @@ def test_a_re_materialization_and_an_unchanged_graph_stay_exact(git_repo, tmp_pa
     build(repo.path, root, factory, first)
     for name in [*MAPS, *FLAT]:
         assert partition_rows(lake, name, first) == before[name]
+
+
+def test_a_map_written_whole_is_sorted_group_by_group(git_repo, tmp_path, factory, monkeypatch):
+    repo = git_repo()
+    # Reads of builtins: edges to external nodes, whose buckets are not their file's.
+    builtins = "def h(x):\n    return len(x) + abs(x) + max(x) + min(x) + sum(x) + hash(x)\n"
+    first = repo.commit({**FILES, **MODULES, "lib/builtins_used.py": builtins})
+    second = repo.commit(
+        {"lib/m05.py": "def f5(x):\n    return x + 5\n\n\ndef g(y):\n    return f5(y)\n"}
+    )
+    grouped, whole = str(tmp_path / "grouped"), str(tmp_path / "whole")
+    for commit in (first, second):
+        build(repo.path, grouped, factory, commit)
+    monkeypatch.setattr(bucket_layout, "_groups", lambda *args: None)  # one sort of all
+    for commit in (first, second):
+        build(repo.path, whole, factory, commit)
+    lake = Lake(grouped)
+    for commit in (first, second):
+        for name, key in MAPS.items():
+            # Bucket by bucket, row for row and in order, what one sort of everything gave.
+            assert _buckets(lake, name, commit, key) == _buckets(Lake(whole), name, commit, key)
+    # One sort per group of buckets (the fixture's ids fall in most of the 16).
+    assert all(len(set(groups)) == len(groups) > 8 for groups in _map_parts(lake, first).values())
+    assert all(groups == [None] for groups in _map_parts(Lake(whole), first).values())
+    # Some group files hold edges whose destination is of another group: those rows were
+    # held in memory and sorted with their destination's group, not their file's.
+    edges = lake.partition_files("cpg_edges", REPO, first)
+    partials, _ = read_partials(edges, feed_id("dst_node_id", ("edge_id",)))
+    assert any(len({b[:1] for b in found}) > 1 for found in partials.values())
+    # A commit that links buckets sorts those it rewrites in one query.
+    layouts, parts = _layouts(lake, second), _map_parts(lake, second)
+    for name in MAPS:
+        assert parts[name] == [None] and 1 <= layouts[name]["rewritten"] < 8, name
+
+
+def test_a_map_is_sorted_group_by_group_when_few_rows_fall_outside_their_files_group():
+    def rows(**buckets: int) -> dict[str, Fingerprint]:
+        return {b.removeprefix("b"): Fingerprint(n, 0, 0) for b, n in buckets.items()}
+
+    a, b = Path("a"), Path("b")
+    own = {a: rows(b00=10, b0f=5), b: rows(b1c=9)}
+    assert bucket_layout._groups(own, 0) == ({"0": (a,), "1": (b,)}, {})
+    # A file's own group is the one most of its rows fall in; its others are held.
+    mixed = {a: rows(b00=10, b13=2), b: rows(b1c=9)}
+    assert bucket_layout._groups(mixed, 0) == ({"0": (a,), "1": (b,)}, {a: "0"})
+    # Held rows (of no group, or of other groups) past a quarter of all: one sort instead.
+    assert bucket_layout._groups(own, 8) is not None and bucket_layout._groups(own, 9) is None
+    spread = {Path(g): rows(**{f"b{h}0": 1 for h in "0123456789abcdef"}) for g in "0123"}
+    assert bucket_layout._groups(spread, 0) is None
+    assert bucket_layout._groups({}, 0) is None
+
+
+def _buckets(lake: Lake, name: str, commit: str, key: str) -> dict[str, list[dict]]:
+    """A map's rows by bucket file, in file order; each file's keys strictly increase."""
+    found = {}
+    for path in lake.partition_files(name, REPO, commit):
+        rows = pq.read_table(path).to_pylist()
+        keys = [r[key] for r in rows]
+        assert keys == sorted(set(keys)), path
+        found[keys[0][:2]] = rows
+    return found
+
+
+def _map_parts(lake: Lake, commit: str) -> dict[str, list[str | None]]:
+    """Each map's sorts in a build: the group each one read (None: the whole source)."""
+    events = lake.read_partition("pipeline_events", REPO, commit).to_pylist()
+    parts: dict[str, list[str | None]] = {name: [] for name in MAPS}
+    for e in events:
+        if e["event"] == "view_part" and e["task_name"] in MAPS:
+            parts[e["task_name"]].append(json.loads(e["detail_json"]).get("group"))
+    return parts
 
 
 def test_a_branch_links_from_its_own_ancestor_not_the_newest_build(git_repo, tmp_path, factory):

@@ -117,5 +117,11 @@ def test_each_part_of_an_output_says_its_rows_and_the_peak_so_far(
     )
     assert sum(p["rows"] for p in edges) == count["n"]  # a first build: every part computed
     assert all(p["duration_s"] >= 0 and p["peak_rss_mb"] > 0 for p in edges)
-    nested = [json.loads(r["detail_json"]) for r in parts if r["task_name"] == "cpg_edges_by_src"]
-    assert [(p["part"], p["file_local"]) for p in nested] == [(0, False)]  # one query
+    nested = [
+        {**r, **json.loads(r["detail_json"])} for r in parts if r["task_name"] == "cpg_edges_by_src"
+    ]
+    # One query, sorted one group of buckets at a time (``pipeline.bucket_layout``): each
+    # group once, every edge once.
+    assert {(p["part"], p["file_local"]) for p in nested} == {(0, False)}
+    groups = [p["group"] for p in nested]
+    assert len(set(groups)) == len(groups) > 1 and sum(p["rows"] for p in nested) == count["n"]
