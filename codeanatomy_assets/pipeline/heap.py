@@ -25,6 +25,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -74,3 +76,17 @@ def release_free_heap() -> HeapRelease:
         return HeapRelease(False, False, before, before)
     returned = bool(trim(0))
     return HeapRelease(True, returned, before, resident_mb())
+
+
+def release_arrow_pool() -> None:
+    """Give the free memory of pyarrow's default pool (mimalloc in our wheels) back to the
+    system now (``MemoryPool.release_unused``).
+
+    Why: a map sorted group by group (``pipeline.bucket_layout``) allocates and frees a
+    sixteenth of the map sixteen times, and the pool kept much of it: on the stdlib the build
+    process's resident set climbed 1,175 -> 1,387 MB over the three maps, and the duplicate-id
+    check after them peaked at 1,624 MB (1,318-1,368 MB with the maps sorted whole). Released
+    after each map, 45-150 MB went back each time and the build's peak stayed 1,324 MB, where
+    ``cpg_edges`` reached it.
+    """
+    pa.default_memory_pool().release_unused()

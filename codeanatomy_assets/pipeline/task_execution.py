@@ -45,7 +45,7 @@ from codeanatomy_assets.pipeline.bucket_layout import (
     restrict_source,
     source_groups,
 )
-from codeanatomy_assets.pipeline.heap import peak_resident_mb
+from codeanatomy_assets.pipeline.heap import peak_resident_mb, release_arrow_pool
 from codeanatomy_assets.pipeline.local_layout import local_layout, restrict_to_files
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.run_context import RunContext, current_run, run_scratch
@@ -484,6 +484,8 @@ def execute_view_to_lake(
         # builds each). A pass takes 2-14 ms in the CLI, about 90 ms in a process that has
         # loaded Dagster: only these three writes pay for one.
         gc.collect()
+    if spec.nest is not None:
+        release_arrow_pool()  # what its sorts freed, before the next output allocates
     column = KIND_COLUMNS.get(spec.task_name)
     counts = lake.value_counts(spec.task_name, column, repo_id, commit) if column else None
     write = OutputWrite(
