@@ -13,6 +13,9 @@ heaps, which this does not touch, and the extraction-time peak is the workers' a
 
 Linux with glibc only; elsewhere (macOS, musl) there is no ``malloc_trim`` and this does
 nothing.
+
+Arrow's own pool (mimalloc) is a separate heap, released after each sorted map
+(``release_arrow_pool``).
 """
 
 from __future__ import annotations
