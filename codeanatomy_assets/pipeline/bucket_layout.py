@@ -233,15 +233,30 @@ def _scan(ctx: SessionContext, table: str, source: BucketSource) -> Fingerprints
 def _register_files(ctx: SessionContext, name: str, like: str, paths: Sequence[Path]) -> str | None:
     """Register ``paths`` (files of table ``like``'s partition) as ``name``, with the
     columns and types ``like`` has in ``ctx``; None for no file."""
-    if not paths:
+    union = _files_union(ctx, name, ctx.table(like).schema(), paths)
+    if union is None:
         return None
-    schema = ctx.table(like).schema()
+    ctx.register_view(name, union)
+    return name
+
+
+def _files_union(
+    ctx: SessionContext,
+    name: str,
+    schema: pa.Schema,
+    paths: Sequence[Path],
+    where: Mapping[Path, str] | None = None,
+) -> DataFrame | None:
+    """The rows of ``paths`` read with ``schema``, each file's filtered by its SQL condition
+    in ``where`` if it has one; None for no file. Each file is registered as ``name__i``."""
     selects = []
     for i, path in enumerate(paths):
         ctx.register_parquet(f"{name}__{i}", str(path), schema=schema)
-        selects.append(f'SELECT * FROM "{name}__{i}"')
-    ctx.register_view(name, ctx.sql(" UNION ALL ".join(selects)))
-    return name
+        condition = (where or {}).get(path)
+        selects.append(
+            f'SELECT * FROM "{name}__{i}"' + (f" WHERE {condition}" if condition else "")
+        )
+    return ctx.sql(" UNION ALL ".join(selects)) if selects else None
 
 
 @dataclass(frozen=True)
@@ -276,18 +291,13 @@ def _held_rows(
 ) -> pa.Table:
     """The rows of ``plain`` and those of ``strays`` outside their own group, with the
     columns and types of ``ctx``'s source table."""
+    outside = {
+        path: f"substr(\"{source.key}\", 1, {LOCAL_GROUP_CHARS}) <> '{home}'"
+        for path, home in strays.items()
+    }
     schema = ctx.table(source.table).schema()
-    selects = []
-    for i, path in enumerate([*plain, *strays]):
-        name = f"{source.table}__held_{i}"
-        ctx.register_parquet(name, str(path), schema=schema)
-        outside = ""
-        if path in strays:
-            outside = f" WHERE substr(\"{source.key}\", 1, {LOCAL_GROUP_CHARS}) <> '{strays[path]}'"
-        selects.append(f'SELECT * FROM "{name}"{outside}')
-    if not selects:
-        return ctx.table(source.table).limit(0).to_arrow_table()
-    return ctx.sql(" UNION ALL ".join(selects)).to_arrow_table()
+    union = _files_union(ctx, f"{source.table}__held", schema, [*plain, *strays], outside)
+    return (union if union is not None else ctx.table(source.table).limit(0)).to_arrow_table()
 
 
 def register_group(
@@ -301,12 +311,11 @@ def register_group(
         f"{source.table}__held",
         [group.held.cast(like).to_batches() or [pa.RecordBatch.from_pylist([], schema=like)]],
     )
-    selects = [f'SELECT * FROM "{source.table}__held"']
+    union = ctx.table(f"{source.table}__held")
     mine = f"substr(\"{source.key}\", 1, {LOCAL_GROUP_CHARS}) = '{group.group}'"
-    for i, path in enumerate(group.files):  # their rows of other groups are held ones
-        ctx.register_parquet(f"{source.table}__{i}", str(path), schema=like)
-        selects.append(f'SELECT * FROM "{source.table}__{i}" WHERE {mine}')
-    ctx.register_view(source.table, ctx.sql(" UNION ALL ".join(selects)))
+    # The files' rows of other groups are held ones.
+    files = _files_union(ctx, source.table, like, group.files, dict.fromkeys(group.files, mine))
+    ctx.register_view(source.table, union.union(files) if files is not None else union)
 
 
 def restrict_source(ctx: SessionContext, nest: NestSpec, layout: BucketLayout) -> None:
