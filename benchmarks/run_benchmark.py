@@ -253,7 +253,8 @@ def build_phases(cli: list[str], lake: str, repo: Path) -> Phases:
     for i, (task, detail) in enumerate(parts):
         if detail["peak_rss_mb"] > peak:
             peak = detail["peak_rss_mb"]
-            peak_part = f"{task}#{detail['part']}" + ("" if i else " or before")
+            part = "carried" if detail.get("carried") else detail["part"]
+            peak_part = f"{task}#{part}" + ("" if i else " or before")
     return Phases(
         evidence_s=evidence,
         views_s=sum(nodes.values()) - evidence - sum(outputs.values()),

@@ -233,14 +233,14 @@ def _scan(ctx: SessionContext, table: str, source: BucketSource) -> Fingerprints
 def _register_files(ctx: SessionContext, name: str, like: str, paths: Sequence[Path]) -> str | None:
     """Register ``paths`` (files of table ``like``'s partition) as ``name``, with the
     columns and types ``like`` has in ``ctx``; None for no file."""
-    union = _files_union(ctx, name, ctx.table(like).schema(), paths)
+    union = files_union(ctx, name, ctx.table(like).schema(), paths)
     if union is None:
         return None
     ctx.register_view(name, union)
     return name
 
 
-def _files_union(
+def files_union(
     ctx: SessionContext,
     name: str,
     schema: pa.Schema,
@@ -296,7 +296,7 @@ def _held_rows(
         for path, home in strays.items()
     }
     schema = ctx.table(source.table).schema()
-    union = _files_union(ctx, f"{source.table}__held", schema, [*plain, *strays], outside)
+    union = files_union(ctx, f"{source.table}__held", schema, [*plain, *strays], outside)
     return (union if union is not None else ctx.table(source.table).limit(0)).to_arrow_table()
 
 
@@ -314,7 +314,7 @@ def register_group(
     union = ctx.table(f"{source.table}__held")
     mine = f"substr(\"{source.key}\", 1, {LOCAL_GROUP_CHARS}) = '{group.group}'"
     # The files' rows of other groups are held ones.
-    files = _files_union(ctx, source.table, like, group.files, dict.fromkeys(group.files, mine))
+    files = files_union(ctx, source.table, like, group.files, dict.fromkeys(group.files, mine))
     ctx.register_view(source.table, union.union(files) if files is not None else union)
 
 

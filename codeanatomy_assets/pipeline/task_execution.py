@@ -46,7 +46,13 @@ from codeanatomy_assets.pipeline.bucket_layout import (
     source_groups,
 )
 from codeanatomy_assets.pipeline.heap import peak_resident_mb, release_arrow_pool
-from codeanatomy_assets.pipeline.local_layout import local_layout, restrict_to_files
+from codeanatomy_assets.pipeline.local_layout import (
+    all_carried,
+    carried_rows,
+    local_layout,
+    only_computed,
+    restrict_to_files,
+)
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.run_context import RunContext, current_run, run_scratch
 from codeanatomy_assets.pipeline.view_cache import cache_schema, per_file_view
@@ -95,6 +101,10 @@ class OutputTable:
 
 
 Dependency: TypeAlias = pa.Table | SpilledTable | OutputTable
+
+# The part index of an output's rows carried over from an earlier partition's group files
+# (``local_layout.carried_rows``), in its ``view_part`` event.
+CARRIED_PART = -1
 
 # The memory pool a view's session runs with: the small pool of a sort, the default pool,
 # none at all (``cpg.functions.session_context``).
@@ -283,7 +293,7 @@ def _stream_to_lake(
     if local is not None:
         assert spec.local is not None
         local_ctx = ctx
-        if local.paths is not None:  # only the changed groups' files: a context of their own
+        if local.paths is not None:  # only the changed buckets' files: a context of their own
             local_ctx = _context(dependencies, pool=pool, repartition=repartition)
             restrict_to_files(local_ctx, dependencies, local.paths)
         indices, feeds = spec.local.indices, spec.local.feeds
@@ -292,6 +302,9 @@ def _stream_to_lake(
             for i, q in enumerate(queries)
             if i in indices
         ]
+        carried = carried_rows(local_ctx, local, schema)
+        if carried is not None:
+            local_frames.append((CARRIED_PART, feed_identities(carried, feeds)))
         frames = [(i, ctx.sql(q)) for i, q in enumerate(queries) if i not in indices]
         if feeds:  # the maps this output feeds: their partial fingerprints, group by group
             groups = GroupFingerprints(spec.local.key, feed_columns(feeds))
@@ -315,21 +328,21 @@ def _stream_to_lake(
     run = current_run()  # read here: the parts run on the stream's own thread
     rows = 0
 
+    def part_tables(n: int, i: int, df: DataFrame) -> Iterator[pa.Table]:
+        group = groups_of_map[n // len(queries)].group if groups_of_map else None
+        tables = _part_tables(run, spec.task_name, i, df, i in local_parts, group)
+        if local is not None and i == CARRIED_PART:
+            return all_carried(tables, local)
+        if local is not None and i in local_parts:
+            return only_computed(tables, local)
+        return tables
+
     def batches(
         frames: list[tuple[int, DataFrame]], last: bool, groups: GroupFingerprints | None = None
     ) -> Iterator[pa.RecordBatch]:
         nonlocal rows
         plain: Iterator[pa.Table] = (
-            table
-            for n, (i, df) in enumerate(frames)
-            for table in _part_tables(
-                run,
-                spec.task_name,
-                i,
-                df,
-                i in local_parts,
-                groups_of_map[n // len(queries)].group if groups_of_map else None,
-            )
+            table for n, (i, df) in enumerate(frames) for table in part_tables(n, i, df)
         )
         if layout is not None:
             plain = _fingerprinted(plain, layout)
@@ -367,11 +380,17 @@ def _stream_to_lake(
         # nothing was committed, and the caller computes every file's rows instead.
         raise _LinkFailed(f"{spec.task_name}: {exc}") from exc
     except OSError as exc:
-        if not keep:
+        if not keep and not (local is not None and local.carry):
             raise
         # An earlier file went away between its footer and its link (a retention run, a
         # vacuum): nothing was committed, and the caller writes every bucket instead.
         raise _LinkFailed(f"{spec.task_name}: {exc}") from exc
+    except Exception as exc:
+        if local is None or all(path.exists() for path in local.carry):
+            raise
+        # Likewise a file whose rows were being carried over (DataFusion's error is no
+        # OSError).
+        raise _LinkFailed(f"{spec.task_name}: an earlier file went away: {exc}") from exc
     if layout is not None and run is not None:
         run.collector.record(
             "bucket_layout",
@@ -391,6 +410,8 @@ def _stream_to_lake(
             linked=len(local.keep),
             rewritten=len(allowed) if allowed is not None else None,
             files_computed=len(local.paths) if local.paths is not None else None,
+            buckets_computed=len(local.computed) if local.computed is not None else None,
+            files_carried=len(local.carry),
             base_commit=local.base,
         )
     return written
@@ -438,6 +459,7 @@ def _part_tables(
             task_name=output,
             part=index,
             file_local=file_local,
+            **({"carried": True} if index == CARRIED_PART else {}),
             rows=rows,
             duration_s=round(time.perf_counter() - start, 3),
             peak_rss_mb=round(peak_resident_mb()),

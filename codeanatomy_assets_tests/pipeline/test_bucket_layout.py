@@ -14,12 +14,14 @@ import pytest
 
 from codeanatomy_assets.cpg.locality import LocalParts
 from codeanatomy_assets.cpg.views import ViewSpec
-from codeanatomy_assets.pipeline import bucket_layout
+from codeanatomy_assets.normalize.ids import bucket
+from codeanatomy_assets.pipeline import bucket_layout, task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.plan import execution_plan
 from codeanatomy_assets.storage import partition_files
 from codeanatomy_assets.storage.buckets import Fingerprint, feed_id, read_partials
 from codeanatomy_assets.storage.lake import Lake
+from codeanatomy_assets.storage.scratch import Scratch
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 from codeanatomy_assets_tests.pipeline.lake_builds import (
     REPO,
@@ -49,7 +51,9 @@ def _layouts(lake: Lake, commit: str) -> dict[str, dict]:
     }
 
 
-def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_path, factory):
+def test_a_small_change_rewrites_its_buckets_and_links_the_rest(
+    git_repo, tmp_path, factory, monkeypatch
+):
     repo = git_repo()
     first = repo.commit({**FILES, **MODULES})
     second = repo.commit(
@@ -61,8 +65,20 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
     )
     incremental, scratch = str(tmp_path / "incremental"), str(tmp_path / "scratch")
     build(repo.path, incremental, factory, first)
+    spilled, write = [], Scratch.write
+
+    def recorded(self, name, schema, batches):
+        spilled.append(name)
+        return write(self, name, schema, batches)
+
+    monkeypatch.setattr(Scratch, "write", recorded)
     build(repo.path, incremental, factory, second)
+    monkeypatch.undo()
     build(repo.path, scratch, factory, second)
+    # A per-file table read restricted to some files is spilled once per set of files, not
+    # once per session: ``ast_node_ids`` for the per-file views downstream (the changed
+    # files) and for the flat outputs (their buckets' files; 7 spills without the cache).
+    assert spilled.count("ast_node_ids-restricted") == 2
     lake, fresh = Lake(incremental), Lake(scratch)
 
     for name in [*MAPS, *FLAT]:
@@ -75,6 +91,9 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
     assert len(ids[first]["SCOPE"] & ids[second]["SCOPE"]) == 1 == len(ids[second]["SCOPE"]) - 1
     assert not ids[first]["FUNCTION"] & ids[second]["FUNCTION"]
     first_layouts, layouts = _layouts(lake, first), _layouts(lake, second)
+    changed = {bucket(p, "") for p in ("lib/m03.py", "lib/m07.py", "lib/new.py")}
+    now = {*FILES, *MODULES, "lib/new.py"} - {"lib/m07.py"}
+    carried = _carried_rows(lake, second)
     # The first build had nothing to link: every bucket was written.
     assert {n: (d["linked"], d["rewritten"]) for n, d in first_layouts.items()} == {
         n: (0, None) for n in [*MAPS, *FLAT, "cpg_nodes_quality"]
@@ -84,8 +103,12 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
         earlier = {p.stat().st_ino for p in lake.partition_files(name, REPO, first)}
         linked = [p for p in files if p.stat().st_ino in earlier]
         assert layouts[name]["linked"] == len(linked) > layouts[name]["rewritten"] >= 1, name
-        # Only the files of the changed groups were computed, not all 45.
-        assert 3 <= layouts[name]["files_computed"] < 30, name
+        # Only the files of the changed paths' buckets were computed, not all 45; the rest
+        # of their groups' rows were carried over from the earlier files.
+        assert layouts[name]["buckets_computed"] == len(changed), name
+        assert layouts[name]["files_computed"] == sum(bucket(p, "") in changed for p in now)
+        assert layouts[name]["files_carried"] == layouts[name]["rewritten"], name
+        assert carried[name] > 0, name
         # A group's file holds the ids of one group (their first character).
         groups = [{r[:1] for r in _ids(p, FLAT[name])} for p in files if "local" in _footer(p)]
         assert len(groups) >= len(linked) and all(len(g) == 1 for g in groups), name
@@ -101,6 +124,16 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(git_repo, tmp_pa
         # One file per bucket, named by the first two characters of every id in it.
         buckets = [{r[:2] for r in _ids(p, MAPS[name])} for p in files]
         assert all(len(b) == 1 for b in buckets) and len({b.pop() for b in buckets}) == len(files)
+
+
+def _carried_rows(lake: Lake, commit: str) -> dict[str, int]:
+    """Per output, the rows its ``view_part`` events say were carried over."""
+    events = lake.read_partition("pipeline_events", REPO, commit).to_pylist()
+    found: dict[str, int] = {}
+    for e in events:
+        if e["event"] == "view_part" and json.loads(e["detail_json"]).get("carried"):
+            found[e["task_name"]] = found.get(e["task_name"], 0) + e["rows"]
+    return found
 
 
 def _node_ids(lake: Lake, commit: str, path: str) -> dict[str, set[str]]:
@@ -247,6 +280,41 @@ def test_an_earlier_file_gone_from_disk_means_writing_every_bucket(git_repo, tmp
         )
 
 
+def test_a_carried_file_gone_before_it_is_read_means_computing_every_file(
+    git_repo, tmp_path, factory, monkeypatch, caplog
+):
+    """An earlier group file whose rows were to be carried over, removed after the layout
+    was planned (a vacuum): nothing is committed, and every file's rows are computed."""
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
+    root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
+    build(repo.path, root, factory, first)
+    real, removed = task_execution.carried_rows, []
+
+    def vanishing(ctx, layout, schema):
+        rows = real(ctx, layout, schema)
+        if layout.carry and "/cpg_edges/" in str(layout.carry[0]):
+            for path in layout.carry:
+                removed.append(path)
+                path.unlink()
+        return rows
+
+    monkeypatch.setattr(task_execution, "carried_rows", vanishing)
+    build(repo.path, root, factory, second)
+    monkeypatch.undo()
+    build(repo.path, scratch, factory, second)
+    lake = Lake(root)
+    assert removed and "an earlier file went away before it was read" in caplog.text
+    layouts = _layouts(lake, second)
+    assert (layouts["cpg_edges"]["linked"], layouts["cpg_edges"]["rewritten"]) == (0, None)
+    assert layouts["cpg_props"]["files_carried"] > 0  # the others still carry rows over
+    for name in FLAT:
+        assert partition_rows(lake, name, second) == partition_rows(Lake(scratch), name, second), (
+            name
+        )
+
+
 def test_a_link_that_fails_half_way_commits_nothing_and_writes_every_bucket(
     git_repo, tmp_path, factory, monkeypatch, caplog
 ):
@@ -310,14 +378,14 @@ def test_rows_outside_the_changed_groups_mean_computing_every_file(
     git_repo, tmp_path, factory, monkeypatch, caplog
 ):
     """The guard on file-locality: if a file-local part read every file (here its tables are
-    left unrestricted), its rows of other groups stop the write, and the output is written
+    left unrestricted), its rows of other buckets stop the write, and the output is written
     whole."""
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
     second = build_unrestricted(
         git_repo(), {**FILES, **MODULES}, root, scratch, factory, monkeypatch
     )
     lake = Lake(root)
-    assert "not one being written" in caplog.text
+    assert "whose files this build did not compute" in caplog.text
     layouts = _layouts(lake, second)
     for name in FLAT:
         assert (layouts[name]["linked"], layouts[name]["rewritten"]) == (0, None), name
