@@ -788,6 +788,10 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         SELECT node_id AS entity_id, min(node_kind) AS node_kind, 'duplicate_id' AS issue,
                'cpg_nodes' AS source, CAST(count(*) AS VARCHAR) || ' rows share this id' AS detail
         FROM cpg_nodes WHERE node_kind {} ({}) GROUP BY node_id HAVING count(*) > 1"""
+    invalid_span = """
+        SELECT node_id AS entity_id, node_kind, 'invalid_span' AS issue, origin AS source,
+               'bend < bstart' AS detail
+        FROM cpg_nodes WHERE bend < bstart AND node_kind {} ({})"""
     add_union(
         "cpg_nodes_quality",
         "entity_id, node_kind, issue, source, detail",
@@ -797,15 +801,17 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
                CASE WHEN f.status = 'skipped' THEN 'not_extracted' ELSE 'extract_failed' END
                    AS issue, e.extractor AS source, e.error_kind || ': ' || e.message AS detail
         FROM file_ids f JOIN errors e ON f.path = e.path WHERE f.status <> 'ok'""",
-            """
-        SELECT node_id AS entity_id, node_kind, 'invalid_span' AS issue, origin AS source,
-               'bend < bstart' AS detail
-        FROM cpg_nodes WHERE bend < bstart""",
-            """
+            # Checks of one node's row: of a file's nodes, file-local (a GROUP BY-free
+            # scan of the 3.7 M nodes, 0.1-0.15 s each, of every commit otherwise).
+            FileLocal(invalid_span.format("NOT IN", non_local)),
+            invalid_span.format("IN", non_local),
+            FileLocal(
+                """
         SELECT node_id AS entity_id, node_kind, 'missing_qualified_name' AS issue,
                origin AS source, name AS detail
         FROM cpg_nodes WHERE node_kind IN ('MODULE', 'CLASS', 'FUNCTION')
-          AND qualified_name IS NULL""",
+          AND qualified_name IS NULL"""
+            ),
             """
         SELECT node_id AS entity_id, 'SCOPE' AS node_kind, 'scope_span_unmatched' AS issue,
                'symtable' AS source, 'no ast node opens scope ' || scope_path AS detail

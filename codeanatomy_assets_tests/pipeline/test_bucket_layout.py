@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from codeanatomy_assets.cpg.locality import LocalParts
-from codeanatomy_assets.cpg.views import ViewSpec
+from codeanatomy_assets.cpg.views import _NODE_COLUMNS, ViewSpec
 from codeanatomy_assets.normalize.ids import bucket
 from codeanatomy_assets.pipeline import bucket_layout, task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
@@ -396,14 +396,16 @@ def test_rows_outside_the_changed_groups_mean_computing_every_file(
 
 def _with_twice(views: tuple[ViewSpec, ...], files: str, packages: str) -> tuple[ViewSpec, ...]:
     """The views with ``cpg_nodes``' parts whose SQL holds ``files`` and ``packages`` each
-    twice (the first file-local, the second not): every file and package id repeated."""
+    twice (the first file-local, the second not): every file and package id repeated, the
+    files' second rows with their span backwards (``bstart`` and ``bend`` swapped)."""
     out = []
     for v in views:
         if v.name == "cpg_nodes":
             assert v.local is not None
             (f,) = [i for i, p in enumerate(v.parts) if files in p]
             (p,) = [i for i, p in enumerate(v.parts) if packages in p]
-            parts = (*v.parts, v.parts[f], v.parts[p])
+            swapped = _NODE_COLUMNS.replace("bstart, bend", "bend AS bstart, bstart AS bend")
+            parts = (*v.parts, f"SELECT {swapped} FROM ({v.parts[f]}) w", v.parts[p])
             local = LocalParts(v.local.key, v.local.indices | {len(v.parts)})
             v = replace(v, sql="\nUNION ALL\n".join(parts), parts=parts, local=local)
         out.append(v)
@@ -435,8 +437,14 @@ def test_duplicate_ids_of_unchanged_files_are_linked_and_the_others_recomputed(
     repeated = {n["node_id"] for n in nodes if n["node_kind"] in ("FILE", "PACKAGE")}
     found = [(q["entity_id"], q["detail"]) for q in quality if q["issue"] == "duplicate_id"]
     assert sorted(found) == sorted((i, "2 rows share this id") for i in repeated)
+    # A check of one row (here the files' backward spans) is file-local too.
+    backward = {n["node_id"] for n in nodes if n["node_kind"] == "FILE" and n["bend"] < n["bstart"]}
+    assert (
+        backward and {q["entity_id"] for q in quality if q["issue"] == "invalid_span"} == backward
+    )
     layout = _layouts(lake, second)["cpg_nodes_quality"]
     assert layout["linked"] > layout["rewritten"] >= 1 and layout["files_computed"] < 30
+    assert layout["files_carried"] >= 1
     assert partition_rows(lake, "cpg_nodes_quality", second) == partition_rows(
         Lake(scratch), "cpg_nodes_quality", second
     )
