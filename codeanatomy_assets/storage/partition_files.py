@@ -26,7 +26,9 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,19 +235,20 @@ def _write_local_buckets(
 ) -> WrittenFiles:
     """Rows in any bucket order, one file per group of buckets, all open until the stream
     ends: ``storage.buckets.group_by_bucket`` hands each group its rows a window at a time,
-    and each share is a row group."""
+    and each share is a row group, encoded on one of ``_WRITE_LANES`` threads (``_Lanes``)."""
     directory, relative_dir = _partition_dir(table_dir, partition)
     stem = uuid.uuid4().hex
     writers: dict[str, tuple[str, pq.ParquetWriter]] = {}
     actions: list[AddAction] = []
     rows = 0
     try:
-        for group, table in group_by_bucket(batches, buckets.key, buckets.allowed):
-            if group not in writers:
-                name = f"part-{group}-{stem}.{settings.compression}.parquet"
-                writers[group] = name, _parquet_writer(directory / name, schema, settings)
-            writers[group][1].write_table(table, row_group_size=table.num_rows)
-            rows += table.num_rows
+        with _Lanes(_WRITE_LANES) as lanes:
+            for group, table in group_by_bucket(batches, buckets.key, buckets.allowed):
+                if group not in writers:
+                    name = f"part-{group}-{stem}.{settings.compression}.parquet"
+                    writers[group] = name, _parquet_writer(directory / name, schema, settings)
+                lanes.submit(int(group, 16), _row_group_writer(writers[group][1], table))
+                rows += table.num_rows
         for group, (name, writer) in sorted(writers.items()):
             partials = buckets.partials(group) if buckets.partials is not None else None
             footer = local_footer(group, buckets.signature, partials)
@@ -258,6 +261,52 @@ def _write_local_buckets(
             (directory / name).unlink(missing_ok=True)
         raise
     return WrittenFiles(actions, rows)
+
+
+# Threads that encode the group files' row groups. ZSTD and the string encodings are most of
+# a carried-over row's cost (``pipeline.local_layout``: 2.45 M edge rows read and filtered in
+# 0.25 s, written in 1.07 s on one thread), and pyarrow lets the GIL go while it encodes.
+_WRITE_LANES = 2
+# Row groups handed to a lane and not yet written, at most (each about 1.5 MB of Arrow).
+_LANE_DEPTH = 2
+
+
+def _row_group_writer(writer: pq.ParquetWriter, table: pa.Table) -> Callable[[], None]:
+    return lambda: writer.write_table(table, row_group_size=table.num_rows)
+
+
+class _Lanes:
+    """Work on ``count`` threads, each doing its tasks in the order given: a file's row
+    groups all go to one lane (``submit``'s ``key``), so they are written in order, and two
+    files encode at once. At most ``_LANE_DEPTH`` tasks wait per lane; a task's error is
+    raised by the next ``submit`` or at the end of the ``with`` block."""
+
+    def __init__(self, count: int) -> None:
+        self._lanes = [ThreadPoolExecutor(1, "parquet-lane") for _ in range(count)]
+        self._pending: list[deque[Future[None]]] = [deque() for _ in range(count)]
+
+    def submit(self, key: int, task: Callable[[], None]) -> None:
+        lane = key % len(self._lanes)
+        pending = self._pending[lane]
+        while len(pending) >= _LANE_DEPTH:
+            pending.popleft().result()
+        pending.append(self._lanes[lane].submit(task))
+
+    def __enter__(self) -> _Lanes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for pending in self._pending:
+                while pending:
+                    future = pending.popleft()
+                    if exc[0] is None:
+                        future.result()
+                    else:  # already failing: let the tasks finish before the files close
+                        future.exception()
+        finally:
+            for lane in self._lanes:
+                lane.shutdown(wait=True)
 
 
 def link_partition_files(

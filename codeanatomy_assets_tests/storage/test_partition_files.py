@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pyarrow as pa
 import pytest
 from datafusion import SessionContext
 
 from codeanatomy_assets.storage import partition_files
+from codeanatomy_assets.storage.buckets import LocalBuckets, group_by_bucket
 from codeanatomy_assets.storage.lake import Lake, LakeError
 
 A, B = "a" * 40, "b" * 40
@@ -91,3 +95,60 @@ def test_a_copied_partition_owns_its_files(tmp_path, monkeypatch):
         lake.copy_partition("t", "r", A, B, expected_rows=7)
     assert sorted(p.name for p in (tmp_path / "t").rglob("*.parquet")) == before
     assert lake.read_partition("t", "r", B).num_rows == 5_000
+
+
+def test_group_files_encode_on_two_lanes_each_in_order():
+    """A file's row groups go to one lane, in order; two lanes run at once (the barrier
+    would break if they took turns); a task's error reaches the writer."""
+    done: dict[int, list[int]] = {0: [], 1: []}
+    both = threading.Barrier(2, timeout=5)
+
+    def task(key: int, n: int):
+        def run() -> None:
+            if n == 0:
+                both.wait()
+            time.sleep(0.001 * ((n * 7) % 3))
+            done[key].append(n)
+
+        return run
+
+    with partition_files._Lanes(2) as lanes:
+        for n in range(20):
+            for key in (0, 1):
+                lanes.submit(key, task(key, n))
+    assert done == {0: list(range(20)), 1: list(range(20))}
+
+    def failing() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"), partition_files._Lanes(2) as lanes:
+        lanes.submit(0, failing)
+
+
+def test_a_group_file_whose_row_group_fails_leaves_the_partition_and_no_files(
+    tmp_path, monkeypatch
+):
+    lake = Lake(str(tmp_path))
+    local = LocalBuckets("node_id", "sig")
+    lake.write_partition_stream("t", SCHEMA, lambda: _batches(0, 10), "r", A, buckets=local)
+    before = sorted(p.name for p in (tmp_path / "t").rglob("*.parquet"))
+    real, calls = partition_files._row_group_writer, []
+
+    def third_fails(writer, table):
+        calls.append(table.num_rows)
+        if len(calls) == 3:
+            return lambda: (_ for _ in ()).throw(OSError("disk full"))
+        return real(writer, table)
+
+    monkeypatch.setattr(partition_files, "_row_group_writer", third_fails)
+    monkeypatch.setattr(partition_files, "group_by_bucket", _small_pieces)
+    with pytest.raises(OSError, match="disk full"):
+        lake.write_partition_stream("t", SCHEMA, lambda: _batches(0, 20_000), "r", A, buckets=local)
+    assert len(calls) > 3
+    assert sorted(p.name for p in (tmp_path / "t").rglob("*.parquet")) == before
+    assert lake.read_partition("t", "r", A).num_rows == 10
+
+
+def _small_pieces(batches, key, allowed=None):
+    """``group_by_bucket`` cutting small row groups, so a write has many of them."""
+    return group_by_bucket(batches, key, allowed, window_bytes=20_000, group_bytes=20_000)
