@@ -205,15 +205,28 @@ def restrict_to_files(ctx: SessionContext, tables: Iterable[str], paths: tuple[s
     output)."""
     listed = ", ".join(sql_literal(p) for p in paths) or "NULL"
     run = current_run()
-    for table in tables:
-        if "path" not in ctx.table(table).schema().names:
-            continue
-        kept = ctx.sql(f'SELECT * FROM "{table}" WHERE path IN ({listed})')
-        ctx.deregister_table(table)
-        if run is None:
-            ctx.register_view(table, kept)
-        else:
-            _restricted(run, table, paths, kept).register(ctx, table)
+    if run is not None:  # for the spills' scans only (a frame keeps the settings it was made with)
+        ctx.sql(f"SET {_PUSHDOWN} = true")
+    try:
+        for table in tables:
+            if "path" not in ctx.table(table).schema().names:
+                continue
+            kept = ctx.sql(f'SELECT * FROM "{table}" WHERE path IN ({listed})')
+            ctx.deregister_table(table)
+            if run is None:
+                ctx.register_view(table, kept)
+            else:
+                _restricted(run, table, paths, kept).register(ctx, table)
+    finally:
+        if run is not None:
+            ctx.sql(f"SET {_PUSHDOWN} = false")
+
+
+# A scan for a few files' rows decodes the ``path`` column first and the others only for
+# the rows it keeps (late materialization): rows are in no order of path, so row groups'
+# statistics skip next to nothing. The standard library's 3.7 M nodes, 5 files' rows:
+# 0.27 s without, 0.09 s with.
+_PUSHDOWN = "datafusion.execution.parquet.pushdown_filters"
 
 
 _RESTRICTED_LOCK = threading.Lock()
