@@ -42,22 +42,22 @@ def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str | FileLoc
         )
 
     calls_source = """(SELECT * FROM call_targets UNION ALL SELECT * FROM param_call_targets) t
-        JOIN ast_node_ids s ON s.path = t.path AND s.idx = t.site_idx
-        JOIN ast_node_ids o ON o.path = t.path AND o.idx = t.owner_idx"""
+        JOIN call_sites c ON c.path = t.path AND c.site_idx = t.site_idx
+             AND c.owner_idx = t.owner_idx"""
     return [
         (
             "CALLS",
             edge(
                 "CALLS",
-                "o.node_id",
+                "c.owner_id",
                 f"coalesce(t.node_id, {external})",
-                "s.node_id",
-                f"""'CALLS' AS edge_kind, o.node_id AS src_node_id,
-                coalesce(t.node_id, {external}) AS dst_node_id, t.path, s.bstart, s.bend,
+                "c.site_id",
+                f"""'CALLS' AS edge_kind, c.owner_id AS src_node_id,
+                coalesce(t.node_id, {external}) AS dst_node_id, t.path, c.bstart, c.bend,
                 'resolution' AS origin, min(t.method) AS resolution_method,
                 least(sum(t.confidence), 1.0) AS confidence FROM {calls_source}
-                GROUP BY o.node_id, t.node_id, t.external, s.node_id, t.path, s.bstart,
-                         s.bend""",
+                GROUP BY c.owner_id, t.node_id, t.external, c.site_id, t.path, c.bstart,
+                         c.bend""",
             ),
         ),
         (
