@@ -218,7 +218,7 @@ def restrict_to_files(ctx: SessionContext, tables: Iterable[str], paths: tuple[s
             else:
                 _restricted(run, table, paths, kept).register(ctx, table)
     finally:
-        if run is not None:
+        if run is not None:  # back to DataFusion's default, which ``session_context`` keeps
             ctx.sql(f"SET {_PUSHDOWN} = false")
 
 

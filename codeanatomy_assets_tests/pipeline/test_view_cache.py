@@ -23,9 +23,12 @@ from codeanatomy_assets_tests.pipeline.lake_builds import (
 
 PER_FILE = {
     "ast_node_ids", "scope_ids", "block_ids", "symbol_ids", "row_scopes", "name_use_symbols",
-    "read_bindings", "local_references",
+    "read_bindings", "local_references", "call_sites",
 }  # fmt: skip
-MODULES = {f"lib/m{i:02d}.py": f"def f{i}(x):\n    y = x + {i}\n    return y\n" for i in range(8)}
+# Each with a call: every per-file view has rows in every module (``call_sites`` too).
+MODULES = {
+    f"lib/m{i:02d}.py": f"def f{i}(x):\n    y = x + {i}\n    return abs(y)\n" for i in range(8)
+}
 # Written by every build, whatever it computed: not compared.
 _RUN_OUTPUTS = {"run_manifest"}
 
