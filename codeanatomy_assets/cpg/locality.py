@@ -10,9 +10,10 @@ files with all three). Resolution (imports, calls, inheritance, references) and 
 packages, the repository and external names are not file-local: they are recomputed whole.
 
 Intermediate views can be file-local too (``PerFile``): the ids of a file's syntax nodes,
-scopes, blocks and symbols, and which symbol each name use means. Their rows are cached per
-file across builds (``pipeline.view_cache``), so a commit computes them for the files it
-changed only, and every view downstream reads them whole.
+scopes, blocks and symbols, which symbol each name use means, each call site's node and
+its owner's. Their rows are cached per file across builds (``pipeline.view_cache``), so a
+commit computes them for the files it changed only, and every view downstream reads them
+whole.
 """
 
 from __future__ import annotations
