@@ -22,6 +22,7 @@ from codeanatomy_assets.storage import partition_files
 from codeanatomy_assets.storage.buckets import Fingerprint, feed_id, read_partials
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets.storage.scratch import Scratch
+from codeanatomy_assets_tests.git_fixture import GitRepo
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 from codeanatomy_assets_tests.pipeline.lake_builds import (
     REPO,
@@ -260,10 +261,17 @@ def test_a_branch_links_from_its_own_ancestor_not_the_newest_build(git_repo, tmp
     assert {d["base_commit"] for d in _layouts(lake, main).values()} == {base}
 
 
-def test_an_earlier_file_gone_from_disk_means_writing_every_bucket(git_repo, tmp_path, factory):
+def _one_module_changed(git_repo) -> tuple[GitRepo, str, str]:
+    """A repository of ``FILES`` and ``MODULES``, and its first and second commits (the second
+    changes one module)."""
     repo = git_repo()
     first = repo.commit({**FILES, **MODULES})
     second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
+    return repo, first, second
+
+
+def test_an_earlier_file_gone_from_disk_means_writing_every_bucket(git_repo, tmp_path, factory):
+    repo, first, second = _one_module_changed(git_repo)
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
     build(repo.path, root, factory, first)
     lake = Lake(root)
@@ -285,9 +293,7 @@ def test_a_carried_file_gone_before_it_is_read_means_computing_every_file(
 ):
     """An earlier group file whose rows were to be carried over, removed after the layout
     was planned (a vacuum): nothing is committed, and every file's rows are computed."""
-    repo = git_repo()
-    first = repo.commit({**FILES, **MODULES})
-    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
+    repo, first, second = _one_module_changed(git_repo)
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
     build(repo.path, root, factory, first)
     real, removed = task_execution.carried_rows, []
@@ -318,9 +324,7 @@ def test_a_carried_file_gone_before_it_is_read_means_computing_every_file(
 def test_a_link_that_fails_half_way_commits_nothing_and_writes_every_bucket(
     git_repo, tmp_path, factory, monkeypatch, caplog
 ):
-    repo = git_repo()
-    first = repo.commit({**FILES, **MODULES})
-    second = repo.commit({"lib/m02.py": "def f2(x):\n    return x * 2\n"})
+    repo, first, second = _one_module_changed(git_repo)
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
     build(repo.path, root, factory, first)
     real, calls = partition_files.link_or_copy, []

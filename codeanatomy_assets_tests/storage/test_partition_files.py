@@ -118,11 +118,8 @@ def test_group_files_encode_on_two_lanes_each_in_order():
                 lanes.submit(key, task(key, n))
     assert done == {0: list(range(20)), 1: list(range(20))}
 
-    def failing() -> None:
-        raise OSError("disk full")
-
     with pytest.raises(OSError, match="disk full"), partition_files._Lanes(2) as lanes:
-        lanes.submit(0, failing)
+        lanes.submit(0, _disk_full)
 
 
 def test_a_group_file_whose_row_group_fails_leaves_the_partition_and_no_files(
@@ -137,7 +134,7 @@ def test_a_group_file_whose_row_group_fails_leaves_the_partition_and_no_files(
     def third_fails(writer, table):
         calls.append(table.num_rows)
         if len(calls) == 3:
-            return lambda: (_ for _ in ()).throw(OSError("disk full"))
+            return _disk_full
         return real(writer, table)
 
     monkeypatch.setattr(partition_files, "_row_group_writer", third_fails)
@@ -147,6 +144,10 @@ def test_a_group_file_whose_row_group_fails_leaves_the_partition_and_no_files(
     assert len(calls) > 3
     assert sorted(p.name for p in (tmp_path / "t").rglob("*.parquet")) == before
     assert lake.read_partition("t", "r", A).num_rows == 10
+
+
+def _disk_full() -> None:
+    raise OSError("disk full")
 
 
 def _small_pieces(batches, key, allowed=None):
