@@ -110,18 +110,19 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str | PerFile
             "def_index",
             """
             SELECT d.qualified_name, d.node_id, d.node_kind, d.path, d.idx
-            FROM ast_node_ids d
-            JOIN ast_node_ids m ON d.path = m.path AND m.node_kind = 'MODULE'
-            JOIN module_index mi ON mi.node_id = m.node_id
-            WHERE d.node_kind IN ('MODULE', 'CLASS', 'FUNCTION')
-              AND d.qualified_name IS NOT NULL""",
+            FROM def_rows d JOIN module_index mi ON mi.path = d.path
+            WHERE d.qualified_name IS NOT NULL""",
         ),
         (
+            # Per file: a reference's dotted path is its file's business (its module name,
+            # import root, the node it names), so only a changed file's are computed.
             "ref_dotted",
-            """
+            PerFile(
+                """
             SELECT r.*, f.module_name,
                    CASE WHEN r.attrs = '' THEN n.node_id END AS ref_node_id,
                    CASE WHEN r.attrs = '' THEN n.node_kind END AS ref_node_kind,
+                   CASE WHEN r.attrs = '' THEN n.qualified_name END AS ref_qualified,
                    CASE WHEN r.ref_kind = 'node' AND r.attrs = '' THEN NULL
                         ELSE CASE r.ref_kind
                             WHEN 'node' THEN n.qualified_name
@@ -132,18 +133,18 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str | PerFile
                             WHEN 'star' THEN f.module_name || '.' || r.ref_text END
                              || CASE WHEN r.attrs = '' THEN '' ELSE '.' || r.attrs END
                    END AS dotted
-            FROM resolution_refs r JOIN file_roots f ON r.path = f.path
+            FROM resolution_refs r JOIN file_keys f ON r.path = f.path
             LEFT JOIN ast_node_ids n ON r.ref_kind = 'node' AND n.path = r.path
-                 AND n.idx = r.ref_idx""",
+                 AND n.idx = r.ref_idx"""
+            ),
         ),
         (
             "module_names",
             """
             SELECT DISTINCT module_name AS module, name, coalesce(dotted, ref_qualified) AS target
-            FROM (SELECT d.module_name, d.name, d.dotted, n.qualified_name AS ref_qualified
-                  FROM ref_dotted d LEFT JOIN ast_node_ids n ON d.ref_node_id = n.node_id
-                  WHERE d.role = 'binding' AND d.receiver = '') b
-            WHERE coalesce(dotted, ref_qualified) IS NOT NULL""",
+            FROM ref_dotted
+            WHERE role = 'binding' AND receiver = ''
+              AND coalesce(dotted, ref_qualified) IS NOT NULL""",
         ),
         (
             "module_exports",
@@ -303,8 +304,8 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str | PerFile
             SELECT c.node_id AS class_id, '[' || array_to_string(array_agg(
                        '"' || coalesce(a.qualified_name, x.dotted) || '"'
                        ORDER BY m.position), ',') || ']' AS mro
-            FROM ast_node_ids c JOIN class_mro m ON m.class_id = c.node_id
-            LEFT JOIN ast_node_ids a ON a.node_id = m.anc_id
+            FROM def_rows c JOIN class_mro m ON m.class_id = c.node_id
+            LEFT JOIN def_rows a ON a.node_id = m.anc_id
             LEFT JOIN resolution_externals x ON x.node_id = m.anc_id
             WHERE c.node_kind = 'CLASS' GROUP BY c.node_id""",
         ),
@@ -320,7 +321,7 @@ def _mro_views() -> list[tuple[str, str]]:
             "mro_walk0",
             """
             SELECT node_id AS class_id, node_id AS anc_id, 0 AS depth
-            FROM ast_node_ids WHERE node_kind = 'CLASS'""",
+            FROM def_rows WHERE node_kind = 'CLASS'""",
         )
     ]
     for i in range(1, MRO_DEPTH + 1):
@@ -350,7 +351,7 @@ def _mro_views() -> list[tuple[str, str]]:
             """
             SELECT class_id, entry['anc_id'] AS anc_id, entry['position'] AS position
             FROM (SELECT c.node_id AS class_id, unnest(c3_mro(c.node_id, h.edges)) AS entry
-                  FROM ast_node_ids c LEFT JOIN class_hierarchy h ON h.class_id = c.node_id
+                  FROM def_rows c LEFT JOIN class_hierarchy h ON h.class_id = c.node_id
                   WHERE c.node_kind = 'CLASS') m""",
         ),
     ]
@@ -361,8 +362,8 @@ def _call_views() -> list[tuple[str, str]]:
     # Members of a class are the defs directly in its body (``def_idx`` is the class row).
     lookup = """
         SELECT m.class_id, d.name AS member, d.node_id, m.position
-        FROM class_mro m JOIN ast_node_ids a ON a.node_id = m.anc_id
-        JOIN ast_node_ids d ON d.path = a.path AND d.def_idx = a.idx
+        FROM class_mro m JOIN def_rows a ON a.node_id = m.anc_id
+        JOIN def_rows d ON d.path = a.path AND d.def_idx = a.idx
         WHERE d.node_kind IN ('FUNCTION', 'CLASS') AND d.name <> '<lambda>'"""
     return [
         ("class_members", lookup),
@@ -446,7 +447,7 @@ def _call_views() -> list[tuple[str, str]]:
             UNION ALL
             SELECT r.path, r.site_idx, r.role, r.owner_idx, v.node_id, v.external, 'return',
                    r.confidence * v.confidence
-            FROM ref_targets r JOIN ast_node_ids f ON f.node_id = r.node_id
+            FROM ref_targets r JOIN def_rows f ON f.node_id = r.node_id
             JOIN ref_targets v ON v.role = 'return' AND v.path = f.path
                  AND v.owner_idx = f.idx AND v.receiver = '' AND v.class_member IS NULL
             WHERE r.role = 'call' AND r.receiver = 'result' AND r.ref_member = ''
@@ -461,7 +462,7 @@ def _call_views() -> list[tuple[str, str]]:
             SELECT p.path, p.site_idx, p.role, p.owner_idx, a.node_id, a.external,
                    'argument' AS method, p.confidence * a.confidence AS confidence
             FROM ref_targets p
-            JOIN ast_node_ids f ON f.path = p.path AND f.idx = p.ref_idx
+            JOIN def_rows f ON f.path = p.path AND f.idx = p.ref_idx
             JOIN call_targets c ON c.node_id = f.node_id AND c.role = 'call'
             JOIN ref_targets a ON a.role = 'argument' AND a.path = c.path
                  AND a.owner_idx = c.site_idx

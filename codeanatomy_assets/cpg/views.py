@@ -207,7 +207,8 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
     add(
         "file_keys",
         """
-        SELECT f.path, f.file_id, r.strip FROM file_ids f JOIN file_roots r ON f.path = r.path""",
+        SELECT f.path, f.file_id, r.strip, r.module_name, r.root_prefix
+        FROM file_ids f JOIN file_roots r ON f.path = r.path""",
     )
     module_span = _file_span("a.node_kind = 'MODULE'", "a")
     add(
@@ -270,14 +271,25 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
         FROM symbols y JOIN scope_ids s ON y.path = s.path AND y.scope_path = s.scope_path"""
         ),
     )
+    # The definitions of each file (its module, classes, functions, lambdas): 75 k of the
+    # stdlib's 2.9 M syntax rows, so the whole-program views that look definitions up (the
+    # def index, MROs, class members, returns) join these, not the whole tree.
+    add(
+        "def_rows",
+        PerFile(
+            """
+        SELECT path, idx, def_idx, node_id, node_kind, name, qualified_name
+        FROM ast_node_ids WHERE node_kind IN ('MODULE', 'CLASS', 'FUNCTION')"""
+        ),
+    )
     # A module name may exist as .py and .pyi: imports land on the .py (what runs).
     add(
         "module_index",
         """
-        SELECT qualified_name, node_id FROM (
-            SELECT qualified_name, node_id, row_number() OVER (
+        SELECT qualified_name, node_id, path FROM (
+            SELECT qualified_name, node_id, path, row_number() OVER (
                 PARTITION BY qualified_name ORDER BY path LIKE '%.pyi', path) AS rank
-            FROM ast_node_ids WHERE node_kind = 'MODULE') m
+            FROM def_rows WHERE node_kind = 'MODULE') m
         WHERE rank = 1""",
     )
     add(

@@ -23,7 +23,7 @@ from codeanatomy_assets_tests.pipeline.lake_builds import (
 
 PER_FILE = {
     "ast_node_ids", "scope_ids", "block_ids", "symbol_ids", "row_scopes", "name_use_symbols",
-    "read_bindings", "local_references", "call_sites",
+    "read_bindings", "local_references", "call_sites", "ref_dotted", "def_rows",
 }  # fmt: skip
 # Each with a call: every per-file view has rows in every module (``call_sites`` too).
 MODULES = {
