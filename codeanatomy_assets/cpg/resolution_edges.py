@@ -42,8 +42,8 @@ def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str | FileLoc
         )
 
     calls_source = """(SELECT * FROM call_targets UNION ALL SELECT * FROM param_call_targets) t
-        JOIN call_sites c ON c.path = t.path AND c.site_idx = t.site_idx
-             AND c.owner_idx = t.owner_idx"""
+        JOIN ref_sites c ON c.path = t.path AND c.site_idx = t.site_idx
+             AND c.owner_idx = t.owner_idx AND c.role = t.role"""
     return [
         (
             "CALLS",
@@ -103,17 +103,19 @@ def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str | FileLoc
             "ANNOTATED_WITH",
             edge(
                 "ANNOTATED_WITH",
-                "o.node_id",
+                "o.owner_id",
                 "t.node_id",
                 "t.name",
-                """'ANNOTATED_WITH' AS edge_kind, o.node_id AS src_node_id, t.node_id AS
-                dst_node_id, o.path, o.bstart, o.bend, 'resolution' AS origin,
-                min(t.method) AS resolution_method, 1.0 AS confidence
-                FROM ref_targets t JOIN ast_node_ids o ON o.path = t.path
-                     AND o.idx = t.owner_idx
+                """'ANNOTATED_WITH' AS edge_kind, o.owner_id AS src_node_id, t.node_id AS
+                dst_node_id, o.path, o.owner_bstart AS bstart, o.owner_bend AS bend,
+                'resolution' AS origin, min(t.method) AS resolution_method, 1.0 AS confidence
+                FROM ref_targets t JOIN ref_sites o ON o.path = t.path
+                     AND o.site_idx = t.site_idx AND o.owner_idx = t.owner_idx
+                     AND o.role = 'annotation'
                 WHERE t.role = 'annotation' AND t.node_kind = 'CLASS'
                   AND t.class_member IS NULL AND t.receiver = ''
-                GROUP BY o.node_id, t.node_id, t.name, o.path, o.bstart, o.bend""",
+                GROUP BY o.owner_id, t.node_id, t.name, o.path, o.owner_bstart,
+                         o.owner_bend""",
             ),
         ),
         (
@@ -128,8 +130,9 @@ def resolution_edges(repo_id: str, nid: NodeId) -> list[tuple[str, str | FileLoc
                 min(t.method) AS resolution_method, max(t.confidence) AS confidence
                 FROM call_targets t JOIN ref_targets r ON r.path = t.path
                      AND r.site_idx = t.site_idx AND r.role = 'decorator'
-                JOIN ast_node_ids d ON d.path = r.path AND d.idx = r.position
-                JOIN ast_node_ids s ON s.path = t.path AND s.idx = t.site_idx
+                JOIN def_rows d ON d.path = r.path AND d.idx = r.position
+                JOIN ref_sites s ON s.path = t.path AND s.site_idx = t.site_idx
+                     AND s.owner_idx = t.owner_idx AND s.role = 'decorator'
                 WHERE t.role = 'decorator' AND t.node_id IS NOT NULL
                 GROUP BY t.node_id, d.node_id, t.site_idx, t.path, s.bstart, s.bend""",
             ),

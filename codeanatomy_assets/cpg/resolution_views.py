@@ -195,34 +195,36 @@ def resolution_views(repo_id: str, nid: NodeId) -> list[tuple[str, str | PerFile
         (
             "class_bases",
             f"""
-            SELECT c.node_id AS class_id, r.position AS base_index, r.node_id AS base_id,
+            SELECT b.owner_id AS class_id, r.position AS base_index, r.node_id AS base_id,
                    r.external, coalesce(r.node_id, {ext_base}) AS base_node, r.path,
                    b.bstart, b.bend, least(sum(r.confidence), 1.0) AS confidence
             FROM ref_targets r
-            JOIN ast_node_ids c ON c.path = r.path AND c.idx = r.owner_idx
-            JOIN ast_node_ids b ON b.path = r.path AND b.idx = r.site_idx
+            JOIN ref_sites b ON b.path = r.path AND b.site_idx = r.site_idx
+                 AND b.owner_idx = r.owner_idx AND b.role = 'base'
             WHERE r.role = 'base' AND (r.external IS NOT NULL
                   OR (r.node_kind = 'CLASS' AND r.class_member IS NULL
                       AND r.receiver = ''))
             -- one base reached through several bindings (a module imported twice) is one
             -- edge, with their confidences added
-            GROUP BY c.node_id, r.position, r.node_id, r.external, r.path, b.bstart, b.bend""",
+            GROUP BY b.owner_id, r.position, r.node_id, r.external, r.path, b.bstart, b.bend""",
         ),
         *_mro_views(),
         *_call_views(),
         (
-            # Each call and decorator site with its node and its owner's (``CALLS`` joins its
-            # targets here): per file, so a commit joins the syntax tree's 2.9 M rows (the
-            # stdlib's) for the files it changed, not for every file twice in ``cpg_edges``.
-            "call_sites",
+            # Each call, decorator, base and annotation site with its node and its owner's
+            # (calls, inheritance, decorators and annotations join their targets here): per
+            # file, so a commit joins the syntax tree's 2.9 M rows (the stdlib's) for the
+            # files it changed, not for every file in every commit.
+            "ref_sites",
             PerFile(
                 """
-            SELECT DISTINCT r.path, r.site_idx, r.owner_idx, s.node_id AS site_id, s.bstart,
-                   s.bend, o.node_id AS owner_id
+            SELECT DISTINCT r.path, r.role, r.site_idx, r.owner_idx, s.node_id AS site_id,
+                   s.bstart, s.bend, o.node_id AS owner_id, o.bstart AS owner_bstart,
+                   o.bend AS owner_bend
             FROM resolution_refs r
             JOIN ast_node_ids s ON s.path = r.path AND s.idx = r.site_idx
             JOIN ast_node_ids o ON o.path = r.path AND o.idx = r.owner_idx
-            WHERE r.role IN ('call', 'decorator')"""
+            WHERE r.role IN ('call', 'decorator', 'base', 'annotation')"""
             ),
         ),
         (

@@ -709,16 +709,19 @@ def view_specs(repo_id: str) -> tuple[ViewSpec, ...]:
             )
         ),
         _prop("node", "class_id", "mro", "mro", "mro_names", "TRUE"),
+        # An annotation's text is its file's own (not what it resolves to).
         *(
-            _prop(
-                "node",
-                "node_id",
-                key,
-                "text",
-                "(SELECT DISTINCT o.node_id, t.text, t.name FROM ref_targets t "
-                "JOIN ast_node_ids o ON o.path = t.path AND o.idx = t.owner_idx "
-                "WHERE t.role = 'annotation') a",
-                f"name {op} 'return' AND text IS NOT NULL",
+            FileLocal(
+                _prop(
+                    "node",
+                    "node_id",
+                    key,
+                    "text",
+                    "(SELECT DISTINCT o.node_id, r.text, r.name FROM resolution_refs r "
+                    "JOIN ast_node_ids o ON o.path = r.path AND o.idx = r.owner_idx "
+                    "WHERE r.role = 'annotation') a",
+                    f"name {op} 'return' AND text IS NOT NULL",
+                )
             )
             for key, op in (("annotation", "<>"), ("return_annotation", "="))
         ),

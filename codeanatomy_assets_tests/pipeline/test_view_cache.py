@@ -23,9 +23,9 @@ from codeanatomy_assets_tests.pipeline.lake_builds import (
 
 PER_FILE = {
     "ast_node_ids", "scope_ids", "block_ids", "symbol_ids", "row_scopes", "name_use_symbols",
-    "read_bindings", "local_references", "call_sites", "ref_dotted", "def_rows",
+    "read_bindings", "local_references", "ref_sites", "ref_dotted", "def_rows",
 }  # fmt: skip
-# Each with a call: every per-file view has rows in every module (``call_sites`` too).
+# Each with a call: every per-file view has rows in every module (``ref_sites`` too).
 MODULES = {
     f"lib/m{i:02d}.py": f"def f{i}(x):\n    y = x + {i}\n    return abs(y)\n" for i in range(8)
 }
