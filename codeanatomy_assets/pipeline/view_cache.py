@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codeanatomy_assets.extract.ast_extract import module_name_for
@@ -45,7 +44,7 @@ from codeanatomy_assets.plan.execution_plan import compile_execution_plan
 from codeanatomy_assets.repo.git import BlobEntry
 from codeanatomy_assets.storage.evidence_cache import MARKER, EvidenceCache, cache_key
 from codeanatomy_assets.storage.lake import Lake
-from codeanatomy_assets.storage.scratch import SpilledTable, union
+from codeanatomy_assets.storage.scratch import SpilledTable, path_counts, union
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +191,7 @@ def _paths_of(table: SpilledTable) -> set[str]:
     """The files ``table``'s rows are of."""
     found: set[str] = set()
     for path in table.files():
-        column = pq.read_table(path, columns=["path"])["path"].cast(pa.string())
-        found.update(pc.unique(column).to_pylist())
+        found.update(path_counts(Path(path)))
     return found
 
 

@@ -258,13 +258,9 @@ def adopt(
         if keep is None:
             rows += pq.ParquetFile(target).metadata.num_rows
             continue
-        column = pq.read_table(target, columns=["path"])["path"].cast(pa.string())
-        counts = pc.value_counts(column)
-        present = counts.field("values").to_pylist()
+        present = path_counts(target)
         dropped = frozenset(present) - keep
-        rows += sum(
-            n for p, n in zip(present, counts.field("counts").to_pylist(), strict=True) if p in keep
-        )
+        rows += sum(n for p, n in present.items() if p in keep)
         if not dropped:
             continue
         if len(dropped) <= len(keep):
@@ -272,6 +268,22 @@ def adopt(
         else:
             keep_paths[target.name] = keep
     return SpilledTable(scratch, str(directory), schema, rows, keep_paths, drop_paths)
+
+
+def path_counts(file: Path) -> dict[str, int]:
+    """The rows of each path in a Parquet file with a ``path`` column. Read as a dictionary
+    column, not as strings: a file's rows are of a few thousand paths at most, and the
+    stdlib's 2.9 M syntax rows took 0.34 s as strings, 0.07 s so (a commit that changes one
+    file reads every per-file view's and evidence table's files this way)."""
+    column = pq.read_table(file, columns=["path"], read_dictionary=["path"])["path"]
+    counts = pc.value_counts(column)
+    found: dict[str, int] = {}
+    # Row groups may each bring their own dictionary: a value can come back more than once.
+    for value, n in zip(
+        counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+    ):
+        found[value] = found.get(value, 0) + n
+    return found
 
 
 def spill_parts(
