@@ -276,14 +276,10 @@ def path_counts(file: Path) -> dict[str, int]:
     stdlib's 2.9 M syntax rows took 0.34 s as strings, 0.07 s so (a commit that changes one
     file reads every per-file view's and evidence table's files this way)."""
     column = pq.read_table(file, columns=["path"], read_dictionary=["path"])["path"]
+    # Each row group brings a dictionary of its own; value_counts unifies them.
     counts = pc.value_counts(column)
-    found: dict[str, int] = {}
-    # Row groups may each bring their own dictionary: a value can come back more than once.
-    for value, n in zip(
-        counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
-    ):
-        found[value] = found.get(value, 0) + n
-    return found
+    values, rows = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+    return dict(zip(values, rows, strict=True))
 
 
 def spill_parts(

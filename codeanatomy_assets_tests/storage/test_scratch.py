@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from datafusion import SessionContext
 
-from codeanatomy_assets.storage.scratch import Scratch, adopt, spill_parts, union
+from codeanatomy_assets.storage.scratch import Scratch, adopt, path_counts, spill_parts, union
 
 SCHEMA = pa.schema([("path", pa.string()), ("idx", pa.int64())])
 
@@ -120,3 +120,18 @@ def test_a_sliced_batch_with_string_views_in_lists_spills_and_reads_back(tmp_pat
         {"class_id": "y", "edges": [{"cls": "b", "base_index": 1}]},
         {"class_id": "z", "edges": [{"cls": "c", "base_index": 2}]},
     ]
+
+
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_path_counts_add_up_across_row_groups(tmp_path, dictionary):
+    """Each row group has a dictionary of its own (or none): a path in several row groups is
+    one entry, with all its rows."""
+    import pyarrow.parquet as pq
+
+    file = tmp_path / "rows.parquet"
+    with pq.ParquetWriter(file, pa.schema([("path", pa.string())]), use_dictionary=dictionary) as w:
+        w.write_table(pa.table({"path": ["a.py", "b.py", "a.py"]}))
+        w.write_table(pa.table({"path": ["c.py", "a.py"]}))
+        w.write_table(pa.table({"path": ["b.py"]}))
+    assert pq.ParquetFile(file).metadata.num_row_groups == 3
+    assert path_counts(file) == {"a.py": 3, "b.py": 2, "c.py": 1}
