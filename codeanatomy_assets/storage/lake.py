@@ -71,6 +71,10 @@ WRITER_PROPERTIES = WriterProperties(
 )
 PARQUET_SETTINGS = ParquetSettings("zstd", 1, frozenset(_UNIQUE_COLUMNS))
 _COMMIT_RETRIES = 8
+# A checkpoint every 10 commits, not Delta's default 100: every build commits once to each
+# output and cache table and opens them about 130 times, each open replaying the JSON
+# commits since the last checkpoint (a build's cost grew with the commits built before it).
+TABLE_CONFIGURATION = {"delta.checkpointInterval": "10"}
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _T = TypeVar("_T")
 # Commit metadata key of a write's id, and how far back in the log a write looks for its own
@@ -349,6 +353,7 @@ class Lake:
                     files.actions,
                     mode="error",
                     partition_by=list(partition_by or ()) or None,
+                    configuration=TABLE_CONFIGURATION,
                     storage_options=self._options(),
                     commit_properties=tag,
                 )

@@ -25,6 +25,20 @@ def test_replace_exactly_one_partition(tmp_path):
     assert lake.table_names() == ["t"]
 
 
+def test_a_table_is_checkpointed_every_ten_commits(tmp_path):
+    """Every build commits to each table once and opens it often: an open replays the JSON
+    commits since the last checkpoint, so a log without checkpoints made builds slower."""
+    lake = Lake(str(tmp_path / "lake"))
+    for i in range(12):
+        lake.write_partition("t", pa.table({"x": [i]}), "r", f"{i:040x}")
+    log = tmp_path / "lake" / "t" / "_delta_log"
+    assert sorted(p.name for p in log.glob("*.checkpoint.parquet")) == [
+        "00000000000000000009.checkpoint.parquet"
+    ]
+    assert lake.table("t").metadata().configuration == {"delta.checkpointInterval": "10"}
+    assert sum(lake.read_partition("t", "r", f"{i:040x}").num_rows for i in range(12)) == 12
+
+
 def test_empty_write_creates_the_table(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
     written = lake.write_partition("t", pa.table({"x": pa.array([], pa.int64())}), "r", A)

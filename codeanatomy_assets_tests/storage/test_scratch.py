@@ -10,7 +10,14 @@ import pyarrow as pa
 import pytest
 from datafusion import SessionContext
 
-from codeanatomy_assets.storage.scratch import Scratch, adopt, path_counts, spill_parts, union
+from codeanatomy_assets.storage.scratch import (
+    PATH_COUNTS_KEY,
+    Scratch,
+    adopt,
+    path_counts,
+    spill_parts,
+    union,
+)
 
 SCHEMA = pa.schema([("path", pa.string()), ("idx", pa.int64())])
 
@@ -135,3 +142,24 @@ def test_path_counts_add_up_across_row_groups(tmp_path, dictionary):
         w.write_table(pa.table({"path": ["b.py"]}))
     assert pq.ParquetFile(file).metadata.num_row_groups == 3
     assert path_counts(file) == {"a.py": 3, "b.py": 2, "c.py": 1}
+
+
+def test_a_spilled_table_with_paths_counts_them_in_its_footer(tmp_path):
+    """What ``path_counts`` reads instead of the column: the rows of every batch written,
+    string views included; a table whose path can be null says nothing there."""
+    import pyarrow.parquet as pq
+
+    scratch = Scratch(str(tmp_path))
+    batches = [
+        pa.record_batch({"path": pa.array(["a.py", "b.py", "a.py"], pa.string_view())}),
+        pa.record_batch({"path": pa.array(["b.py", "c.py"], pa.string_view())}),
+    ]
+    table = scratch.write("t", pa.schema([("path", pa.string())]), batches)
+    (file,) = table.files()
+    footer = pq.read_metadata(file).metadata
+    assert PATH_COUNTS_KEY in footer
+    assert path_counts(file) == {"a.py": 2, "b.py": 2, "c.py": 1}
+    nulls = scratch.spill("n", pa.table({"path": ["a.py", None]}))
+    (file,) = nulls.files()
+    assert PATH_COUNTS_KEY not in (pq.read_metadata(file).metadata or {})
+    assert path_counts(file) == {"a.py": 1, None: 1}
