@@ -10,8 +10,9 @@ files with all three). Resolution (imports, calls, inheritance, references) and 
 packages, the repository and external names are not file-local: they are recomputed whole.
 
 Intermediate views can be file-local too (``PerFile``): the ids of a file's syntax nodes,
-scopes, blocks and symbols, which symbol each name use means, each call site's node and
-its owner's. Their rows are cached per file across builds (``pipeline.view_cache``), so a
+scopes, blocks and symbols, its definitions, each reference as a dotted path, which symbol
+each name use means, each call, decorator, base and annotation site's node and its owner's.
+Their rows are cached per file across builds (``pipeline.view_cache``), so a
 commit computes them for the files it changed only, and every view downstream reads them
 whole.
 """

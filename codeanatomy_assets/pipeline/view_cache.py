@@ -1,9 +1,10 @@
 """Per-file views, cached file by file across builds (``cpg.locality.PerFile``).
 
-The ids of a file's syntax nodes, scopes, blocks and symbols, which symbol each of its name
-uses means, and what a read refers to when no import is among its bindings, are computed
-from that file's evidence alone. On the standard library they took about 4.5 s of every
-build, a one-file commit's included. A commit now computes them for
+The ids of a file's syntax nodes, scopes, blocks and symbols, its definitions, its references
+as dotted paths and their sites, which symbol each of its name uses means, and what a read
+refers to when no import is among its bindings, are computed from that file's evidence
+alone. On the standard library the first of them took about 4.5 s of every build, a
+one-file commit's included. A commit now computes them for
 the files the cache does not hold (the changed ones) and takes every other file's rows from
 the cache; the views downstream read the two together, as one table.
 
