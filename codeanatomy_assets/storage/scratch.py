@@ -155,6 +155,9 @@ class SpilledTable:
     num_rows: int
     keep_paths: Mapping[str, frozenset[str]] = field(default_factory=dict)
     drop_paths: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # The files read whole of a filtered table, linked into a directory of their own once
+    # (``register``): scanned as one table, not one per file.
+    _whole: list[str] = field(default_factory=list, repr=False)
 
     @property
     def filtered(self) -> bool:
@@ -202,22 +205,45 @@ class SpilledTable:
             ctx.register_parquet(name, self.directory, schema=self.schema)
             return
         selects = []
+        whole = self._whole_directory()
+        if whole is not None:
+            ctx.register_parquet(f"{name}__whole", whole, schema=self.schema)
+            selects.append(f'SELECT * FROM "{name}__whole"')
         for i, path in enumerate(self.files()):
-            ctx.register_parquet(f"{name}__{i}", str(path), schema=self.schema)
             keep, drop = self.keep_paths.get(path.name), self.drop_paths.get(path.name)
+            if keep is None and drop is None:
+                continue
+            ctx.register_parquet(f"{name}__{i}", str(path), schema=self.schema)
             if drop is not None:  # a few paths: a list of literals, no join
                 listed = ", ".join(sql_literal(p) for p in sorted(drop))
                 selects.append(f'SELECT * FROM "{name}__{i}" WHERE path NOT IN ({listed})')
                 continue
-            if keep is None:
-                selects.append(f'SELECT * FROM "{name}__{i}"')
-                continue
+            assert keep is not None
             paths = pa.table({"path": pa.array(sorted(keep), pa.string())})
             ctx.register_record_batches(f"{name}__keep{i}", [paths.to_batches()])
             selects.append(
                 f'SELECT * FROM "{name}__{i}" WHERE path IN (SELECT path FROM "{name}__keep{i}")'
             )
         ctx.register_view(name, ctx.sql(" UNION ALL ".join(selects)))
+
+    def _whole_directory(self) -> str | None:
+        """A directory of links to the files every row of which belongs to the table (None if
+        there is none). A cache loaded after many builds has one file per build, most of them
+        whole: as one listing table they are planned and scanned as one (a GROUP BY over 256
+        files ran in 0.40-0.44 s so, 0.80-0.86 s as a UNION of one table per file)."""
+        if not self._whole:
+            whole = [
+                p
+                for p in self.files()
+                if p.name not in self.keep_paths and p.name not in self.drop_paths
+            ]
+            if not whole:
+                return None
+            directory = self.scratch.new_dir(f"{Path(self.directory).name}-whole")
+            for path in whole:
+                link_or_copy(path, directory / path.name)
+            self._whole.append(str(directory))
+        return self._whole[0]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_from_table, (self.read(),))
