@@ -157,7 +157,7 @@ class SpilledTable:
     drop_paths: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # The files read whole of a filtered table, linked into a directory of their own once
     # (``register``): scanned as one table, not one per file.
-    _whole: list[str] = field(default_factory=list, repr=False)
+    _whole: list[str] = field(default_factory=list, init=False, repr=False)
 
     @property
     def filtered(self) -> bool:
