@@ -117,11 +117,7 @@ class TableWriter:
                 self._writer.write_table(batch, row_group_size=_ROW_GROUP_ROWS)
             self.rows += batch.num_rows
             if self._paths is not None:
-                counts = pc.value_counts(batch.column("path"))
-                values = counts.field("values").to_pylist()
-                self._paths.update(
-                    dict(zip(values, counts.field("counts").to_pylist(), strict=True))
-                )
+                self._paths.update(_value_counts(batch.column("path")))
 
     def close(self) -> SpilledTable:
         if self._paths is not None and None not in self._paths:
@@ -320,8 +316,11 @@ def path_counts(file: Path) -> dict[str, int]:
     raw = (pq.read_metadata(file).metadata or {}).get(PATH_COUNTS_KEY)
     if raw is not None:
         return {str(p): int(n) for p, n in json.loads(raw).items()}
-    column = pq.read_table(file, columns=["path"], read_dictionary=["path"])["path"]
     # Each row group brings a dictionary of its own; value_counts unifies them.
+    return _value_counts(pq.read_table(file, columns=["path"], read_dictionary=["path"])["path"])
+
+
+def _value_counts(column: pa.Array | pa.ChunkedArray) -> dict[str, int]:
     counts = pc.value_counts(column)
     values, rows = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
     return dict(zip(values, rows, strict=True))
