@@ -24,11 +24,19 @@ works the same way in reverse: the winning writes' files are linked into the bui
 space, each read for its winning paths only (``scratch.adopt``), instead of copied. The
 first layout (``_evidence_cache/``, one key column per row) is no longer read; retention
 deletes it (``remove_legacy``).
+
+Every build that stores adds a write (a file per table and one to the marker), and a load
+reads every live write, so a cache followed commit by commit would get slower with each
+commit: on the standard library, 30 one-file commits in a row made the 31st build about 3 s
+slower than the first. ``compact`` merges the live rows of the smaller writes into one
+write; a load that finds more than ``COMPACT_AFTER_WRITES`` live writes runs it, and so
+does retention.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import time
 import uuid
@@ -41,6 +49,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
@@ -55,12 +64,16 @@ from codeanatomy_assets.storage.partition_files import (
 )
 from codeanatomy_assets.storage.scratch import Scratch, SpilledTable, adopt
 
+log = logging.getLogger(__name__)
+
 CACHE_DIR = "_evidence_cache_v2"
 LEGACY_CACHE_DIRS = ("_evidence_cache",)
 WRITE_COLUMN = "cache_write"
 # A write with no marker row after this long was left by a build that died while storing.
 UNMARKED_AFTER_S = 24 * 3600.0
 MARKER = "files"
+# A load that finds more live writes than this compacts the cache (``EvidenceCache.compact``).
+COMPACT_AFTER_WRITES = 8
 # Error kinds that say something about the machine or the moment, not about the file.
 UNCACHEABLE_ERRORS = frozenset(
     {"WorkerCrashed", "timeout", "Timeout", "FileTimeout", "MemoryError"}
@@ -82,6 +95,18 @@ class _CachedFile:
     rows: int
     size: int
     added_ms: int  # when its add action was made (ms since the epoch)
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What ``EvidenceCache.compact`` did: the new writes, how many writes they merged, the
+    entries (one per file version) that moved, the per-file rows copied, how long it took."""
+
+    writes: tuple[str, ...]
+    merged_writes: int
+    files: int
+    rows: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -144,6 +169,14 @@ class EvidenceCache:
         actions = pa.table(table.get_add_actions(flatten=True)).select(columns)
         return [_CachedFile(*(row[c] for c in columns)) for row in actions.to_pylist()]
 
+    def _live_writes(self, ctx: SessionContext, keys: str) -> dict[str, set[str]]:
+        """Each write that wins for some key of table ``keys``, with the paths it wins for."""
+        winners = ctx.sql(f"SELECT path, {WRITE_COLUMN} FROM ({_winners_sql(keys)}) w")
+        live: dict[str, set[str]] = defaultdict(set)
+        for row in plain_strings(winners.to_arrow_table()).to_pylist():
+            live[row[WRITE_COLUMN]].add(row["path"])
+        return live
+
     def load(self, keys: Sequence[str], scratch: Scratch) -> dict[str, SpilledTable]:
         """The cached rows of ``keys`` (which must be hits), per evidence table, as tables of
         ``scratch``: in a local lake the cache's own files, linked and filtered to the keys'
@@ -151,12 +184,10 @@ class EvidenceCache:
         is about a gigabyte of Arrow)."""
         ctx = self._context(keys)
         out: dict[str, SpilledTable] = {}
-        live: dict[str, set[str]] = defaultdict(set)  # write -> paths it is the winner for
+        live: dict[str, set[str]] = {}  # write -> paths it is the winner for
         if ctx is not None:
             ctx.register_view("winners", ctx.sql(_winners_sql("wanted")))
-            winners = ctx.sql(f"SELECT path, {WRITE_COLUMN} FROM winners").to_arrow_table()
-            for row in plain_strings(winners).to_pylist():
-                live[row[WRITE_COLUMN]].add(row["path"])
+            live = self._live_writes(ctx, "wanted")
         for name, schema in self.schemas.items():
             table = self._table(name) if ctx is not None else None
             if ctx is None or table is None:
@@ -189,7 +220,120 @@ class EvidenceCache:
                 )
             stream = _conformed(ctx.sql(query).execute_stream(), schema)
             out[name] = scratch.write(name, schema, stream)
+        if len(live) > COMPACT_AFTER_WRITES and self.lake.is_local:
+            # After the load: what this build reads is already linked; the next one reads
+            # the compacted write. A failed compaction costs the next build time, not rows.
+            try:
+                self.compact(COMPACT_AFTER_WRITES)
+            except Exception:  # any failure leaves the cache as it was
+                log.warning("compacting the cache %s failed", self.directory, exc_info=True)
         return out
+
+    def compact(self, max_writes: int = COMPACT_AFTER_WRITES) -> Compaction | None:
+        """When more than ``max_writes`` writes are live (win for some key), merge the live
+        rows of all but the largest into as few new writes as the paths allow; None when
+        there was nothing to merge (or the lake is not local: there, loads stream rows,
+        they do not link files).
+
+        A write holds one version of a path (an entry's rows are its path's rows in its
+        write), so writes that hold two versions of one file cannot be merged into one.
+        They are grouped newest first, each into the first group that lacks its paths: the
+        newest version of every file, what the next commits read, lands in the first group.
+
+        Order, so that no reader ever sees a key without its rows: (1) each group's rows go
+        into every per-file table as a new write, added; (2) one marker transaction adds
+        the marker's winning rows (the merged ones now naming their group's write) and
+        removes exactly the files the marker had when read, so a marker row a build appended
+        in the meantime stays; (3) in each per-file table, the files of writes no marker
+        row names and older than a day go (``UNMARKED_AFTER_S``, as in ``retain``): a
+        reader that read the marker before (2) still finds the merged writes' files, and a
+        build storing now is not touched. Losing copies of a key leave the marker on the
+        way. A failure before (2) leaves writes no marker names (gone a day later).
+        """
+        marker = self._table(MARKER)
+        if marker is None or not self.lake.is_local:
+            return None
+        started = time.perf_counter()
+        ctx = SessionContext()
+        ctx.register_table("cached_files", marker)
+        ctx.register_view("every_key", ctx.sql("SELECT DISTINCT cache_key AS k FROM cached_files"))
+        live = self._live_writes(ctx, "every_key")
+        if len(live) <= max_writes:
+            return None
+        tables = {n: t for n in self.schemas if n != MARKER and (t := self._table(n)) is not None}
+        files = {name: self._files(table) for name, table in tables.items()}
+        added: dict[str, int] = defaultdict(int)  # write -> when it was stored
+        for f in (f for listed in files.values() for f in listed):
+            added[f.write] = max(added[f.write], f.added_ms)
+        largest = max(live, key=lambda w: (len(live[w]), w))
+        groups = [
+            g
+            for g in _disjoint_groups({w: live[w] for w in live if w != largest}, added)
+            if len(g) > 1
+        ]
+        if not groups:
+            return None
+        new_write = {w: uuid.uuid4().hex for w in (next(iter(g)) for g in groups)}
+        target = {w: new_write[next(iter(g))] for g in groups for w in g}
+        rows = 0
+        for name, listed in files.items():
+            directory = Path(self._uri(name))
+            schema = self.schemas[name]
+            for group in groups:
+                members = [f for f in listed if f.write in group]
+                if not members:
+                    continue
+                written = write_partition_files(
+                    directory, ((WRITE_COLUMN, target[members[0].write]),), schema,
+                    _live_rows(directory, members, live, schema), PARQUET_SETTINGS,
+                )  # fmt: skip
+                if written.actions:
+                    self.lake.commit_partition_files(
+                        f"{self.directory}/{name}", self._stored_schema(name), written,
+                        (WRITE_COLUMN,),
+                    )  # fmt: skip
+                rows += written.rows
+        marker_schema = self._marker_schema()
+        names = ", ".join(f't."{c}"' for c in marker_schema.names if c != WRITE_COLUMN)
+        cases = " ".join(f"WHEN '{w}' THEN '{target[w]}'" for w in sorted(target))
+        rewritten = ctx.sql(
+            f"SELECT {names}, CASE t.{WRITE_COLUMN} {cases} ELSE t.{WRITE_COLUMN} END "
+            f"AS {WRITE_COLUMN} FROM cached_files t JOIN ({_winners_sql('every_key')}) w "
+            f"ON t.cache_key = w.cache_key AND t.{WRITE_COLUMN} = w.{WRITE_COLUMN}"
+        )
+        marker_files = write_partition_files(
+            Path(self._uri(MARKER)), (), marker_schema,
+            _conformed(rewritten.execute_stream(), marker_schema), PARQUET_SETTINGS,
+        )  # fmt: skip
+        read = pa.table(marker.get_add_actions(flatten=True)).select(["path", "size_bytes"])
+        self.lake.commit_partition_files(
+            f"{self.directory}/{MARKER}", marker_schema, marker_files, (),
+            removed=[_remove_action(p, size, {}) for p, size in _path_sizes(read)],
+        )  # fmt: skip
+        named = (set(live) - set(target)) | set(target.values())
+        unmarked_before_ms = (time.time() - UNMARKED_AFTER_S) * 1000
+        for name in tables:
+            table = self._table(name)
+            gone = [
+                f
+                for f in (self._files(table) if table is not None else ())
+                if f.write not in named and f.added_ms < unmarked_before_ms
+            ]
+            if gone:
+                self.lake.commit_partition_files(
+                    f"{self.directory}/{name}", self._stored_schema(name), WrittenFiles([], 0),
+                    (WRITE_COLUMN,), removed=[_cached_remove(f) for f in gone],
+                )  # fmt: skip
+        compaction = Compaction(
+            tuple(new_write.values()), len(target), sum(len(live[w]) for w in target), rows,
+            time.perf_counter() - started,
+        )  # fmt: skip
+        log.info(
+            "compacted %d writes of %s (%d files, %d rows) into %d in %.2f s",
+            compaction.merged_writes, self.directory, compaction.files, compaction.rows,
+            len(compaction.writes), compaction.seconds,
+        )  # fmt: skip
+        return compaction
 
     def store(
         self, tables: Mapping[str, pa.Table | SpilledTable], keys_by_path: Mapping[str, str]
@@ -272,6 +416,7 @@ class EvidenceCache:
         older than ``unmarked_after_s`` (a day): then the build that stored them died before
         its marker (a store takes seconds), no read will ever see them, and they go like any
         dropped write (for the standard library, a copy of a commit's evidence per crash).
+        What is left is compacted (``compact``) into at most two writes.
         """
         marker = self._table(MARKER)
         if marker is None:
@@ -312,6 +457,7 @@ class EvidenceCache:
             table = self._table(name)
             if table is not None:
                 removed += self._retain_rows(name, table, live, seen, unmarked_before_ms)
+        self.compact(2)  # what is left: at most two writes a load reads
         for name in self.schemas:
             table = self._table(name)
             if table is not None:
@@ -366,7 +512,7 @@ class EvidenceCache:
         if gone:
             self.lake.commit_partition_files(
                 f"{self.directory}/{name}", self._stored_schema(name), added, (WRITE_COLUMN,),
-                removed=[_remove_action(f) for f in gone],
+                removed=[_cached_remove(f) for f in gone],
             )  # fmt: skip
         return removed
 
@@ -408,14 +554,56 @@ def _sql_strings(values: Iterable[str]) -> list[str]:
     return ["'" + v.replace("'", "''") + "'" for v in sorted(values)]
 
 
-def _remove_action(f: _CachedFile) -> RemoveAction:
+def _remove_action(path: str, size: int, partition: dict[str, str | None]) -> RemoveAction:
     return RemoveAction(
-        path=f.path,
+        path=path,
         data_change=True,
         deletion_timestamp=int(time.time() * 1000),
-        size=f.size,
-        partition_values={WRITE_COLUMN: f.write},
+        size=size,
+        partition_values=partition,
     )
+
+
+def _cached_remove(f: _CachedFile) -> RemoveAction:
+    return _remove_action(f.path, f.size, {WRITE_COLUMN: f.write})
+
+
+def _path_sizes(actions: pa.Table) -> list[tuple[str, int]]:
+    return list(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist(), strict=True))
+
+
+def _disjoint_groups(
+    writes: Mapping[str, Collection[str]], added: Mapping[str, int]
+) -> list[list[str]]:
+    """``writes`` (write -> its paths) newest first, each in the first group that holds none
+    of its paths yet."""
+    groups: list[tuple[set[str], list[str]]] = []
+    for write in sorted(writes, key=lambda w: (-added.get(w, 0), w)):
+        paths = writes[write]
+        for held, members in groups:
+            if held.isdisjoint(paths):
+                held.update(paths)
+                members.append(write)
+                break
+        else:
+            groups.append((set(paths), [write]))
+    return [members for _, members in groups]
+
+
+def _live_rows(
+    directory: Path,
+    files: Sequence[_CachedFile],
+    live: Mapping[str, Collection[str]],
+    schema: pa.Schema,
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``files`` (of a per-file table in ``directory``) whose path their write
+    is live for, as ``schema``."""
+    for f in files:
+        paths = pa.array(sorted(live[f.write]), pa.string())
+        for batch in pq.ParquetFile(directory / unquote(f.path)).iter_batches():
+            rows = batch.filter(pc.is_in(batch["path"], value_set=paths))
+            if rows.num_rows:
+                yield rows.select(schema.names).cast(schema)
 
 
 def _with_write(batch: pa.RecordBatch, stored: pa.Schema, write_id: str) -> pa.RecordBatch:

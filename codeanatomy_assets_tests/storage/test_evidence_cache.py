@@ -180,3 +180,124 @@ def test_retain_drops_a_store_that_died_before_its_marker(git_repo, lake_root):
     for name in cache.schemas:  # b.py's rows are gone from disk; a.py's entry is whole
         assert _stored_rows(cache, name) == loaded[name].num_rows, name
     assert cache.hits(sorted(keys.values())) == {keys["a.py"]}
+
+
+def _history(git_repo, changes: int):
+    """A repository of three files, then ``changes`` commits that each change one of them;
+    its cache holds the first commit's evidence and one write per later commit, as builds
+    that follow the branch store them. Returns the git reader, the commits and the cache."""
+    repo = git_repo()
+    files = {f"m{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(3)}
+    shas = [repo.commit(files)]
+    for n in range(changes):
+        shas.append(repo.commit({f"m{n % 3}.py": f"def g(y):\n    return y * {n}\n"}))
+    return GitRepository(repo.path), shas
+
+
+def _build(git: GitRepository, cache, sha: str) -> dict[str, str]:
+    """Store what a build of ``sha`` extracts (the files the cache lacks); its keys."""
+    entries = git.python_entries(sha)
+    keys = _keys(cache, entries)
+    todo = [e for e in entries if keys[e.path] not in cache.hits(sorted(keys.values()))]
+    if todo:
+        cache.store(extract_commit(str(git.path), todo, ExtractOptions()), _keys(cache, todo))
+    return keys
+
+
+def _live_writes(cache) -> set[str]:
+    ctx = SessionContext()
+    ctx.register_table("cached_files", cache._table("files"))
+    ctx.register_view("k", ctx.sql("SELECT DISTINCT cache_key AS k FROM cached_files"))
+    return set(cache._live_writes(ctx, "k"))
+
+
+def test_compact_merges_the_smaller_writes_and_every_entry_loads_the_same(
+    git_repo, lake_root, monkeypatch
+):
+    git, shas = _history(git_repo, 5)
+    cache = evidence_cache_for(Lake(lake_root))
+    keys = {sha: _build(git, cache, sha) for sha in shas}
+    before = {sha: cache.load(sorted(k.values()), Scratch()) for sha, k in keys.items()}
+    assert len(_live_writes(cache)) == 6
+    monkeypatch.setattr(evidence_cache, "UNMARKED_AFTER_S", 0.0)  # superseded files go now
+
+    done = cache.compact(max_writes=2)
+
+    # m0.py and m1.py changed twice: their two versions need two writes, newest together.
+    assert done is not None and done.merged_writes == 5 and done.files == 5
+    assert len(done.writes) == 2 and len(_live_writes(cache)) == 3
+    latest = cache.load(sorted(keys[shas[-1]].values()), Scratch())
+    newest = {f.write for f in cache._files(cache._table("ast_nodes")) if f.write in done.writes}
+    assert len(newest) == 2
+    assert len(cache._table("files").get_add_actions(flatten=True)) == 1  # the marker, whole
+    every = sorted({k for ks in keys.values() for k in ks.values()})
+    assert cache.hits(every) == set(every)
+    for sha, k in keys.items():
+        loaded = cache.load(sorted(k.values()), Scratch())
+        for name in cache.schemas:
+            assert _rows(loaded[name].read()) == _rows(before[sha][name].read()), (sha, name)
+    union = cache.load(every, Scratch())
+    for name in cache.schemas:  # nothing on disk but what loads: superseded files are gone
+        assert _stored_rows(cache, name) == union[name].num_rows, name
+    assert cache.compact(max_writes=3) is None
+    assert latest["ast_nodes"].num_rows
+
+
+def test_compact_keeps_superseded_files_a_day_for_readers_of_the_old_marker(git_repo, lake_root):
+    """A build that read the marker before a compaction loads the merged writes' files:
+    they stay in the tables (a day), only the marker stops naming them."""
+    git, shas = _history(git_repo, 3)
+    cache = evidence_cache_for(Lake(lake_root))
+    keys = [_build(git, cache, sha) for sha in shas]
+    files_before = {f.path for f in cache._files(cache._table("ast_nodes"))}
+    wanted = sorted(keys[-1].values())
+    expected = cache.load(wanted, Scratch())
+
+    assert cache.compact(max_writes=1) is not None
+
+    files_after = {f.path for f in cache._files(cache._table("ast_nodes"))}
+    assert files_before < files_after  # the new write added, nothing removed
+    loaded = cache.load(wanted, Scratch())
+    for name in cache.schemas:
+        assert _rows(loaded[name].read()) == _rows(expected[name].read()), name
+
+
+def test_compact_keeps_a_marker_row_a_build_appends_meanwhile(git_repo, lake_root, monkeypatch):
+    """The marker transaction removes the files it read, not the table: an entry a build
+    stores while the compaction runs stays a hit and loads."""
+    git, shas = _history(git_repo, 3)
+    lake = Lake(lake_root)
+    cache = evidence_cache_for(lake)
+    for sha in shas[:-1]:
+        _build(git, cache, sha)
+    commit = Lake.commit_partition_files
+    late: dict[str, str] = {}
+
+    def racing(self, name, *args, **kwargs):
+        if name.endswith("/files") and not late:  # the compaction's marker transaction
+            late.update(_build(git, cache, shas[-1]))
+        return commit(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(Lake, "commit_partition_files", racing)
+    assert cache.compact(max_writes=1) is not None
+
+    assert late and cache.hits(sorted(late.values())) == set(late.values())
+    expected = extract_commit(str(git.path), git.python_entries(shas[-1]), ExtractOptions())
+    loaded = cache.load(sorted(late.values()), Scratch())
+    for name, table in expected.items():
+        assert _rows(loaded[name].read()) == _rows(table), name
+
+
+def test_a_load_compacts_a_cache_whose_writes_pile_up(git_repo, lake_root, monkeypatch):
+    git, shas = _history(git_repo, 3)  # each file changed once
+    cache = evidence_cache_for(Lake(lake_root))
+    keys = [_build(git, cache, sha) for sha in shas]
+    monkeypatch.setattr(evidence_cache, "COMPACT_AFTER_WRITES", 2)
+    every = sorted({k for ks in keys for k in ks.values()})
+
+    first = cache.load(every, Scratch())  # reads four writes, then merges three of them
+
+    assert len(_live_writes(cache)) == 2
+    again = cache.load(every, Scratch())
+    for name in cache.schemas:
+        assert _rows(again[name].read()) == _rows(first[name].read()), name
