@@ -49,7 +49,6 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
@@ -597,13 +596,19 @@ def _live_rows(
     schema: pa.Schema,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``files`` (of a per-file table in ``directory``) whose path their write
-    is live for, as ``schema``."""
+    is live for, as ``schema``. Read by DataFusion, as ``retain`` reads them: a view's
+    cached files hold string views, which pyarrow's filter cannot take."""
+    by_write: dict[str, list[_CachedFile]] = defaultdict(list)
     for f in files:
-        paths = pa.array(sorted(live[f.write]), pa.string())
-        for batch in pq.ParquetFile(directory / unquote(f.path)).iter_batches():
-            rows = batch.filter(pc.is_in(batch["path"], value_set=paths))
-            if rows.num_rows:
-                yield rows.select(schema.names).cast(schema)
+        by_write[f.write].append(f)
+    for write, listed in by_write.items():
+        ctx = SessionContext()
+        for i, f in enumerate(listed):
+            ctx.register_parquet(f"f{i}", str(directory / unquote(f.path)), schema=schema)
+        _register(ctx, "live", pa.table({"p": pa.array(sorted(live[write]), pa.string())}))
+        rows = " UNION ALL ".join(f"SELECT * FROM f{i}" for i in range(len(listed)))
+        query = f"SELECT t.* FROM ({rows}) t WHERE t.path IN (SELECT p FROM live)"
+        yield from _conformed(ctx.sql(query).execute_stream(), schema)
 
 
 def _with_write(batch: pa.RecordBatch, stored: pa.Schema, write_id: str) -> pa.RecordBatch:

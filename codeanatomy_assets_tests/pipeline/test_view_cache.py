@@ -8,10 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.view_cache import VIEW_CACHE_DIR, per_file_signatures
+from codeanatomy_assets.storage import evidence_cache
+from codeanatomy_assets.storage.evidence_cache import CACHE_DIR, MARKER
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 from codeanatomy_assets_tests.pipeline.lake_builds import (
@@ -90,6 +93,30 @@ def test_a_commit_computes_its_changed_files_and_takes_the_others_from_the_cache
     assert caches == {f"{n}-{s[:16]}" for n, s in per_file_signatures().items()}
     # No cache, no view cache.
     assert not (tmp_path / "fresh" / VIEW_CACHE_DIR).exists()
+
+
+def test_caches_compact_as_commits_pile_up_and_the_graph_stays_the_same(
+    git_repo, tmp_path, factory, monkeypatch
+):
+    """Commit after commit, each build adds a write to every cache; past the limit a load
+    merges them (the views' cached files hold string views, the evidence's plain strings),
+    and the last commit's graph is still that of a build with no cache."""
+    monkeypatch.setattr(evidence_cache, "COMPACT_AFTER_WRITES", 2)
+    repo = git_repo()
+    commits = [repo.commit({**FILES, **MODULES})]
+    for i in range(4):
+        commits.append(repo.commit({f"lib/m{i:02d}.py": f"def g{i}(x):\n    return f(x)\n"}))
+    lake = Lake(str(tmp_path / "lake"))
+    for commit in commits[:-2]:
+        build(repo.path, lake.root, factory, commit)
+    lake = _built_after(repo.path, tmp_path, factory, commits[-2], commits[-1])
+
+    caches = sorted((Path(lake.root) / VIEW_CACHE_DIR).iterdir())
+    assert len(caches) == len(PER_FILE)
+    for cache in [*caches, Path(lake.root) / CACHE_DIR]:
+        marker = DeltaTable(str(cache / MARKER)).to_pyarrow_table(columns=["cache_write"])
+        # Five builds stored five writes; loads merged the four small ones (and then some).
+        assert len(set(marker.column(0).to_pylist())) <= 3, cache.name
 
 
 def test_a_new_import_root_recomputes_the_files_named_from_it(git_repo, tmp_path, factory):
