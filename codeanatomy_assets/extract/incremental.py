@@ -17,7 +17,7 @@ import pyarrow as pa
 from codeanatomy_assets.extract.ast_extract import module_name_for
 from codeanatomy_assets.extract.evidence import EVIDENCE_SCHEMAS, PER_FILE_TABLES
 from codeanatomy_assets.repo.git import BlobEntry
-from codeanatomy_assets.storage.evidence_cache import EvidenceCache, cache_key
+from codeanatomy_assets.storage.evidence_cache import CompactionReport, EvidenceCache, cache_key
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets.storage.scratch import Scratch, SpilledTable, spill_parts, union
 
@@ -62,12 +62,14 @@ def extract_incremental(
     cache: EvidenceCache,
     extract: Callable[[list[BlobEntry]], Iterable[Mapping[str, pa.Table]]],
     scratch: Scratch,
+    on_compaction: CompactionReport | None = None,
 ) -> tuple[dict[str, SpilledTable], IncrementalStats]:
     """Evidence for ``entries``: cached rows for known blobs, ``extract`` for the others.
 
     ``extract`` yields the evidence of the files it is given in parts (a chunk at a time);
     they are spilled to ``scratch`` as they come, stored in the cache from there, and the
-    cached rows are spilled beside them: the evidence is never all in memory.
+    cached rows are spilled beside them: the evidence is never all in memory. A compaction
+    the load runs is reported to ``on_compaction`` (``EvidenceCache.load``).
     """
     keys = {
         e.path: cache_key(e.blob_id, e.path, module_name_for(e.path), cache.version)
@@ -83,7 +85,7 @@ def extract_incremental(
     stored_at = time.perf_counter()
     merged = fresh
     if hits:
-        cached = cache.load([k for k in keys.values() if k in hits], scratch)
+        cached = cache.load([k for k in keys.values() if k in hits], scratch, on_compaction)
         merged = {name: union(scratch, name, [fresh[name], cached[name]]) for name in fresh}
     extracted = sum(1 for e in todo if e.skipped is None)
     return merged, IncrementalStats(

@@ -172,7 +172,11 @@ def per_file_view(
     stored_at = time.perf_counter()
     result = computed
     if hits:
-        loaded = cache.load([k for k in keys.values() if k in hits], run_scratch())[name]
+        loaded = cache.load(
+            [k for k in keys.values() if k in hits],
+            run_scratch(),
+            lambda detail: run.collector.record("cache_compaction", node=name, **detail),
+        )[name]
         result = loaded if computed is None else union(run_scratch(), name, [computed, loaded])
     assert result is not None
     run.collector.record(

@@ -41,7 +41,7 @@ import shutil
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,20 @@ class Compaction:
     files: int
     rows: int
     seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """As a build's diagnostics record it."""
+        return {
+            "writes": len(self.writes),
+            "merged_writes": self.merged_writes,
+            "files": self.files,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# Told what a load's compaction did (``Compaction.summary``) or why it failed (``error``).
+CompactionReport = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -176,11 +190,14 @@ class EvidenceCache:
             live[row[WRITE_COLUMN]].add(row["path"])
         return live
 
-    def load(self, keys: Sequence[str], scratch: Scratch) -> dict[str, SpilledTable]:
+    def load(
+        self, keys: Sequence[str], scratch: Scratch, on_compaction: CompactionReport | None = None
+    ) -> dict[str, SpilledTable]:
         """The cached rows of ``keys`` (which must be hits), per evidence table, as tables of
         ``scratch``: in a local lake the cache's own files, linked and filtered to the keys'
         paths; from an object store, streamed into new files (the standard library's evidence
-        is about a gigabyte of Arrow)."""
+        is about a gigabyte of Arrow). When they were in more than ``COMPACT_AFTER_WRITES``
+        writes, the cache is compacted afterwards; ``on_compaction`` is told how it went."""
         ctx = self._context(keys)
         out: dict[str, SpilledTable] = {}
         live: dict[str, set[str]] = {}  # write -> paths it is the winner for
@@ -220,13 +237,23 @@ class EvidenceCache:
             stream = _conformed(ctx.sql(query).execute_stream(), schema)
             out[name] = scratch.write(name, schema, stream)
         if len(live) > COMPACT_AFTER_WRITES and self.lake.is_local:
-            # After the load: what this build reads is already linked; the next one reads
-            # the compacted write. A failed compaction costs the next build time, not rows.
-            try:
-                self.compact(COMPACT_AFTER_WRITES)
-            except Exception:  # any failure leaves the cache as it was
-                log.warning("compacting the cache %s failed", self.directory, exc_info=True)
+            self._compact_after_load(on_compaction)
         return out
+
+    def _compact_after_load(self, report: CompactionReport | None) -> None:
+        """After the load: what this build reads is already linked; the next one reads the
+        compacted writes. A failed compaction costs later builds time, never rows."""
+        try:
+            done = self.compact(COMPACT_AFTER_WRITES)
+        except Exception as exc:  # any failure leaves every entry readable
+            log.warning("compacting the cache %s failed", self.directory, exc_info=True)
+            detail: dict[str, Any] = {"error": f"{type(exc).__name__}: {exc}"}
+        else:
+            if done is None:
+                return
+            detail = done.summary()
+        if report is not None:
+            report({"cache": self.directory, **detail})
 
     def compact(self, max_writes: int = COMPACT_AFTER_WRITES) -> Compaction | None:
         """When more than ``max_writes`` writes are live (win for some key), merge the live

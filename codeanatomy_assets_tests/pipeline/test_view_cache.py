@@ -113,6 +113,15 @@ def test_caches_compact_as_commits_pile_up_and_the_graph_stays_the_same(
 
     caches = sorted((Path(lake.root) / VIEW_CACHE_DIR).iterdir())
     assert len(caches) == len(PER_FILE)
+    # The fourth build's loads compacted every cache, and its diagnostics say so.
+    compacted = [
+        {"node": e["node"], **json.loads(e["detail_json"])}
+        for commit in commits
+        for e in lake.read_partition("pipeline_events", REPO, commit).to_pylist()
+        if e["event"] == "cache_compaction"
+    ]
+    assert {c["node"] for c in compacted} == PER_FILE | {"evidence"}
+    assert all("error" not in c and c["merged_writes"] == 3 for c in compacted), compacted
     for cache in [*caches, Path(lake.root) / CACHE_DIR]:
         marker = DeltaTable(str(cache / MARKER)).to_pyarrow_table(columns=["cache_write"])
         # Five builds stored five writes; loads merged the four small ones (and then some).

@@ -70,12 +70,21 @@ def _extract(
     """``extract`` of every entry, or only of those the evidence cache does not hold."""
     if cache_lake is None:
         return spill_parts(scratch, EVIDENCE_TABLE_SCHEMAS, extract(entries))
-    tables, stats = extract_incremental(entries, evidence_cache_for(cache_lake), extract, scratch)
+    context = current_run()
+    collector = context.collector if context is not None else None
+    tables, stats = extract_incremental(
+        entries,
+        evidence_cache_for(cache_lake),
+        extract,
+        scratch,
+        None
+        if collector is None
+        else lambda detail: collector.record("cache_compaction", node="evidence", **detail),
+    )
     if progress is not None and stats.cached:
         progress.advance(stats.cached)
-    context = current_run()
-    if context is not None:
-        context.collector.record(
+    if collector is not None:
+        collector.record(
             "evidence_cache",
             node="evidence",
             cached=stats.cached,
