@@ -338,13 +338,8 @@ class EvidenceCache:
         )  # fmt: skip
         named = (set(live) - set(target)) | set(target.values())
         unmarked_before_ms = (time.time() - UNMARKED_AFTER_S) * 1000
-        for name in tables:
-            table = self._table(name)
-            gone = [
-                f
-                for f in (self._files(table) if table is not None else ())
-                if f.write not in named and f.added_ms < unmarked_before_ms
-            ]
+        for name, listed in files.items():  # files added since are a day younger
+            gone = [f for f in listed if f.write not in named and f.added_ms < unmarked_before_ms]
             if gone:
                 self.lake.commit_partition_files(
                     f"{self.directory}/{name}", self._stored_schema(name), WrittenFiles([], 0),
