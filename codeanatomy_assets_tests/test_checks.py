@@ -156,6 +156,64 @@ def test_uniqueness_is_decided_on_keys_then_exactly(
     assert part.table("cpg_nodes") and part.keys_repeat("cpg_nodes", "node_id") is keys_repeat
 
 
+def _graph(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, pa.Table]:
+    return {
+        "cpg_nodes": pa.Table.from_pylist(
+            [{"node_id": n, "node_kind": "NAME"} for n in nodes],
+            schema=OUTPUT_CONTRACTS["cpg_nodes"].schema,
+        ),
+        "cpg_edges": pa.Table.from_pylist(
+            [
+                {"edge_id": f"{i:032x}", "src_node_id": s, "dst_node_id": d}
+                for i, (s, d) in enumerate(edges)
+            ],
+            schema=OUTPUT_CONTRACTS["cpg_edges"].schema,
+        ),
+    }
+
+
+def test_endpoints_of_stable_ids_are_proven_on_node_keys_without_sql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _stable_ids(4)
+    tables = _graph(ids, [(ids[0], ids[1]), (ids[1], ids[2]), (ids[3], ids[3])])
+
+    rows = _Partition.rows
+
+    def no_graph_sql(self: _Partition, sql: str) -> list[dict[str, Any]]:
+        assert "JOIN" not in sql and "GROUP BY" not in sql, sql  # the exact questions
+        return rows(self, sql)
+
+    monkeypatch.setattr(_Partition, "rows", no_graph_sql)
+    results = _run(tmp_path, _valid_rows(), tables)
+    assert results[("cpg_edges", "edge_endpoints_exist")].passed
+    assert results[("cpg_nodes", "node_ids_unique")].passed
+    assert results[("cpg_edges", "edge_ids_unique")].passed
+
+
+@pytest.mark.parametrize(
+    "ghost",
+    [
+        node_id(REPO, "b.py", "NAME", "Name", 0, 1),  # a stable id of no node
+        # No node's key, but a node's high half; and a node's key with another high half:
+        # neither is that node.
+        "0" * 16 + "1" * 16,
+        "1" * 16 + "0" * 16,
+        # The same 128 bits as a node, spelled in uppercase: another string, not that node.
+        "ABCDEF0123456789" * 2,
+    ],
+)
+def test_an_endpoint_that_is_no_node_is_found_and_named_by_sql(tmp_path: Path, ghost: str) -> None:
+    ids = [*_stable_ids(2), "0" * 16 + "2" * 16, "abcdef0123456789" * 2]
+    tables = _graph(ids, [(ids[0], ids[1]), (ids[1], ghost)])
+    results = _run(tmp_path, _valid_rows(), tables)
+    check = results[("cpg_edges", "edge_endpoints_exist")]
+    assert not check.passed
+    assert (
+        check.description == f"1 edges with a missing endpoint: ['{1:032x}: {ids[1]} -> {ghost}']"
+    )
+
+
 def test_schema_drift_is_named(tmp_path: Path) -> None:
     drifted = pa.table({"table_name": ["x"], "row_count": pa.array([1], pa.int32())})
     results = _run(tmp_path, _valid_rows(), {"normalize_outputs": drifted})

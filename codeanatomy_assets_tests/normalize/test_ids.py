@@ -11,6 +11,7 @@ from codeanatomy_assets.normalize.ids import (
     bucket_sql,
     edge_id,
     edge_id_sql,
+    id_halves,
     id_keys,
     node_id,
     node_id_sql,
@@ -87,3 +88,15 @@ def test_a_file_s_nodes_share_its_bucket_and_an_edge_shares_its_source_s():
     assert [got["b0"], got["b1"], got["b2"]] == [
         bucket("pkg/a.py", ""), bucket("", "os.path.join"), bucket("x.py", "y")]  # fmt: skip
     assert got["ext"] == node_id("r", "", "EXTERNAL", "re", 0, 0)
+
+
+def test_id_halves_are_the_ids_128_bits_and_only_lowercase_ids_have_them():
+    ids = [f"{i:032x}" for i in (0, 1, 2**64, 2**128 - 1)]
+    high, low = id_halves(pa.array(ids, pa.string_view()))
+    assert [(int(h) << 64) | int(lo) for h, lo in zip(high, low, strict=True)] == [
+        int(i, 16) for i in ids
+    ]
+    # Uppercase hex is the same number but another string: not a stable id.
+    assert id_halves(pa.array(["0" * 31 + "A"])) is None
+    assert id_keys(pa.array(["0" * 31 + "A"])) is None
+    assert id_halves(pa.array([], pa.string())) is not None
