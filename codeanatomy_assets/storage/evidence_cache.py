@@ -58,6 +58,7 @@ from codeanatomy_assets.storage.arrow_types import plain_strings
 from codeanatomy_assets.storage.lake import PARQUET_SETTINGS, Lake
 from codeanatomy_assets.storage.partition_files import (
     WrittenFiles,
+    discard_files,
     link_partition_files,
     write_partition_files,
 )
@@ -182,6 +183,21 @@ class EvidenceCache:
         actions = pa.table(table.get_add_actions(flatten=True)).select(columns)
         return [_CachedFile(*(row[c] for c in columns)) for row in actions.to_pylist()]
 
+    def _commit_marker(self, snapshot: DeltaTable, files: WrittenFiles) -> None:
+        """Replace the marker ``snapshot`` read with ``files``, in one transaction made on
+        that snapshot: Delta then checks it against every commit since. A build's append
+        does not conflict (its rows stay); a replace does (retention dropped entries whose
+        rows may be gone): the compaction fails rather than bring them back."""
+        read = pa.table(snapshot.get_add_actions(flatten=True)).select(["path", "size_bytes"])
+        removed = [_remove_action(p, size, {}) for p, size in _path_sizes(read)]
+        try:
+            snapshot.create_write_transaction(
+                [*files.actions, *removed], mode="append", schema=self._marker_schema()
+            )
+        except BaseException:
+            discard_files(Path(self._uri(MARKER)), files)
+            raise
+
     def _live_writes(self, ctx: SessionContext, keys: str) -> dict[str, set[str]]:
         """Each write that wins for some key of table ``keys``, with the paths it wins for."""
         winners = ctx.sql(f"SELECT path, {WRITE_COLUMN} FROM ({_winners_sql(keys)}) w")
@@ -270,7 +286,8 @@ class EvidenceCache:
         into every per-file table as a new write, added; (2) one marker transaction adds
         the marker's winning rows (the merged ones now naming their group's write) and
         removes exactly the files the marker had when read, so a marker row a build appended
-        in the meantime stays; (3) in each per-file table, the files of writes no marker
+        in the meantime stays, and a retention that replaced it makes the compaction fail
+        (``_commit_marker``); (3) in each per-file table, the files of writes no marker
         row names and older than a day go (``UNMARKED_AFTER_S``, as in ``retain``): a
         reader that read the marker before (2) still finds the merged writes' files, and a
         build storing now is not touched. Losing copies of a key leave the marker on the
@@ -331,11 +348,7 @@ class EvidenceCache:
             Path(self._uri(MARKER)), (), marker_schema,
             _conformed(rewritten.execute_stream(), marker_schema), PARQUET_SETTINGS,
         )  # fmt: skip
-        read = pa.table(marker.get_add_actions(flatten=True)).select(["path", "size_bytes"])
-        self.lake.commit_partition_files(
-            f"{self.directory}/{MARKER}", marker_schema, marker_files, (),
-            removed=[_remove_action(p, size, {}) for p, size in _path_sizes(read)],
-        )  # fmt: skip
+        self._commit_marker(marker, marker_files)
         named = (set(live) - set(target)) | set(target.values())
         unmarked_before_ms = (time.time() - UNMARKED_AFTER_S) * 1000
         for name, listed in files.items():  # files added since are a day younger

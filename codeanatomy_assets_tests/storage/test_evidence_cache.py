@@ -9,7 +9,9 @@ import uuid
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from datafusion import SessionContext
+from deltalake.exceptions import CommitFailedError
 
 from codeanatomy_assets.extract.ast_extract import module_name_for
 from codeanatomy_assets.extract.incremental import evidence_cache_for
@@ -270,20 +272,52 @@ def test_compact_keeps_a_marker_row_a_build_appends_meanwhile(git_repo, lake_roo
     cache = evidence_cache_for(lake)
     for sha in shas[:-1]:
         _build(git, cache, sha)
-    commit = Lake.commit_partition_files
+    commit = evidence_cache.EvidenceCache._commit_marker
     late: dict[str, str] = {}
 
-    def racing(self, name, *args, **kwargs):
-        if name.endswith("/files") and not late:  # the compaction's marker transaction
+    def racing(self, *args):
+        if not late:
             late.update(_build(git, cache, shas[-1]))
-        return commit(self, name, *args, **kwargs)
+        return commit(self, *args)
 
-    monkeypatch.setattr(Lake, "commit_partition_files", racing)
+    monkeypatch.setattr(evidence_cache.EvidenceCache, "_commit_marker", racing)
     assert cache.compact(max_writes=1) is not None
 
     assert late and cache.hits(sorted(late.values())) == set(late.values())
     expected = extract_commit(str(git.path), git.python_entries(shas[-1]), ExtractOptions())
     loaded = cache.load(sorted(late.values()), Scratch())
+    for name, table in expected.items():
+        assert _rows(loaded[name].read()) == _rows(table), name
+
+
+def test_a_compaction_that_races_retention_fails_and_brings_no_entry_back(
+    git_repo, lake_root, monkeypatch
+):
+    """Retention replaced the marker (and removed the dropped entries' rows) while a
+    compaction ran: the compaction's marker transaction conflicts, and what retention kept
+    is all there is, every entry whole."""
+    git, shas = _history(git_repo, 3)
+    cache = evidence_cache_for(Lake(lake_root))
+    keys = [_build(git, cache, sha) for sha in shas]
+    kept = set(keys[-1].values())
+    commit = evidence_cache.EvidenceCache._commit_marker
+    raced: list[int] = []
+
+    def racing(self, *args):
+        if not raced:  # the nightly job, at the worst moment (its own compaction passes)
+            raced.append(0)
+            raced[0] = self.retain(kept)
+        return commit(self, *args)
+
+    monkeypatch.setattr(evidence_cache.EvidenceCache, "_commit_marker", racing)
+    with pytest.raises(CommitFailedError):
+        cache.compact(max_writes=1)
+
+    assert raced[0] > 0
+    every = sorted({k for ks in keys for k in ks.values()})
+    assert cache.hits(every) == kept
+    expected = extract_commit(str(git.path), git.python_entries(shas[-1]), ExtractOptions())
+    loaded = cache.load(sorted(kept), Scratch())
     for name, table in expected.items():
         assert _rows(loaded[name].read()) == _rows(table), name
 
