@@ -119,11 +119,12 @@ def id_halves(ids: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     start = int(offsets[0])
     text = np.frombuffer(ids.buffers()[2] or b"", np.uint8, count * ID_HEX_CHARS, start)
-    words = np.frombuffer(text.tobytes(), np.uint64)  # a copy: aligned, 4 words an id
+    digits = text.tobytes()
+    words = np.frombuffer(digits, np.uint64)  # 4 words an id
     if count and np.bitwise_and.reduce(words) & _LOWER_HEX_BITS != _LOWER_HEX_BITS:
         return None
     try:
-        halves = np.frombuffer(binascii.unhexlify(words.tobytes()), ">u8").reshape(count, 2)
+        halves = np.frombuffer(binascii.unhexlify(digits), ">u8").reshape(count, 2)
     except binascii.Error:
         return None
     return halves[:, 0].astype(np.uint64), halves[:, 1].astype(np.uint64)
