@@ -110,6 +110,8 @@ class NodeKeys:
         if halves is None:
             return None
         high, low = halves
+        if not len(self.high):  # no node: ``self.high[at]`` below would have nothing to take
+            return len(ids)
         at = self.index.get_indexer(np.bitwise_xor(high, low))
         return int(np.count_nonzero((at < 0) | (self.high[at] != high)))
 

@@ -214,6 +214,13 @@ def test_an_endpoint_that_is_no_node_is_found_and_named_by_sql(tmp_path: Path, g
     )
 
 
+def test_edges_of_a_partition_without_nodes_all_dangle(tmp_path: Path) -> None:
+    ids = _stable_ids(2)
+    results = _run(tmp_path, _valid_rows(), _graph([], [(ids[0], ids[1])]))
+    check = results[("cpg_edges", "edge_endpoints_exist")]
+    assert not check.passed and check.metadata["dangling_edges"].value == 1
+
+
 def test_schema_drift_is_named(tmp_path: Path) -> None:
     drifted = pa.table({"table_name": ["x"], "row_count": pa.array([1], pa.int32())})
     results = _run(tmp_path, _valid_rows(), {"normalize_outputs": drifted})
