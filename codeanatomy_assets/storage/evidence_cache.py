@@ -303,8 +303,11 @@ class EvidenceCache:
         live = self._live_writes(ctx, "every_key")
         if len(live) <= max_writes:
             return None
-        tables = {n: t for n in self.schemas if n != MARKER and (t := self._table(n)) is not None}
-        files = {name: self._files(table) for name, table in tables.items()}
+        files = {
+            n: self._files(t)
+            for n in self.schemas
+            if n != MARKER and (t := self._table(n)) is not None
+        }
         added: dict[str, int] = defaultdict(int)  # write -> when it was stored
         for f in (f for listed in files.values() for f in listed):
             added[f.write] = max(added[f.write], f.added_ms)
@@ -519,13 +522,8 @@ class EvidenceCache:
         added = WrittenFiles([], 0)
         for write, files in by_write.items():
             paths = live.get(write, set())
-            ctx = SessionContext()
-            for i, f in enumerate(files):
-                ctx.register_parquet(f"f{i}", str(directory / unquote(f.path)), schema=schema)
-            rows = " UNION ALL ".join(f"SELECT * FROM f{i}" for i in range(len(files)))
+            ctx, query = _rows_of_paths(directory, files, paths, schema)
             total = sum(f.rows for f in files)
-            _register(ctx, "live", pa.table({"p": pa.array(sorted(paths), pa.string())}))
-            query = f"SELECT t.* FROM ({rows}) t WHERE t.path IN (SELECT p FROM live)"
             alive = 0
             if paths:
                 alive = ctx.sql(f"SELECT count(*) AS n FROM ({query}) q").to_pylist()[0]["n"]
@@ -637,13 +635,21 @@ def _live_rows(
     for f in files:
         by_write[f.write].append(f)
     for write, listed in by_write.items():
-        ctx = SessionContext()
-        for i, f in enumerate(listed):
-            ctx.register_parquet(f"f{i}", str(directory / unquote(f.path)), schema=schema)
-        _register(ctx, "live", pa.table({"p": pa.array(sorted(live[write]), pa.string())}))
-        rows = " UNION ALL ".join(f"SELECT * FROM f{i}" for i in range(len(listed)))
-        query = f"SELECT t.* FROM ({rows}) t WHERE t.path IN (SELECT p FROM live)"
+        ctx, query = _rows_of_paths(directory, listed, live[write], schema)
         yield from _conformed(ctx.sql(query).execute_stream(), schema)
+
+
+def _rows_of_paths(
+    directory: Path, files: Sequence[_CachedFile], paths: Collection[str], schema: pa.Schema
+) -> tuple[SessionContext, str]:
+    """A session over ``files`` (of a per-file table in ``directory``, read as ``schema``)
+    and the query of their rows of ``paths``."""
+    ctx = SessionContext()
+    for i, f in enumerate(files):
+        ctx.register_parquet(f"f{i}", str(directory / unquote(f.path)), schema=schema)
+    _register(ctx, "live", pa.table({"p": pa.array(sorted(paths), pa.string())}))
+    rows = " UNION ALL ".join(f"SELECT * FROM f{i}" for i in range(len(files)))
+    return ctx, f"SELECT t.* FROM ({rows}) t WHERE t.path IN (SELECT p FROM live)"
 
 
 def _with_write(batch: pa.RecordBatch, stored: pa.Schema, write_id: str) -> pa.RecordBatch:
