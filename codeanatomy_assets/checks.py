@@ -7,40 +7,36 @@ and, where the contract says so, ``non_empty``. For the graph: ``node_ids_unique
 ``cpg_nodes``, and ``edge_ids_unique`` and ``edge_endpoints_exist`` (every
 ``src_node_id``/``dst_node_id`` is a node of the same partition) on ``cpg_edges``. A check
 reads the partition as committed, never the rows in flight; selected without their assets,
-checks read the partition as the lake holds it. Data is read through DataFusion SQL over the
-partition's files in the Delta tables, so a check never loads a table into Python; a failure
-says what is wrong and shows a few offending ids. Uniqueness is first decided on 64-bit keys of
-the ids (``normalize.ids.id_keys``, 8 bytes an id), streamed and sorted in NumPy: no repeated
-key proves the ids unique; a repeated key, or an id that is not a stable id, asks the exact
-question in SQL. On the stdlib (9.4 M edges) edge ids took 6.2 s all in SQL and take 1.5 s so;
-every check of a partition took 10.7 s in Dagster, then 3.4-3.8 s; they now run beside the
-build. Endpoints are proven nodes the same way (``NodeKeys``: the node keys in a hash index,
-each endpoint looked up, its other half compared); any endpoint not proven so asks SQL,
-which counts and names the dangling edges. In a local lake the graph checks read the
-partition's files with pyarrow, a row group at a time on their own thread: the stdlib's
-three graph checks then hold 425 MB at most, against 1,084 MB through DataFusion (its scans
-read ahead on every core, and its allocator keeps what they used), for 3.95 s of CPU
-instead of 4.43 s.
+checks read the partition as the lake holds it. A failure says what is wrong and shows a
+few offending ids. The three graph checks are first decided together in one read of the
+nodes and the edges (``graph_proof``: 64-bit keys of the ids, a sixteenth of the id space at
+a time): what it proves passes without SQL; anything it cannot prove (a repeated key, an id
+that is not a stable id, an endpoint not found) asks the exact question in DataFusion SQL
+over the partition's files, which counts and names the offending rows, so a check never
+loads a table into Python. In a local lake the proofs read the partition's files with
+pyarrow, a row group at a time on the checks' own thread, without pre-buffering. On the
+stdlib (3.7 M nodes, 9.4 M edges) they hold 230 MB at most for 2.5 s of CPU; one index of
+every node and the edge ids read apart held 411 MB for 3.4 s, DataFusion scans 1,084 MB
+(read-ahead on every core, kept by its allocator), and every check all in SQL took 10.7 s.
 """
 
 from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datafusion import SessionContext
 
 from codeanatomy_assets.cpg.functions import memory_exhausted, session_context
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
-from codeanatomy_assets.normalize.ids import id_halves, id_keys
+from codeanatomy_assets.graph_proof import GraphProof, IdSource, file_group, prove_graph
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, CommitPartition
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.storage.arrow_types import normalize_type
@@ -51,7 +47,6 @@ __all__ = [
     "GRAPH_CHECK_SPECS",
     "OUTPUT_CHECK_SPECS",
     "CpgChecks",
-    "NodeKeys",
     "normalize_type",
 ]
 
@@ -89,31 +84,20 @@ GRAPH_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = (
         additional_deps=["cpg_nodes"],
     ),
 )  # fmt: skip
+_GRAPH_CHECK_KEYS = frozenset(spec.key for spec in GRAPH_CHECK_SPECS)
 # Run right after their output's materialization is reported (``CpgChecks``).
 OUTPUT_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = tuple(_output_specs())
 CPG_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = OUTPUT_CHECK_SPECS + GRAPH_CHECK_SPECS
 
 
-@dataclass(frozen=True)
-class NodeKeys:
-    """A partition's node ids for membership tests: ``index`` holds each id's ``id_keys``
-    key (unique), ``high`` the id's first 64 bits at the same position. An id is a node
-    exactly when its key is in ``index`` and its high half matches there (then both halves
-    do). Probing the stdlib's 18.8 M endpoints in ``index``'s hash table took 0.9 s."""
+def _file_batches(path: Path) -> Callable[[Sequence[str]], Iterator[pa.RecordBatch]]:
+    def batches(columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+        # Not pre-buffered: reading the stdlib's edge endpoints so left 118 MB in the
+        # allocator instead of 66 MB, and took 0.85 s instead of 0.62 s.
+        file = pq.ParquetFile(path, pre_buffer=False)
+        yield from file.iter_batches(_BATCH_ROWS, columns=list(columns), use_threads=False)
 
-    index: pd.Index
-    high: np.ndarray
-
-    def missing(self, ids: pa.Array) -> int | None:
-        """How many of ``ids`` are not node ids; None when one is not a stable id."""
-        halves = id_halves(ids)
-        if halves is None:
-            return None
-        high, low = halves
-        if not len(self.high):  # no node: ``self.high[at]`` below would have nothing to take
-            return len(ids)
-        at = self.index.get_indexer(np.bitwise_xor(high, low))
-        return int(np.count_nonzero((at < 0) | (self.high[at] != high)))
+    return batches
 
 
 @dataclass
@@ -125,7 +109,7 @@ class _Partition:
     uniqueness check of the stdlib's 9.4 M edge ids took 1.6 GB unbounded, 1.0 GB bounded. A
     query that still outgrows it runs again in an unbounded session. The bounded session plans
     no repartitioning, which DataFusion 55 can deadlock on when it spills (one core per
-    aggregation, which is why uniqueness is decided on integer keys first).
+    aggregation, which is one more reason to decide the graph checks on integer keys first).
     """
 
     lake: Lake
@@ -133,8 +117,9 @@ class _Partition:
     # Bounded, so without repartitioning: see ``session_context`` for the deadlock it avoids.
     ctx: SessionContext = field(default_factory=lambda: session_context(repartition=False))
     registered: set[str] = field(default_factory=set)
-    # ``node_keys``: not read yet (None), read (NodeKeys), or not usable (False).
-    _nodes: NodeKeys | bool | None = None
+    # The graph checks of this run, which ``proof`` decides in one read of the tables.
+    asked: frozenset[str] = frozenset()
+    _proof: GraphProof | None = None
 
     def _register(self, ctx: SessionContext, name: str) -> bool:
         # The partition alone (``Lake.register_partition``), not the table filtered.
@@ -154,64 +139,38 @@ class _Partition:
             self._register(ctx, name)
         return ctx
 
-    def columns(self, name: str, columns: Collection[str]) -> Iterator[pa.RecordBatch]:
-        """The partition's ``columns`` of table ``name``, batch by batch. In a local lake
-        read from its files one row group at a time on this thread (a DataFusion scan of the
-        stdlib's edge endpoints held 390 MB more: its read-ahead, kept by its allocator);
-        otherwise through the registered table."""
+    def sources(self, name: str, column: str) -> list[IdSource]:
+        """The partition's rows of table ``name`` for ``graph_proof``: in a local lake each of
+        its files, read a row group at a time on this thread (a DataFusion scan of the
+        stdlib's edge endpoints held 390 MB more: its read-ahead, kept by its allocator),
+        with the group its ``column`` ids fall in; otherwise the registered table, streamed."""
+        if not self.table(name):
+            return []
         if self.lake.is_local:
-            for path in self.lake.partition_files(name, self.partition.repo_id, self.partition.sha):
-                yield from pq.ParquetFile(path).iter_batches(
-                    _BATCH_ROWS, columns=list(columns), use_threads=False
-                )
-            return
-        selected = ", ".join(f'"{c}"' for c in columns)
-        for batch in self.ctx.sql(f'SELECT {selected} FROM "{name}"').execute_stream():
-            yield batch.to_pyarrow()
+            paths = self.lake.partition_files(name, self.partition.repo_id, self.partition.sha)
+            return [
+                IdSource(_file_batches(path), file_group(pq.read_metadata(path), column))
+                for path in paths
+            ]
 
-    def node_keys(self) -> NodeKeys | None:
-        """The partition's node ids as ``NodeKeys`` (read once, kept until ``forget_nodes``);
-        None when one is not a stable id or two share a key: only SQL decides then."""
-        if self._nodes is None:
-            highs, keys = [], []
-            for batch in self.columns("cpg_nodes", ["node_id"]):
-                halves = id_halves(batch.column(0))
-                if halves is None:
-                    self._nodes = False
-                    return None
-                highs.append(halves[0])
-                keys.append(np.bitwise_xor(*halves))
-            index = pd.Index(np.concatenate(keys) if keys else np.empty(0, np.uint64))
-            del keys
-            self._nodes = (
-                NodeKeys(index, np.concatenate(highs) if highs else np.empty(0, np.uint64))
-                if index.is_unique
-                else False
+        def streamed(columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+            selected = ", ".join(f'"{c}"' for c in columns)
+            for batch in self.ctx.sql(f'SELECT {selected} FROM "{name}"').execute_stream():
+                yield batch.to_pyarrow()
+
+        return [IdSource(streamed)]
+
+    def proof(self) -> GraphProof:
+        """What ``graph_proof`` proves of the graph checks ``asked`` (computed once)."""
+        if self._proof is None:
+            self._proof = prove_graph(
+                self.sources("cpg_nodes", "node_id"),
+                self.sources("cpg_edges", "edge_id"),
+                nodes_unique="node_ids_unique" in self.asked,
+                edges_unique="edge_ids_unique" in self.asked,
+                endpoints="edge_endpoints_exist" in self.asked,
             )
-        return self._nodes if isinstance(self._nodes, NodeKeys) else None
-
-    def forget_nodes(self) -> None:
-        """Drop what ``node_keys`` holds (about 200 MB for the stdlib's 3.7 M nodes)."""
-        self._nodes = None
-
-    def keys_repeat(self, name: str, column: str) -> bool:
-        """Whether two ``column`` ids of the partition share an ``id_keys`` key (True too when
-        one is not a stable id): False proves the ids unique. The ids stream batch by batch;
-        only the keys are held (8 bytes an id)."""
-        if name == "cpg_nodes" and column == "node_id" and self._nodes is not None:
-            return self.node_keys() is None  # already read, for the endpoints
-        keys = []
-        for batch in self.columns(name, [column]):
-            batch_keys = id_keys(batch.column(0))
-            if batch_keys is None:
-                return True
-            keys.append(batch_keys)
-        if not keys:
-            return False
-        merged = np.concatenate(keys)
-        del keys
-        merged.sort()
-        return bool(np.any(merged[1:] == merged[:-1]))
+        return self._proof
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         try:
@@ -258,9 +217,11 @@ def _non_empty(part: _Partition, name: str) -> dg.AssetCheckResult:
     )
 
 
-def _unique(column: str, check_name: str) -> Callable[[_Partition, str], dg.AssetCheckResult]:
+def _unique(
+    column: str, check_name: str, proven: Callable[[GraphProof], bool]
+) -> Callable[[_Partition, str], dg.AssetCheckResult]:
     def run(part: _Partition, name: str) -> dg.AssetCheckResult:
-        if not part.keys_repeat(name, column):
+        if proven(part.proof()):
             return dg.AssetCheckResult(
                 asset_key=name,
                 check_name=check_name,
@@ -289,21 +250,8 @@ def _unique(column: str, check_name: str) -> Callable[[_Partition, str], dg.Asse
     return run
 
 
-def _endpoints_are_nodes(part: _Partition, name: str) -> bool:
-    """Whether every endpoint of ``name``'s edges is proven a node, on ``NodeKeys``; False
-    also when that cannot be decided so (ids that are not stable ids): SQL decides then."""
-    nodes = part.node_keys()
-    if nodes is None:
-        return False
-    for batch in part.columns(name, ["src_node_id", "dst_node_id"]):
-        for ids in batch.columns:
-            if nodes.missing(ids) != 0:
-                return False
-    return True
-
-
 def _edge_endpoints_exist(part: _Partition, name: str) -> dg.AssetCheckResult:
-    if part.table("cpg_nodes") and _endpoints_are_nodes(part, name):
+    if part.table("cpg_nodes") and part.proof().endpoints_are_nodes:
         return dg.AssetCheckResult(
             asset_key=name,
             check_name="edge_endpoints_exist",
@@ -351,29 +299,18 @@ def _edge_endpoints_exist(part: _Partition, name: str) -> dg.AssetCheckResult:
 _CHECKS: dict[str, Callable[[_Partition, str], dg.AssetCheckResult]] = {
     "schema_contract": _schema_contract,
     "non_empty": _non_empty,
-    "node_ids_unique": _unique("node_id", "node_ids_unique"),
-    "edge_ids_unique": _unique("edge_id", "edge_ids_unique"),
+    "node_ids_unique": _unique("node_id", "node_ids_unique", lambda p: p.nodes_unique),
+    "edge_ids_unique": _unique("edge_id", "edge_ids_unique", lambda p: p.edges_unique),
     "edge_endpoints_exist": _edge_endpoints_exist,
 }
-
-
-# The checks that read ``_Partition.node_keys``, run first, so that it is dropped before the
-# edge ids are read.
-_NODE_KEY_CHECKS = ("node_ids_unique", "edge_endpoints_exist")
-
-
-def _run_order(key: dg.AssetCheckKey) -> tuple[bool, str]:
-    return key.name not in _NODE_KEY_CHECKS, key.to_user_string()
 
 
 def _run_checks(
     part: _Partition, keys: Collection[dg.AssetCheckKey]
 ) -> Iterator[dg.AssetCheckResult]:
     """Run the checks ``keys`` on the partition as the lake holds it now."""
-    ordered = sorted(keys, key=_run_order)
-    for i, key in enumerate(ordered):
-        if not any(k.name in _NODE_KEY_CHECKS for k in ordered[i:]):
-            part.forget_nodes()
+    part.asked |= {key.name for key in keys if key in _GRAPH_CHECK_KEYS}
+    for key in sorted(keys, key=lambda k: k.to_user_string()):
         name = key.asset_key.to_user_string()
         if not part.table(name):
             yield dg.AssetCheckResult(

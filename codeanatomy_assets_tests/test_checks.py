@@ -129,20 +129,20 @@ def _stable_ids(count: int) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("ids", "keys_repeat", "unique"),
+    ("ids", "proven", "unique"),
     [
-        (_stable_ids(3), False, True),
-        (_stable_ids(3) + _stable_ids(1), True, False),
-        # Distinct ids whose 64-bit keys collide (halves XOR to the same value): the exact
-        # SQL question decides, and they are unique.
-        (["0" * 16 + "1" * 16, "1" * 16 + "0" * 16], True, True),
+        (_stable_ids(3), True, True),
+        (_stable_ids(3) + _stable_ids(1), False, False),
+        # Distinct ids of one group whose 64-bit keys collide (halves XOR to the same
+        # value): the exact SQL question decides, and they are unique.
+        (["0" * 15 + "1" + "0" * 16, "0" * 31 + "1"], False, True),
         # Not stable ids: decided in SQL only.
-        (["n1", "n2"], True, True),
-        (["n1", "n1"], True, False),
+        (["n1", "n2"], False, True),
+        (["n1", "n1"], False, False),
     ],
 )
 def test_uniqueness_is_decided_on_keys_then_exactly(
-    tmp_path: Path, ids: list[str], keys_repeat: bool, unique: bool
+    tmp_path: Path, ids: list[str], proven: bool, unique: bool
 ) -> None:
     nodes = pa.Table.from_pylist(
         [{"node_id": i, "node_kind": "NAME"} for i in ids],
@@ -152,8 +152,9 @@ def test_uniqueness_is_decided_on_keys_then_exactly(
     check = results[("cpg_nodes", "node_ids_unique")]
     assert check.passed is unique
     assert check.metadata["duplicated_ids"].value == (0 if unique else 1)
-    part = _Partition(Lake(str(tmp_path / "lake")), decode_partition_key(KEY))
-    assert part.table("cpg_nodes") and part.keys_repeat("cpg_nodes", "node_id") is keys_repeat
+    asked = frozenset({"node_ids_unique"})
+    part = _Partition(Lake(str(tmp_path / "lake")), decode_partition_key(KEY), asked=asked)
+    assert part.proof().nodes_unique is proven
 
 
 def _graph(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, pa.Table]:
@@ -269,3 +270,49 @@ def test_checks_that_outgrow_the_memory_pool_still_decide(
     assert not duplicated.passed and duplicated.metadata["duplicated_ids"].value == 1
     dangling = results[("cpg_edges", "edge_endpoints_exist")]
     assert not dangling.passed and dangling.metadata["dangling_edges"].value == 1
+
+
+def test_partitions_filed_by_group_are_proven_group_by_group(tmp_path: Path) -> None:
+    """As a build writes them: file-local rows one file per group, cross-file edges in a file
+    of no group. The proofs read each file's group from its statistics; an endpoint missing
+    across groups is still found, and SQL names it."""
+    from codeanatomy_assets.checks import _run_checks
+    from codeanatomy_assets.normalize.ids import edge_id
+    from codeanatomy_assets.storage.buckets import LocalBuckets
+
+    files = [f"pkg/m{i}.py" for i in range(12)]
+    nodes = {f: [node_id(REPO, f, "NAME", "Name", i, i + 1) for i in range(3)] for f in files}
+    assert len({ids[0][0] for ids in nodes.values()}) > 2  # files of several groups
+
+    def edge(src: str, dst: str) -> dict[str, str]:
+        return {"edge_id": edge_id(REPO, "DEFINES", src, dst, ""), "src_node_id": src,
+                "dst_node_id": dst}  # fmt: skip
+
+    local = [edge(ids[0], ids[i]) for ids in nodes.values() for i in (1, 2)]
+    ghost = node_id(REPO, "pkg/gone.py", "NAME", "Name", 0, 1)
+    cross = [edge(nodes[files[0]][0], nodes[files[-1]][1]), edge(nodes[files[1]][0], ghost)]
+    lake = Lake(str(tmp_path / "lake"))
+
+    def write(name: str, rows: Rows, key: str, plain: Rows | None = None) -> None:
+        schema = OUTPUT_CONTRACTS[name].schema
+        table = pa.Table.from_pylist(rows, schema=schema)
+        extra = pa.Table.from_pylist(plain or [], schema=schema)
+        lake.write_partition_stream(
+            name, schema, table.to_batches, REPO, SHA, buckets=LocalBuckets(key, "test"),
+            plain=extra.to_batches if plain else None,
+        )  # fmt: skip
+
+    write("cpg_nodes", [{"node_id": n, "node_kind": "NAME"} for ids in nodes.values() for n in ids],
+          "node_id")  # fmt: skip
+    write("cpg_edges", local, "edge_id", cross)
+    part = _Partition(lake, decode_partition_key(KEY))
+    groups = [s.group for s in part.sources("cpg_edges", "edge_id")]
+    assert groups.count(None) == 1 and len(groups) > 3
+    keys = [s.key for s in CPG_CHECK_SPECS if s.name in ("node_ids_unique", "edge_ids_unique",
+                                                         "edge_endpoints_exist")]  # fmt: skip
+    results = {r.check_name: r for r in _run_checks(part, keys)}
+    assert part.proof().nodes_unique and part.proof().edges_unique
+    assert not part.proof().endpoints_are_nodes
+    assert results["node_ids_unique"].passed and results["edge_ids_unique"].passed
+    dangling = results["edge_endpoints_exist"]
+    assert not dangling.passed and ghost in (dangling.description or "")
