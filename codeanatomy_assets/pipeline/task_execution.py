@@ -80,6 +80,8 @@ class TaskExecutionSpec:
     parts: tuple[str, ...] = ()
     local: LocalParts | None = None
     per_file: bool = False
+    # False: the first attempt plans no repartitioning either (``cpg.views.ViewSpec``).
+    repartition: bool = True
 
 
 class EmptyOutputError(ValueError):
@@ -235,9 +237,9 @@ def _bind(sql: str, repo_id: str) -> str:
 def _unstalled(spec: TaskExecutionSpec, run: Callable[[Pool, bool], _T], pool: Pool) -> _T:
     """``run`` with ``pool``; if its stream stalls, once more without repartitioning."""
     try:
-        return run(pool, True)
+        return run(pool, spec.repartition)
     except Exception as exc:
-        if not stalled(exc):
+        if not stalled(exc) or not spec.repartition:
             raise
         log.warning("%s: %s; running it again without repartitioning", spec.task_name, exc)
         return run(pool, False)

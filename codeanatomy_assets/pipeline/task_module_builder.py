@@ -102,6 +102,7 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., Dependency]
         task.parts,
         task.local,
         task.per_file,
+        task.repartition,
     )
     tags = _tags(task, plan)
     if task.kind == "scan":
@@ -159,7 +160,7 @@ def _write_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., OutputWrit
     """
     spec = TaskExecutionSpec(
         task.name, task.kind, task.sql, task.output, plan.signature, task.task_signature,
-        task.nest, task.parts, task.local,
+        task.nest, task.parts, task.local, repartition=task.repartition,
     )  # fmt: skip
     outputs = set(plan.outputs)
     tags = {**_tags(task, plan), "layer": "outputs", "kind": "write"}

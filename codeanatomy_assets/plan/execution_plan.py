@@ -53,6 +53,7 @@ class PlanTask:
     parts: tuple[str, ...] = ()
     local: LocalParts | None = None
     per_file: bool = False
+    repartition: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def compile_execution_plan(
                 parts=v.spec.parts,
                 local=v.spec.local,
                 per_file=v.spec.per_file,
+                repartition=v.spec.repartition,
             )
         )
         ctx.register_record_batches(
@@ -210,6 +212,7 @@ def _schedule(raw: list[PlanTask]) -> ExecutionPlan:
                 parts=t.parts,
                 local=t.local,
                 per_file=t.per_file,
+                repartition=t.repartition,
             )
         )
     critical = []

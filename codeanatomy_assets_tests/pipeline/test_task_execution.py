@@ -22,6 +22,7 @@ from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.execution import build_commit
 from codeanatomy_assets.pipeline.request import BuildRequest
 from codeanatomy_assets.pipeline.task_execution import QueryStalled, TaskExecutionSpec, execute_view
+from codeanatomy_assets.plan.execution_plan import compile_execution_plan
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.git_fixture import GitRepo
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
@@ -182,3 +183,36 @@ def test_a_view_whose_stream_stalls_runs_again_without_repartitioning(
     assert result.num_rows == 1_000
     assert sessions == [True, False]
     assert "stream stalled" in caplog.text and "without repartitioning" in caplog.text
+
+
+def test_a_view_flagged_so_never_plans_a_repartition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ViewSpec.repartition=False`` (the node ids' GROUP BY in ``cpg_nodes_quality``) reaches
+    the task through the plan, and its first session already plans no repartitioning; a stall
+    there is raised, not retried in the same kind of session."""
+    plan = compile_execution_plan()
+    assert not plan.task("cpg_nodes_quality").repartition
+    assert plan.task("cpg_edges").repartition
+    sessions: list[bool] = []
+
+    def session(**kwargs: Any) -> SessionContext:
+        sessions.append(kwargs["repartition"])
+        return functions.session_context(**kwargs)
+
+    monkeypatch.setattr(task_execution, "session_context", session)
+    spec = TaskExecutionSpec(
+        "grouped", "view", "SELECT k, count(*) AS n FROM b GROUP BY k", False, "p", "t",
+        repartition=False,
+    )  # fmt: skip
+    table = _tables(100)["b"]
+
+    def run(pool: task_execution.Pool, repartition: bool) -> pa.Table:
+        return task_execution._spill_view(spec, {"b": table}, "repo", pool, repartition)
+
+    assert task_execution._bounded_first(spec, run).num_rows > 0
+    assert sessions == [False]
+
+    def parked(pool: task_execution.Pool, repartition: bool) -> None:
+        raise QueryStalled("stream stalled: parked")
+
+    with pytest.raises(QueryStalled):
+        task_execution._unstalled(spec, parked, "default")
