@@ -121,7 +121,17 @@ def _context(
     )
     for name, dep in dependencies.items():
         if isinstance(dep, OutputTable):
-            found = dep.lake.register_partition(ctx, name, dep.repo_id, dep.commit, f"lake_{name}")
+            # Inside a build its files are linked into the build's scratch (removed with it)
+            # and scanned as one table: a quality output's scan of a UNION of one table per
+            # file cost 0.05-0.4 s more (17-65 files).
+            links = (
+                run_scratch().new_dir(f"{name}-files")
+                if current_run() is not None and dep.lake.is_local
+                else None
+            )
+            found = dep.lake.register_partition(
+                ctx, name, dep.repo_id, dep.commit, f"lake_{name}", links=links
+            )
             assert found, f"{name} was written but is not in the lake"
             columns = ", ".join(f'"{c}"' for c in OUTPUT_CONTRACTS[name].schema.names)
             ctx.register_view(name, ctx.sql(f"SELECT {columns} FROM lake_{name}"))

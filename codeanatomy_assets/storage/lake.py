@@ -524,7 +524,13 @@ class Lake:
         return int(metrics.get("num_deleted_rows", 0) or 0)
 
     def register_partition(
-        self, ctx: SessionContext, name: str, repo_id: str, commit: str, as_name: str | None = None
+        self,
+        ctx: SessionContext,
+        name: str,
+        repo_id: str,
+        commit: str,
+        as_name: str | None = None,
+        links: Path | None = None,
     ) -> bool:
         """Make partition ``(repo_id, commit)`` of table ``name`` scannable in ``ctx`` as
         ``as_name`` (default ``name``): the table's columns, the partition columns holding
@@ -536,6 +542,11 @@ class Lake:
         it): a build reading back its own edges read those of every commit in the lake
         (16.9 M props rows to keep 8.5 M, with two commits). Object stores still go through
         the provider.
+
+        ``links``: a new, empty directory where the files are hard-linked, so that they are
+        scanned as one listing table, not a UNION of one table per file (the partition's
+        own directory may also hold files of other versions). Where a link cannot be made
+        (another device), the files are registered one by one as without it.
         """
         check_partition(repo_id, commit)
         table = self.table(name)
@@ -551,8 +562,15 @@ class Lake:
         data = _data_schema(pa.schema(table.schema().to_arrow()))
         partition = f"'{repo_id}' AS repo_id, '{commit}' AS \"commit\""
         columns = ", ".join(f'"{f.name}"' for f in data)
+        paths = _partition_paths(table, repo_id, commit)
+        if links is not None and paths and _linked(paths, links):
+            ctx.register_parquet(f"{as_name}__files", str(links), schema=data)
+            ctx.register_view(
+                as_name, ctx.sql(f'SELECT {partition}, {columns} FROM "{as_name}__files"')
+            )
+            return True
         selects = []
-        for i, path in enumerate(_partition_paths(table, repo_id, commit)):
+        for i, path in enumerate(paths):
             ctx.register_parquet(f"{as_name}__{i}", str(path), schema=data)
             selects.append(f'SELECT {partition}, {columns} FROM "{as_name}__{i}"')
         if not selects:
@@ -623,6 +641,19 @@ def _partition_paths(table: DeltaTable, repo_id: str, commit: str) -> list[Path]
         raise LakeError(f"partition {repo_id}@{commit} of {table.table_uri}: files listed in "
                         f"its Delta log are missing: {missing[:3]}")  # fmt: skip
     return paths
+
+
+def _linked(paths: Sequence[Path], directory: Path) -> bool:
+    """Whether every one of ``paths`` is now hard-linked into ``directory`` (each under a
+    name of its own); False, and ``directory`` emptied, when a link could not be made."""
+    try:
+        for i, path in enumerate(paths):
+            os.link(path, directory / f"{i:05d}-{path.name}")
+    except OSError:
+        for made in directory.iterdir():
+            made.unlink()
+        return False
+    return True
 
 
 def _data_schema(schema: pa.Schema) -> pa.Schema:

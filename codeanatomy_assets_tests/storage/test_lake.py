@@ -146,6 +146,44 @@ def test_a_registered_partition_scans_its_current_files_only(tmp_path):
     assert not lake.register_partition(ctx, "missing", "r", A)
 
 
+def test_a_partition_linked_into_a_directory_is_one_table_of_its_current_files(
+    tmp_path, monkeypatch
+):
+    """With ``links``: the current version's files, hard-linked, scanned as one listing
+    table (never the partition's own directory, which still holds the replaced file); where
+    no link can be made, the files one by one, as without ``links``."""
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_partition("t", pa.table({"x": [1, 2]}), "r", A)
+    lake.write_partition("t", pa.table({"x": [3]}), "r", B)
+    lake.write_partition_stream(  # two files, replacing the first
+        "t", pa.schema([("x", pa.int64())]),
+        lambda: [pa.record_batch({"x": [4]}), pa.record_batch({"x": [5]})], "r", A,
+        plain=lambda: [pa.record_batch({"x": [6]})],
+    )  # fmt: skip
+    current = lake.partition_files("t", "r", A)
+    links = tmp_path / "links"
+    links.mkdir()
+    ctx = SessionContext()
+    assert lake.register_partition(ctx, "t", "r", A, "a_rows", links=links)
+    rows = ctx.sql("SELECT * FROM a_rows ORDER BY x").to_pylist()
+    assert rows == [{"repo_id": "r", "commit": A, "x": x} for x in (4, 5, 6)]
+    assert sorted(p.stat().st_ino for p in links.iterdir()) == sorted(
+        p.stat().st_ino for p in current
+    )
+    plan = ctx.sql("EXPLAIN SELECT x FROM a_rows").to_arrow_table().column(1)[1].as_py()
+    assert "UnionExec" not in plan and f"{links.name}/00000-part-" in plan
+
+    def no_link(source, target):  # another device
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("codeanatomy_assets.storage.lake.os.link", no_link)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert lake.register_partition(ctx, "t", "r", A, "a_again", links=elsewhere)
+    assert ctx.sql("SELECT x FROM a_again ORDER BY x").to_pydict() == {"x": [4, 5, 6]}
+    assert not list(elsewhere.iterdir())
+
+
 def test_a_partition_under_a_root_with_spaces_is_read_and_copied(tmp_path):
     """The Delta log gives file paths percent-encoded; read as they are, a registered
     partition was silently empty."""
