@@ -15,7 +15,7 @@ that is not a stable id, an endpoint not found) asks the exact question in DataF
 over the partition's files, which counts and names the offending rows, so a check never
 loads a table into Python. In a local lake the proofs read the partition's files with
 pyarrow, a row group at a time on the checks' own thread, without pre-buffering. On the
-stdlib (3.7 M nodes, 9.4 M edges) they hold 230 MB at most for 2.5 s of CPU; one index of
+stdlib (3.7 M nodes, 9.4 M edges) they hold 230-270 MB at most for 2.5 s of CPU; one index of
 every node and the edge ids read apart held 411 MB for 3.4 s, DataFusion scans 1,084 MB
 (read-ahead on every core, kept by its allocator), and every check all in SQL took 10.7 s.
 """

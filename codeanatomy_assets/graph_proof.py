@@ -4,19 +4,20 @@ proven on 64-bit keys a sixteenth of the id space at a time.
 An id's first hex digit is its *group* (``normalize.ids``: the first two name the bucket of
 its file; an edge's id starts with its source's). Two equal ids share a group, so ids are
 unique when each group's are, and an endpoint is a node when its group's nodes hold it. The
-file-local rows of the outputs are written one file per group (``storage.buckets``), so a
-partition's files mostly hold one group each, which their Parquet statistics show (first
-digit of the id column's min equal to its max's). The edges are then read group by group:
-each group's edge keys are sorted and dropped when its files are read, each endpoint is
+file-local rows of the outputs are written one file per group of four buckets
+(``storage.buckets``), so most of a partition's files each hold ids of one group, which
+their Parquet statistics show (first digit of the id column's min equal to its max's). The
+edges are then read group by group (a group's files one after another): each group's edge
+keys are sorted and dropped when its files are read, each endpoint is
 looked up in its group's node keys (a ``pandas.Index`` of one group, built when that group
 is probed and dropped at the next), and only what crosses groups waits: the rows of files
 of no group (resolution's edges, read first), and endpoints in another group than their
 file's (0.9 % of the stdlib's file-local edges).
 
-On the stdlib (3.7 M nodes, 9.4 M edges) the three proofs hold 230 MB at most for 2.5 s
-(the node halves are 56 MB of it; most of the rest is what the Parquet reads leave in
-pyarrow's allocator), against 411 MB and 3.4 s with one index of every node and the edge
-ids read apart.
+On the stdlib (3.7 M nodes, 9.4 M edges) the three proofs hold 256-266 MB at most for
+2.5-2.7 s (227-230 MB when the outputs had 16 group files; the node halves are 56 MB of it,
+most of the rest is what the Parquet reads leave in pyarrow's allocator), against 411 MB
+and 3.4 s with one index of every node and the edge ids read apart.
 
 A proof says True only when it holds; False means "not proven" (a repeated key, an id that
 is not a stable id, an endpoint not found, a row outside its file's group after that group

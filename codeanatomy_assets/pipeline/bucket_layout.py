@@ -36,6 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datafusion import DataFrame, Expr, SessionContext, col
@@ -46,13 +47,11 @@ from codeanatomy_assets.cpg.schemas import OUTPUT_CONTRACTS
 from codeanatomy_assets.pipeline.run_context import current_run
 from codeanatomy_assets.storage.buckets import (
     BUCKET_HEX_CHARS,
-    LOCAL_GROUP_CHARS,
     BucketSpec,
     Fingerprint,
     Fingerprints,
+    bucket_codes,
     feed_id,
-    group_codes,
-    group_name,
     read_partials,
     unchanged,
 )
@@ -62,6 +61,20 @@ log = logging.getLogger(__name__)
 
 # The column a bucketed output's flat rows carry their identity in, until nesting drops it.
 IDENTITY_COLUMN = "bucket_identity"
+
+
+# A map written whole is sorted one group of its buckets at a time: those that share the
+# ids' first character (sixteen sorts of a sixteenth each), whatever the groups the source's
+# file-local rows are filed in (``storage.buckets.LOCAL_GROUPS``: four to a sort group).
+_SORT_GROUP_CHARS = 1
+
+
+def _sort_group_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return bucket_codes(ids) >> 4 * (BUCKET_HEX_CHARS - _SORT_GROUP_CHARS)
+
+
+def _sort_group_name(code: int) -> str:
+    return f"{code:0{_SORT_GROUP_CHARS}x}"
 
 
 def identity(source: BucketSource) -> Expr:
@@ -203,7 +216,7 @@ def _groups(
     for path, buckets in partials.items():
         by_group: dict[str, int] = {}
         for bucket, fingerprint in buckets.items():
-            group = bucket[:LOCAL_GROUP_CHARS]
+            group = bucket[:_SORT_GROUP_CHARS]
             by_group[group] = by_group.get(group, 0) + fingerprint.rows
         if not by_group:  # a file of no rows
             continue
@@ -279,8 +292,8 @@ def source_groups(
     source = nest.buckets
     assert source is not None and layout.groups is not None and layout.strays is not None
     held = _held_rows(ctx, source, layout.plain, layout.strays)
-    codes = group_codes(held.column(source.key))
-    present = {group_name(int(c)) for c in set(codes.tolist())} | set(layout.groups)
+    codes = _sort_group_codes(held.column(source.key))
+    present = {_sort_group_name(int(c)) for c in set(codes.tolist())} | set(layout.groups)
     for group in sorted(present):
         rows = held.filter(pa.array(codes == int(group, 16)))
         yield SourceGroup(group, layout.groups.get(group, ()), rows)
@@ -292,7 +305,7 @@ def _held_rows(
     """The rows of ``plain`` and those of ``strays`` outside their own group, with the
     columns and types of ``ctx``'s source table."""
     outside = {
-        path: f"substr(\"{source.key}\", 1, {LOCAL_GROUP_CHARS}) <> '{home}'"
+        path: f"substr(\"{source.key}\", 1, {_SORT_GROUP_CHARS}) <> '{home}'"
         for path, home in strays.items()
     }
     schema = ctx.table(source.table).schema()
@@ -312,7 +325,7 @@ def register_group(
         [group.held.cast(like).to_batches() or [pa.RecordBatch.from_pylist([], schema=like)]],
     )
     union = ctx.table(f"{source.table}__held")
-    mine = f"substr(\"{source.key}\", 1, {LOCAL_GROUP_CHARS}) = '{group.group}'"
+    mine = f"substr(\"{source.key}\", 1, {_SORT_GROUP_CHARS}) = '{group.group}'"
     # The files' rows of other groups are held ones.
     files = files_union(ctx, source.table, like, group.files, dict.fromkeys(group.files, mine))
     ctx.register_view(source.table, union.union(files) if files is not None else union)

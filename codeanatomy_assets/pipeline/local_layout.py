@@ -2,7 +2,7 @@
 earlier partition (``cpg.locality`` says which rows are file-local).
 
 The file-local rows of a flat output (``cpg_nodes``, ``cpg_edges``, ``cpg_props``) are
-written one file per group of id buckets (16 groups: ``storage.buckets.LocalBuckets``), a
+written one file per group of id buckets (64 groups: ``storage.buckets.LocalBuckets``), a
 file's rows being those of the files whose paths fall in its group. Each footer is signed
 with what every file's rows were computed with: the code and the build's options
 (``reuse.input_fingerprint`` without the files), the package layout (which decides
@@ -13,7 +13,7 @@ the groups that hold none of the paths changed between the two commits (added, r
 another blob) keep their files. A changed group's file is written anew from its earlier
 file's rows of the buckets no changed path falls in (carried over: ``carried_rows``) and the
 file-local parts computed over the files of the changed paths' buckets only (about 7 files a
-bucket in the standard library, against about 110 a group). Every other part (resolution,
+bucket in the standard library, against about 28 a group). Every other part (resolution,
 packages, externals) is computed whole and written as files of no group.
 
 What guards the promise that a part is file-local: its rows are computed from tables
@@ -47,10 +47,10 @@ from codeanatomy_assets.repo.git import BlobEntry
 from codeanatomy_assets.storage.buckets import (
     BUCKET_HEX_CHARS,
     BUCKETS,
-    LOCAL_GROUP_CHARS,
     LocalBuckets,
     StrayBucketError,
     bucket_codes,
+    bucket_group,
     bucket_name,
 )
 from codeanatomy_assets.storage.lake import Lake, LakeError
@@ -143,7 +143,7 @@ def local_layout(
     now = inputs.entries
     changed = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
     computed = frozenset(bucket(p, "") for p in changed)
-    rewrite = frozenset(b[:LOCAL_GROUP_CHARS] for b in computed)
+    rewrite = frozenset(bucket_group(b) for b in computed)
     keep = tuple(path for g, path in sorted(files.items()) if g not in rewrite)
     carry = tuple(path for g, path in sorted(files.items()) if g in rewrite)
     paths = tuple(sorted(p for p in now if bucket(p, "") in computed))

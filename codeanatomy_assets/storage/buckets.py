@@ -19,7 +19,7 @@ Two different sets of rows share one only if both the XOR and the sum of their 6
 identities agree, with the same count.
 
 The flat outputs' file-local rows (``cpg.locality``) come in no order; ``group_by_bucket``
-cuts them by group of buckets (16 groups, ``LocalBuckets``) and hands each group's rows to
+cuts them by group of buckets (64 groups, ``LocalBuckets``) and hands each group's rows to
 that group's file. Their footers carry a signature of what every file's rows were computed
 with (``pipeline.local_layout``): a later build links the files of the groups whose source
 files it did not change, without computing their rows at all. They also carry the partial
@@ -45,17 +45,25 @@ BUCKET_HEX_CHARS = 2
 FOOTER_KEY = b"codeanatomy.bucket"
 LOCAL_FOOTER_KEY = b"codeanatomy.local_bucket"
 BUCKETS = 16**BUCKET_HEX_CHARS
-# File-local rows are filed in groups of buckets, named by the ids' first character: 16 files
-# per output. Why not a file per bucket, as the maps: DataFusion scans a partition's files
-# at once, and memory grew with their number (the stdlib's edges by destination, sorted from
-# 4, 16, 64 and 256 edge files: 0.70, 0.84, 1.21 and 1.76 GB), and a window's share of each
-# of 256 buckets made row groups small.
-LOCAL_GROUP_CHARS = 1
-_GROUP_SHIFT = 4 * (BUCKET_HEX_CHARS - LOCAL_GROUP_CHARS)
+# File-local rows are filed in groups of four buckets (a bucket's code shifted right by two;
+# a group is named by its number, two hex digits): 64 files per output. A commit rewrites the
+# groups of the files it changed, carrying over the other rows of each (decoded and encoded
+# again: most of what such a write costs), so the smaller the group the less a commit
+# carries: on the stdlib, a commit of 1 % of the files rewrote 12 of 16 groups (14 M rows
+# carried over; the commit took 17.1-18.9 s) or 15 of 64 (13.0 s), full builds and one-file
+# commits as fast either way, the build's peak 65 MB higher. Why not a file per bucket, as
+# the maps: 256 files per output made every scan of a whole partition slower (as a UNION of
+# one table per file then: the quality outputs' scans +0.2-0.8 s each), and a one-file
+# commit with them (9.6 s against 7.6 s).
+_GROUP_SHIFT = 2
+LOCAL_GROUPS = BUCKETS >> _GROUP_SHIFT
 # Arrow bytes of rows ``group_by_bucket`` cuts by group at a time, and of a group's rows it
-# hands on at a time (a row group: the unbucketed outputs' are about 1.3 MB).
+# hands on at a time (a row group): each group holds up to that much until then (48 MB for
+# 64 groups). 16 groups had row groups of 1.5 MB; 64 of that size peaked 185 MB higher on
+# the stdlib. Writing its 9 M file-local edges took 3.5 s of CPU in 16 files of 1.5 MB row
+# groups, 3.6 s in 64 of 768 KB, 3.8 s in 64 of 384 KB.
 _WINDOW_BYTES = 8 * 1024 * 1024
-_GROUP_BYTES = 3 * 1024 * 1024 // 2
+_GROUP_BYTES = 3 * 1024 * 1024 // 4
 # Each byte's value as a lowercase hex digit; 255 for any other byte.
 _NIBBLES = np.full(256, 255, np.uint8)
 _NIBBLES[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
@@ -89,9 +97,9 @@ class BucketSpec:
 
 @dataclass(frozen=True, slots=True)
 class LocalBuckets:
-    """How a write files rows that come in any bucket order: each group's rows (the buckets
-    that share the first ``LOCAL_GROUP_CHARS`` characters) into a file of its own, whose
-    footer names the group and ``signature``. ``allowed``: the only groups rows may fall in
+    """How a write files rows that come in any bucket order: each group's rows (of four
+    buckets: ``bucket_group``) into a file of its own, whose footer names the group and
+    ``signature``. ``allowed``: the only groups rows may fall in
     (None: any); a row outside them raises ``StrayBucketError``. ``partials``: a group's
     partial fingerprints once the write has passed its rows (``GroupFingerprints``)."""
 
@@ -232,7 +240,13 @@ def split_by_bucket(
 
 
 def group_name(code: int) -> str:
-    return f"{code:0{LOCAL_GROUP_CHARS}x}"
+    """A group's name: its number (``LOCAL_GROUPS`` of them), two hex digits."""
+    return f"{code:02x}"
+
+
+def bucket_group(bucket: str) -> str:
+    """The name of the group bucket ``bucket`` (its name) is filed in."""
+    return group_name(int(bucket, 16) >> _GROUP_SHIFT)
 
 
 def group_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -257,7 +271,7 @@ def group_by_bucket(
     """
     permitted = None
     if allowed is not None:
-        permitted = np.zeros(BUCKETS >> _GROUP_SHIFT, bool)
+        permitted = np.zeros(LOCAL_GROUPS, bool)
         permitted[[int(g, 16) for g in allowed]] = True
     held: dict[int, list[pa.RecordBatch]] = {}
     pending: dict[int, list[pa.RecordBatch]] = {}
@@ -355,7 +369,7 @@ class GroupFingerprints:
     ) -> None:
         self.group_key = group_key
         self.feeds = dict(feeds)  # feed id -> (bucket column, identity column)
-        cells = (BUCKETS >> _GROUP_SHIFT) * BUCKETS
+        cells = LOCAL_GROUPS * BUCKETS
         self._sums = {f: Fingerprints(cells) for f in self.feeds}
         self._columns = list(dict.fromkeys([group_key, *(c for f in feeds.values() for c in f)]))
         self._pending: list[pa.Table] = []
