@@ -90,11 +90,13 @@ OUTPUT_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = tuple(_output_specs())
 CPG_CHECK_SPECS: tuple[dg.AssetCheckSpec, ...] = OUTPUT_CHECK_SPECS + GRAPH_CHECK_SPECS
 
 
-def _file_batches(path: Path) -> Callable[[Sequence[str]], Iterator[pa.RecordBatch]]:
+def _file_batches(
+    path: Path, metadata: pq.FileMetaData
+) -> Callable[[Sequence[str]], Iterator[pa.RecordBatch]]:
     def batches(columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
         # Not pre-buffered: reading the stdlib's edge endpoints so left 118 MB in the
         # allocator instead of 66 MB, and took 0.85 s instead of 0.62 s.
-        file = pq.ParquetFile(path, pre_buffer=False)
+        file = pq.ParquetFile(path, metadata=metadata, pre_buffer=False)
         yield from file.iter_batches(_BATCH_ROWS, columns=list(columns), use_threads=False)
 
     return batches
@@ -148,9 +150,10 @@ class _Partition:
             return []
         if self.lake.is_local:
             paths = self.lake.partition_files(name, self.partition.repo_id, self.partition.sha)
+            footers = {path: pq.read_metadata(path) for path in paths}  # read once, used twice
             return [
-                IdSource(_file_batches(path), file_group(pq.read_metadata(path), column))
-                for path in paths
+                IdSource(_file_batches(path, footer), file_group(footer, column))
+                for path, footer in footers.items()
             ]
 
         def streamed(columns: Sequence[str]) -> Iterator[pa.RecordBatch]:

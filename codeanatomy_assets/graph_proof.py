@@ -104,21 +104,20 @@ def _split(codes: np.ndarray, *arrays: np.ndarray) -> Iterator[tuple[int, list[n
 
 
 @dataclass
-class _Nodes:
-    """The node ids by group, as halves; the key index of one group at a time."""
+class _ByGroup:
+    """Ids as their halves, by group, in the chunks they came in until a group is asked for."""
 
     high: list[list[np.ndarray]] = field(default_factory=lambda: [[] for _ in range(GROUPS)])
     low: list[list[np.ndarray]] = field(default_factory=lambda: [[] for _ in range(GROUPS)])
-    # Whether each group's keys are unique, once its index has been built.
-    unique: list[bool | None] = field(default_factory=lambda: [None] * GROUPS)
-    _index: tuple[int, pd.Index] | None = None
+    count: int = 0
 
-    def add(self, high: np.ndarray, low: np.ndarray) -> None:
-        for group, (h, lo) in _split(_groups(high), high, low):
-            self.high[group].append(h)
-            self.low[group].append(lo)
+    def add(self, group: int, high: np.ndarray, low: np.ndarray) -> None:
+        self.high[group].append(high)
+        self.low[group].append(low)
+        self.count += len(high)
 
-    def _halves(self, group: int) -> tuple[np.ndarray, np.ndarray]:
+    def joined(self, group: int) -> tuple[np.ndarray, np.ndarray]:
+        """The group's halves, its chunks joined into one (kept as that one chunk)."""
         for side in (self.high, self.low):
             if len(side[group]) != 1:
                 side[group] = [
@@ -126,12 +125,35 @@ class _Nodes:
                 ]
         return self.high[group][0], self.low[group][0]
 
+    def take(self, group: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The group's halves, joined and no longer held; None when it has none."""
+        if not self.high[group]:
+            return None
+        high, low = self.joined(group)
+        self.high[group], self.low[group] = [], []
+        self.count -= len(high)
+        return high, low
+
+
+@dataclass
+class _Nodes:
+    """The node ids by group, as halves; the key index of one group at a time."""
+
+    halves: _ByGroup = field(default_factory=_ByGroup)
+    # Whether each group's keys are unique, once its index has been built.
+    unique: list[bool | None] = field(default_factory=lambda: [None] * GROUPS)
+    _index: tuple[int, pd.Index] | None = None
+
+    def add(self, high: np.ndarray, low: np.ndarray) -> None:
+        for group, (h, lo) in _split(_groups(high), high, low):
+            self.halves.add(group, h, lo)
+
     def index(self, group: int) -> pd.Index | None:
         """The group's node keys (high XOR low halves), None when two repeat: then neither
         uniqueness nor membership is proven on keys."""
         if self._index is None or self._index[0] != group:
             self._index = None  # one index at a time
-            high, low = self._halves(group)
+            high, low = self.halves.joined(group)
             self._index = group, pd.Index(np.bitwise_xor(high, low))
             self.unique[group] = bool(self._index[1].is_unique)
         return self._index[1] if self.unique[group] else None
@@ -144,7 +166,7 @@ class _Nodes:
         if not len(index):
             return len(high)
         at = index.get_indexer(np.bitwise_xor(high, low))
-        return int(np.count_nonzero((at < 0) | (self._halves(group)[0][at] != high)))
+        return int(np.count_nonzero((at < 0) | (self.halves.joined(group)[0][at] != high)))
 
     def all_unique(self) -> bool:
         """Whether every group's keys are unique (groups probed already are not indexed again)."""
@@ -155,42 +177,22 @@ class _Nodes:
 
 
 @dataclass
-class _Waiting:
-    """Endpoints waiting for their group's node index, as halves by group."""
-
-    high: list[list[np.ndarray]] = field(default_factory=lambda: [[] for _ in range(GROUPS)])
-    low: list[list[np.ndarray]] = field(default_factory=lambda: [[] for _ in range(GROUPS)])
-    count: int = 0
-
-    def add(self, group: int, high: np.ndarray, low: np.ndarray) -> None:
-        self.high[group].append(high)
-        self.low[group].append(low)
-        self.count += len(high)
-
-    def take(self, group: int) -> tuple[np.ndarray, np.ndarray] | None:
-        if not self.high[group]:
-            return None
-        high, low = np.concatenate(self.high[group]), np.concatenate(self.low[group])
-        self.high[group], self.low[group] = [], []
-        self.count -= len(high)
-        return high, low
-
-
-@dataclass
 class _EdgePass:
     """One read of the edges, group by group, deciding what was asked of them."""
 
     nodes: _Nodes | None  # None: endpoints are not asked about (or cannot be proven)
     keys: list[list[np.ndarray]] | None  # edge keys by group; None: uniqueness not asked
-    waiting: _Waiting = field(default_factory=_Waiting)
+    # Endpoints waiting for their group's node index.
+    waiting: _ByGroup = field(default_factory=_ByGroup)
     done: set[int] = field(default_factory=set)  # groups whose edge keys are decided
 
     def read(self, source: IdSource) -> None:
-        columns = [*(["edge_id"] if self.keys is not None else [])]
-        columns += ["src_node_id", "dst_node_id"] if self.nodes is not None else []
+        asked_keys, asked_nodes = self.keys is not None, self.nodes is not None
+        columns = (["edge_id"] if asked_keys else []) + (
+            ["src_node_id", "dst_node_id"] if asked_nodes else []
+        )
         if not columns:
             return
-        asked_keys, asked_nodes = self.keys is not None, self.nodes is not None
         for batch in source.batches(columns):
             if asked_keys:
                 self._edge_ids(batch.column(0))
