@@ -121,15 +121,18 @@ def copy_outputs(
         return None
     writes: dict[str, OutputWrite] = {}
     for name in outputs:
+        column = KIND_COLUMNS.get(name)
         try:
             written = lake.copy_partition(
-                name, repo_id, source.commit, commit, expected_rows=source.rows[name]
-            )
+                name, repo_id, source.commit, commit, expected_rows=source.rows[name],
+                counted=column,
+            )  # fmt: skip
         except (LakeError, OSError) as exc:
             log.warning("partition of %s not reused from %s: %s", commit, source.commit, exc)
             return None
-        column = KIND_COLUMNS.get(name)
-        counts = lake.value_counts(name, column, repo_id, commit) if column else None
+        counts = written.value_counts
+        if counts is None and column is not None:  # files written before footers counted
+            counts = lake.value_counts(name, column, repo_id, commit)
         writes[name] = OutputWrite(
             name, written.table_uri, written.version, written.rows, written.schema, counts
         )

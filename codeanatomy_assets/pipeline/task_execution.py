@@ -336,6 +336,7 @@ def _stream_to_lake(
     if layout is not None:
         frames = [(i, df.with_column(IDENTITY_COLUMN, identity(layout.source))) for i, df in frames]
     keep = layout.keep if layout is not None else local.keep if local is not None else ()
+    counted = KIND_COLUMNS.get(spec.task_name)
     local_parts = {i for i, _ in local_frames}
     run = current_run()  # read here: the parts run on the stream's own thread
     rows = 0
@@ -379,13 +380,13 @@ def _stream_to_lake(
                 spec.task_name, schema,
                 lambda: _pumped(lambda: batches(local_frames, False, groups)),
                 repo_id, commit, buckets=local.buckets, keep=keep,
-                plain=lambda: _pumped(lambda: batches(frames, True)),
+                plain=lambda: _pumped(lambda: batches(frames, True)), counted=counted,
             )  # fmt: skip
         else:
             written = lake.write_partition_stream(
                 spec.task_name, schema, lambda: _pumped(lambda: batches(frames, True)),
                 repo_id, commit, buckets=layout.writer if layout is not None else None,
-                keep=keep,
+                keep=keep, counted=counted,
             )  # fmt: skip
     except StrayBucketError as exc:
         # A part said to be file-local yielded a row of a file this build did not change:
@@ -521,7 +522,9 @@ def execute_view_to_lake(
     if spec.nest is not None:
         release_arrow_pool()  # what its sorts freed, before the next output allocates
     column = KIND_COLUMNS.get(spec.task_name)
-    counts = lake.value_counts(spec.task_name, column, repo_id, commit) if column else None
+    counts = written.value_counts
+    if counts is None and column is not None:  # an object store, files of an older version
+        counts = lake.value_counts(spec.task_name, column, repo_id, commit)
     write = OutputWrite(
         spec.task_name, written.table_uri, written.version, written.rows, written.schema, counts
     )

@@ -96,13 +96,16 @@ def default_repo_id(repo_path: str | os.PathLike[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TableWrite:
-    """What one partition write did: table URI, the Delta version it created, rows written."""
+    """What one partition write did: table URI, the Delta version it created, rows written;
+    ``value_counts``: the partition's rows per value of the column it was asked to count,
+    when its files' footers say (``storage.partition_files``), else None."""
 
     name: str
     table_uri: str
     version: int
     rows: int
     schema: pa.Schema
+    value_counts: Mapping[str, int] | None = None
 
 
 def check_partition(repo_id: str, commit: str) -> None:
@@ -187,6 +190,7 @@ class Lake:
         buckets: BucketSpec | LocalBuckets | None = None,
         keep: Sequence[Path] = (),
         plain: Callable[[], Iterable[pa.RecordBatch]] | None = None,
+        counted: str | None = None,
     ) -> TableWrite:
         """Replace a partition with rows streamed from ``batches()``, in one transaction.
 
@@ -197,7 +201,8 @@ class Lake:
         Local lakes only: with ``buckets`` each bucket of the rows is its own file, and the
         partition also gets ``keep``, files of an earlier partition of this table holding the
         buckets the stream leaves out (``storage.buckets``); ``plain()`` streams more rows of
-        the partition, written as files of no bucket.
+        the partition, written as files of no bucket. With ``counted``, a local write also
+        returns the partition's rows per value of that column, from its files' footers.
         """
         check_partition(repo_id, commit)
         uri = self.table_uri(name)
@@ -205,15 +210,18 @@ class Lake:
         # Tags our commit, so that the version reported is ours even if another writer of the
         # table (another partition) committed right after us.
         tag = _write_tag()
+        counts = None
         if self.is_local:
-            rows = self._write_files_then_commit(
-                name, schema, batches, repo_id, commit, tag, buckets, keep, plain
+            files = self._write_files_then_commit(
+                name, schema, batches, repo_id, commit, tag, buckets, keep, plain, counted
             )
+            rows = files.rows
+            counts = files.value_counts(counted) if counted is not None else None
         else:
             if keep or buckets is not None or plain is not None:
                 raise LakeError(f"{uri}: only a local lake writes bucket files")
             rows = self._write_with_delta_rs(name, out_schema, batches, repo_id, commit, tag)
-        return TableWrite(name, uri, self._version_of(name, tag), rows, out_schema)
+        return TableWrite(name, uri, self._version_of(name, tag), rows, out_schema, counts)
 
     def _version_of(self, name: str, tag: CommitProperties) -> int:
         """The version of the commit tagged ``tag`` (the newest, if it is out of reach)."""
@@ -294,7 +302,8 @@ class Lake:
         buckets: BucketSpec | LocalBuckets | None = None,
         keep: Sequence[Path] = (),
         plain: Callable[[], Iterable[pa.RecordBatch]] | None = None,
-    ) -> int:
+        counted: str | None = None,
+    ) -> WrittenFiles:
         """Local lakes: Parquet files by our bounded writer (plus ``keep``, linked, and
         ``plain``'s rows), then one Delta transaction that replaces the partition's files with
         them (``storage.partition_files``)."""
@@ -307,7 +316,7 @@ class Lake:
         ) -> WrittenFiles:
             rows = (_without_partition_columns(b, data_schema) for b in stream)
             return write_partition_files(
-                table_dir, partition, data_schema, rows, PARQUET_SETTINGS, spec
+                table_dir, partition, data_schema, rows, PARQUET_SETTINGS, spec, counted
             )
 
         files = write(batches(), buckets)
@@ -326,7 +335,7 @@ class Lake:
             partition_filters=_partition_filter(repo_id, commit),
             tag=tag,
         )
-        return files.rows
+        return files
 
     def _commit_files(
         self,
@@ -417,10 +426,12 @@ class Lake:
         commit: str,
         *,
         expected_rows: int | None = None,
+        counted: str | None = None,
     ) -> TableWrite:
         """Replace partition ``(repo_id, commit)`` of table ``name`` with the rows of
         ``(repo_id, source_commit)``, in one transaction, without rewriting them: the source's
-        files are hard-linked (or copied) into the new partition (``link_partition_files``).
+        files are hard-linked (or copied) into the new partition (``link_partition_files``);
+        ``counted`` as in ``write_partition_stream``.
         Local lakes only. Raises, committing nothing: ``LakeError`` for an object store, a
         missing table, or source files that do not hold ``expected_rows`` (when given);
         ``OSError`` when a source file went away meanwhile.
@@ -445,8 +456,9 @@ class Lake:
         tag = _write_tag()
         target = _partition_filter(repo_id, commit)
         self._commit_files(name, schema, files, partition_filters=target, tag=tag)
+        counts = files.value_counts(counted) if counted is not None else None
         return TableWrite(name, self.table_uri(name), self._version_of(name, tag), files.rows,
-                          schema)  # fmt: skip
+                          schema, counts)  # fmt: skip
 
     def partition_files(self, name: str, repo_id: str, commit: str) -> list[Path]:
         """Local lakes: the files of partition ``(repo_id, commit)`` of table ``name`` in its

@@ -12,16 +12,20 @@ import pytest
 from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.execution import build_commit
-from codeanatomy_assets.pipeline.request import BuildRequest
+from codeanatomy_assets.pipeline.request import BuildRequest, BuildResult
 from codeanatomy_assets.storage.lake import Lake
 
 REPO = "fixture"
 
 
-def build(repo: Path, lake_root: str, factory: DriverFactory, commit: str, **kw: Any) -> None:
+def build(
+    repo: Path, lake_root: str, factory: DriverFactory, commit: str, **kw: Any
+) -> BuildResult:
     """Build ``commit`` of ``repo`` as repository ``REPO``; the build must succeed."""
     request = BuildRequest(repo_path=repo, lake_root=lake_root, repo_id=REPO, commit=commit, **kw)
-    assert build_commit(request, factory=factory).status == "success"
+    result = build_commit(request, factory=factory)
+    assert result.status == "success"
+    return result
 
 
 def partition_rows(lake: Lake, name: str, commit: str) -> list[str]:

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from codeanatomy_assets.cpg.locality import LocalParts
+from codeanatomy_assets.cpg.schemas import KIND_COLUMNS
 from codeanatomy_assets.cpg.views import _NODE_COLUMNS, ViewSpec
 from codeanatomy_assets.normalize.ids import bucket
 from codeanatomy_assets.pipeline import bucket_layout, task_execution
@@ -92,7 +93,9 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(
         return write(self, name, schema, batches)
 
     monkeypatch.setattr(Scratch, "write", recorded)
-    build(repo.path, incremental, factory, second)
+    # Rows per kind come from the files' footers, the linked ones' included: no scan.
+    monkeypatch.setattr(Lake, "value_counts", _no_scan)
+    result = build(repo.path, incremental, factory, second)
     monkeypatch.undo()
     build(repo.path, scratch, factory, second)
     # A per-file table read restricted to some files is spilled once per set of files, not
@@ -103,6 +106,13 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(
 
     for name in [*MAPS, *FLAT]:
         assert partition_rows(lake, name, second) == partition_rows(fresh, name, second), name
+    for name, column in KIND_COLUMNS.items():
+        counts = lake.value_counts(name, column, REPO, second)
+        assert (
+            result.outputs[name].counts_by_kind
+            == counts
+            == fresh.value_counts(name, column, REPO, second)
+        ), name
     # The edited file's own nodes keep their ids (its spans moved); its function does not.
     ids = {c: _node_ids(lake, c, "lib/m03.py") for c in (first, second)}
     for kind in ("FILE", "MODULE", "SCOPE", "SYMBOL"):
@@ -150,6 +160,10 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(
         # One file per bucket, named by the first two characters of every id in it.
         buckets = [{r[:2] for r in _ids(p, MAPS[name])} for p in files]
         assert all(len(b) == 1 for b in buckets) and len({b.pop() for b in buckets}) == len(files)
+
+
+def _no_scan(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a partition was scanned for its rows per kind")
 
 
 def _carried_rows(lake: Lake, commit: str) -> dict[str, int]:

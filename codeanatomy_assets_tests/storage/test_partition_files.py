@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
@@ -153,3 +154,47 @@ def _disk_full() -> None:
 def _small_pieces(batches, key, allowed=None):
     """``group_by_bucket`` cutting small row groups, so a write has many of them."""
     return group_by_bucket(batches, key, allowed, window_bytes=20_000, group_bytes=20_000)
+
+
+KINDS = pa.schema([("node_id", pa.string()), ("kind", pa.string())])
+
+
+def _kinds(start: int, stop: int, null_at: int | None = None):
+    ids = [hashlib.md5(str(i).encode()).hexdigest() for i in range(start, stop)]  # any group
+    kinds = [None if i == null_at else ("CALL", "NAME", "ARG")[i % 3] for i in range(start, stop)]
+    yield pa.RecordBatch.from_pydict({"node_id": ids, "kind": kinds}, schema=KINDS)
+
+
+def test_a_partition_counts_its_kinds_from_its_footers(tmp_path, monkeypatch):
+    """What a partition holds per kind is the sum of its files' footers, written ones and
+    linked ones alike, and equals a scan of the partition; a file that cannot say (a null
+    kind, a file of an older version) leaves it to the scan."""
+    monkeypatch.setattr(partition_files, "_FILE_BYTES", 2_000)  # several plain files
+    lake = Lake(str(tmp_path))
+    local = LocalBuckets("node_id", "sig")
+
+    def write(commit: str, keep=(), null_at=None):
+        return lake.write_partition_stream(
+            "t", KINDS, lambda: _kinds(0, 3_000), "r", commit, buckets=local, keep=keep,
+            plain=lambda: _kinds(3_000, 3_400, null_at), counted="kind",
+        )  # fmt: skip
+
+    first = write(A)
+    scanned = lake.value_counts("t", "kind", "r", A)
+    assert first.value_counts == scanned == {"CALL": 1_134, "NAME": 1_133, "ARG": 1_133}
+    # A commit that writes the plain rows and links the group files of the first.
+    files = lake.partition_files("t", "r", A)
+    groups = [p for p in files if p.name.startswith("part-") and len(p.name.split("-")[1]) == 2]
+    assert 1 < len(groups) < len(files)
+    linked = lake.write_partition_stream(
+        "t", KINDS, lambda: iter(()), "r", B, keep=groups,
+        plain=lambda: _kinds(3_000, 3_400), counted="kind",
+    )  # fmt: skip
+    assert linked.value_counts == lake.value_counts("t", "kind", "r", B) == scanned
+    # Copied whole, the footers still count.
+    assert lake.copy_partition("t", "r", A, B, counted="kind").value_counts == scanned
+    # A null kind: its file names no counts, so the partition's are not known from footers.
+    assert write(A, null_at=3_100).value_counts is None
+    assert lake.value_counts("t", "kind", "r", A) == {**scanned, "NAME": 1_132, None: 1}
+    # Not asked to count: nothing said, whatever the footers hold.
+    assert lake.copy_partition("t", "r", B, A).value_counts is None
