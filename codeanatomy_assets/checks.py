@@ -41,6 +41,7 @@ from codeanatomy_assets.partitions import COMMITS_PARTITIONS, CommitPartition
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.storage.arrow_types import normalize_type
 from codeanatomy_assets.storage.lake import PARTITION_COLUMNS, Lake, TableWrite
+from codeanatomy_assets.storage.scratch import Scratch
 
 __all__ = [
     "CPG_CHECK_SPECS",
@@ -105,7 +106,10 @@ def _file_batches(
 @dataclass
 class _Partition:
     """One partition of the lake: its rows of each Delta table, registered on first use in one
-    session (``Lake.register_partition``: the partition's files, not the table filtered).
+    session (``Lake.register_partition``: the partition's files, not the table filtered). In a
+    local lake the files are hard-linked into a directory of a scratch space the partition
+    owns and registered as one table: a map's 256 files registered one by one, as a UNION,
+    took 0.2-0.3 s to count.
 
     The session spills past the build's memory pool (``cpg.functions``): in SQL, the
     uniqueness check of the stdlib's 9.4 M edge ids took 1.6 GB unbounded, 1.0 GB bounded. A
@@ -122,10 +126,19 @@ class _Partition:
     # The graph checks of this run, which ``proof`` decides in one read of the tables.
     asked: frozenset[str] = frozenset()
     _proof: GraphProof | None = None
+    # Where the partitions' files are linked (local lakes); goes with this object.
+    _scratch: Scratch | None = None
 
     def _register(self, ctx: SessionContext, name: str) -> bool:
         # The partition alone (``Lake.register_partition``), not the table filtered.
-        return self.lake.register_partition(ctx, name, self.partition.repo_id, self.partition.sha)
+        links = None
+        if self.lake.is_local:
+            if self._scratch is None:
+                self._scratch = Scratch()
+            links = self._scratch.new_dir(name)
+        return self.lake.register_partition(
+            ctx, name, self.partition.repo_id, self.partition.sha, links=links
+        )
 
     def table(self, name: str) -> bool:
         """Register table ``name``; False when it was never written."""
@@ -175,6 +188,15 @@ class _Partition:
             )
         return self._proof
 
+    def row_count(self, name: str) -> int:
+        """The partition's rows of table ``name``: in a local lake the sum of its files'
+        footers (what a ``COUNT(*)`` reads too; on the stdlib's maps, 256 files, 0.1 s
+        through DataFusion), otherwise counted by SQL."""
+        if self.lake.is_local:
+            paths = self.lake.partition_files(name, self.partition.repo_id, self.partition.sha)
+            return sum(pq.read_metadata(path).num_rows for path in paths)
+        return int(self.rows(f'SELECT COUNT(*) AS n FROM "{name}"')[0]["n"])
+
     def rows(self, sql: str) -> list[dict[str, Any]]:
         try:
             return self.ctx.sql(sql).to_arrow_table().to_pylist()
@@ -210,7 +232,7 @@ def _schema_contract(part: _Partition, name: str) -> dg.AssetCheckResult:
 
 
 def _non_empty(part: _Partition, name: str) -> dg.AssetCheckResult:
-    rows = part.rows(f'SELECT COUNT(*) AS n FROM "{name}"')[0]["n"]
+    rows = part.row_count(name)
     return dg.AssetCheckResult(
         asset_key=name,
         check_name="non_empty",

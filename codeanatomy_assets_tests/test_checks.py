@@ -25,6 +25,7 @@ from codeanatomy_assets.checks import (
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.normalize.ids import node_id
 from codeanatomy_assets.partitions import COMMITS_PARTITIONS, decode_partition_key
+from codeanatomy_assets.storage import partition_files
 from codeanatomy_assets.storage.lake import Lake
 
 REPO = "demo"
@@ -316,3 +317,29 @@ def test_partitions_filed_by_group_are_proven_group_by_group(tmp_path: Path) -> 
     assert results["node_ids_unique"].passed and results["edge_ids_unique"].passed
     dangling = results["edge_endpoints_exist"]
     assert not dangling.passed and ghost in (dangling.description or "")
+
+
+def test_a_partition_of_many_files_is_counted_and_read_as_one_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local partition's rows are counted from its files' footers, and its files are read
+    through one directory of links (not a UNION of one table per file); the neighbouring
+    partition's rows count in neither."""
+    monkeypatch.setattr(partition_files, "_FILE_BYTES", 4_000)
+    lake = Lake(str(tmp_path / "lake"))
+    schema = OUTPUT_CONTRACTS["cpg_edges"].schema
+    edges = pa.Table.from_pylist(
+        [{"edge_id": f"e{i}", "src_node_id": "n1", "dst_node_id": "n2"} for i in range(2_000)],
+        schema=schema,
+    )
+    edges = pa.Table.from_batches(edges.to_batches(max_chunksize=100))  # a file every 4 KB
+    lake.write_partition("cpg_edges", edges, REPO, SHA)
+    lake.write_partition("cpg_edges", edges.slice(0, 7), REPO, OTHER_SHA)
+    assert len(lake.partition_files("cpg_edges", REPO, SHA)) > 3
+    part = _Partition(lake, decode_partition_key(KEY))
+    assert part.row_count("cpg_edges") == 2_000
+    assert part.table("cpg_edges")
+    assert part.rows('SELECT COUNT(*) AS n FROM "cpg_edges"') == [{"n": 2_000}]
+    plan = part.ctx.sql('SELECT * FROM "cpg_edges"').execution_plan().display_indent()
+    assert "UnionExec" not in plan, plan
+    assert _Partition(lake, decode_partition_key(f"{REPO}@{'e' * 40}")).row_count("cpg_edges") == 0
