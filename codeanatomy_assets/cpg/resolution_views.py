@@ -381,17 +381,26 @@ def _call_views() -> list[tuple[str, str]]:
                       AND r.ref_member <> ''))""",
         ),
         (
+            # Per request, the members found at the first MRO position that has one (ties
+            # all kept). A minimum per request joined back, not ``rank() = 1``: DataFusion's
+            # window evaluates each partition apart, and requests are partitions of one or
+            # two rows (the stdlib's 117 K: 0.39 s of CPU in the window, 0.02 s in the join).
             "member_targets",
             """
-            SELECT path, site_idx, role, owner_idx, position, node_id, method, confidence,
-                   position_found FROM (
+            WITH found AS (
                 SELECT q.path, q.site_idx, q.role, q.owner_idx, q.position, c.node_id,
                        q.method, q.confidence, c.position AS position_found,
-                       rank() OVER (PARTITION BY q.path, q.site_idx, q.role, q.node_id,
-                                    q.wanted ORDER BY c.position) AS rk
+                       q.node_id AS class_id, q.wanted
                 FROM member_requests q JOIN class_members c ON c.class_id = q.node_id
-                     AND c.member = q.wanted AND c.position >= q.from_position) x
-            WHERE rk = 1""",
+                     AND c.member = q.wanted AND c.position >= q.from_position)
+            SELECT f.path, f.site_idx, f.role, f.owner_idx, f.position, f.node_id, f.method,
+                   f.confidence, f.position_found
+            FROM found f JOIN (
+                SELECT path, site_idx, role, class_id, wanted, min(position_found) AS first
+                FROM found GROUP BY path, site_idx, role, class_id, wanted) m
+              ON f.path = m.path AND f.site_idx = m.site_idx AND f.role = m.role
+             AND f.class_id = m.class_id AND f.wanted = m.wanted
+             AND f.position_found = m.first""",
         ),
         (
             # ``self.m()``: the method the class's MRO finds, and every override in a
