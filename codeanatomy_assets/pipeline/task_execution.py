@@ -82,6 +82,8 @@ class TaskExecutionSpec:
     per_file: bool = False
     # False: the first attempt plans no repartitioning either (``cpg.views.ViewSpec``).
     repartition: bool = True
+    # Scans decode the rows the filters keep (``cpg.views.ViewSpec``).
+    pushdown: bool = False
 
 
 class EmptyOutputError(ValueError):
@@ -114,10 +116,17 @@ Pool: TypeAlias = Literal["sort", "default", "unbounded"]
 
 
 def _context(
-    dependencies: Mapping[str, Dependency], *, pool: Pool = "default", repartition: bool = True
+    dependencies: Mapping[str, Dependency],
+    *,
+    pool: Pool = "default",
+    repartition: bool = True,
+    pushdown: bool = False,
 ) -> SessionContext:
     ctx = session_context(
-        bounded=pool != "unbounded", sort_only=pool == "sort", repartition=repartition
+        bounded=pool != "unbounded",
+        sort_only=pool == "sort",
+        repartition=repartition,
+        pushdown=pushdown,
     )
     for name, dep in dependencies.items():
         if isinstance(dep, OutputTable):
@@ -283,7 +292,7 @@ def _stream_to_lake(
     repartition: bool = True,
     link: bool = True,
 ) -> TableWrite:
-    ctx = _context(dependencies, pool=pool, repartition=repartition)
+    ctx = _context(dependencies, pool=pool, repartition=repartition, pushdown=spec.pushdown)
     schema = OUTPUT_CONTRACTS[spec.task_name].schema
     layout = None
     if spec.nest is not None:
@@ -306,7 +315,9 @@ def _stream_to_lake(
         assert spec.local is not None
         local_ctx = ctx
         if local.paths is not None:  # only the changed buckets' files: a context of their own
-            local_ctx = _context(dependencies, pool=pool, repartition=repartition)
+            local_ctx = _context(
+                dependencies, pool=pool, repartition=repartition, pushdown=spec.pushdown
+            )
             restrict_to_files(local_ctx, dependencies, local.paths)
         indices, feeds = spec.local.indices, spec.local.feeds
         local_frames = [

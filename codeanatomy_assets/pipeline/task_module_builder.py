@@ -103,6 +103,7 @@ def _task_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., Dependency]
         task.local,
         task.per_file,
         task.repartition,
+        task.pushdown,
     )
     tags = _tags(task, plan)
     if task.kind == "scan":
@@ -161,6 +162,7 @@ def _write_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., OutputWrit
     spec = TaskExecutionSpec(
         task.name, task.kind, task.sql, task.output, plan.signature, task.task_signature,
         task.nest, task.parts, task.local, repartition=task.repartition,
+        pushdown=task.pushdown,
     )  # fmt: skip
     outputs = set(plan.outputs)
     tags = {**_tags(task, plan), "layer": "outputs", "kind": "write"}

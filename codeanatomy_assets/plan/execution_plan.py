@@ -54,6 +54,7 @@ class PlanTask:
     local: LocalParts | None = None
     per_file: bool = False
     repartition: bool = True
+    pushdown: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def compile_execution_plan(
                 local=v.spec.local,
                 per_file=v.spec.per_file,
                 repartition=v.spec.repartition,
+                pushdown=v.spec.pushdown,
             )
         )
         ctx.register_record_batches(
@@ -213,6 +215,7 @@ def _schedule(raw: list[PlanTask]) -> ExecutionPlan:
                 local=t.local,
                 per_file=t.per_file,
                 repartition=t.repartition,
+                pushdown=t.pushdown,
             )
         )
     critical = []

@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from datafusion import SessionContext, udf
 
 from codeanatomy_assets.cpg import functions
 from codeanatomy_assets.cpg.nesting import NestSpec
-from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS
+from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
 from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.execution import build_commit
-from codeanatomy_assets.pipeline.request import BuildRequest
+from codeanatomy_assets.pipeline.request import BuildRequest, OutputWrite
 from codeanatomy_assets.pipeline.task_execution import QueryStalled, TaskExecutionSpec, execute_view
 from codeanatomy_assets.plan.execution_plan import compile_execution_plan
 from codeanatomy_assets.storage.lake import Lake
@@ -216,3 +217,61 @@ def test_a_view_flagged_so_never_plans_a_repartition(monkeypatch: pytest.MonkeyP
 
     with pytest.raises(QueryStalled):
         task_execution._unstalled(spec, parked, "default")
+
+
+def test_a_view_flagged_so_reads_only_the_rows_its_filters_keep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ViewSpec.pushdown`` (the quality outputs, which pick a few rows of an output) reaches
+    the sessions that write the output, and there a Parquet scan filters before it decodes
+    the other columns; other outputs keep DataFusion's default."""
+    plan = compile_execution_plan()
+    flagged = {t.name for t in plan.tasks if t.pushdown}
+    assert flagged == {"cpg_nodes_quality", "cpg_props_quality"}
+    sessions: list[bool] = []
+
+    def session(**kwargs: Any) -> SessionContext:
+        sessions.append(kwargs.get("pushdown", False))
+        return functions.session_context(**kwargs)
+
+    monkeypatch.setattr(task_execution, "session_context", session)
+    lake = Lake(str(tmp_path / "lake"))
+    props = pa.Table.from_pylist(
+        [{"entity_id": f"{i:032x}", "prop_key": "no_such_key" if i == 7 else "ast_type",
+          "value_type": "string", "value_string": None if i == 3 else "x"} for i in range(10)],
+        schema=OUTPUT_CONTRACTS["cpg_props"].schema,
+    )  # fmt: skip
+    lake.write_partition("cpg_props", props, "repo", "a" * 40)
+    task = plan.task("cpg_props_quality")
+    spec = TaskExecutionSpec(
+        task.name, task.kind, task.sql, task.output, plan.signature, task.task_signature,
+        pushdown=task.pushdown,
+    )  # fmt: skip
+    task_execution.execute_view_to_lake(
+        spec, {"cpg_props": _output_table(lake, "cpg_props")}, "repo", lake, "a" * 40
+    )
+    found = lake.read_partition("cpg_props_quality", "repo", "a" * 40).to_pylist()
+    assert {(r["entity_id"][-1], r["issue"]) for r in found} == {
+        ("3", "missing_value"),
+        ("7", "unknown_key"),
+    }
+    assert sessions and all(sessions)
+    # What the flag sets: a scan that evaluates the filter before it decodes other columns.
+    data = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"k": ["a", "b"] * 500, "v": list(range(1000))}), data)
+    for pushdown in (True, False):
+        ctx = functions.session_context(pushdown=pushdown)
+        ctx.register_parquet("t", str(data))
+        plan = ctx.sql("EXPLAIN SELECT v FROM t WHERE k = 'a'").to_arrow_table()
+        physical = plan.column(1)[1].as_py()
+        # Pushed down, the scan filters and reads ``k`` only for that: no FilterExec above.
+        assert ("FilterExec" not in physical) is pushdown, physical
+    assert ctx.sql("SELECT count(*) AS n FROM t WHERE k = 'a'").to_pylist() == [{"n": 500}]
+
+
+def _output_table(lake: Lake, name: str) -> task_execution.OutputTable:
+    table = lake.table(name)
+    assert table is not None
+    rows = lake.read_partition(name, "repo", "a" * 40).num_rows
+    write = OutputWrite(name, lake.table_uri(name), table.version(), rows, pa.schema([]))
+    return task_execution.OutputTable(write, lake, "repo", "a" * 40)
