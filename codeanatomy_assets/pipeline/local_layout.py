@@ -194,9 +194,12 @@ def only_computed(tables: Iterable[pa.Table], layout: LocalLayout) -> Iterator[p
         yield table
 
 
-def restrict_to_files(ctx: SessionContext, tables: Iterable[str], paths: tuple[str, ...]) -> None:
+def restrict_to_files(
+    ctx: SessionContext, tables: Iterable[str], paths: tuple[str, ...], pushdown: bool = False
+) -> None:
     """Make every table of ``tables`` in ``ctx`` that has a ``path`` column hold only the
-    rows of ``paths``: the per-file tables a file-local part reads.
+    rows of ``paths``: the per-file tables a file-local part reads. ``pushdown``: the
+    session's own filter pushdown, which it has again afterwards (``cpg.views.ViewSpec``).
 
     Inside a build each table's rows of ``paths`` are spilled once (``storage.scratch``) and
     read by every session restricted alike: the flat outputs and the per-file views read the
@@ -218,8 +221,8 @@ def restrict_to_files(ctx: SessionContext, tables: Iterable[str], paths: tuple[s
             else:
                 _restricted(run, table, paths, kept).register(ctx, table)
     finally:
-        if run is not None:  # back to DataFusion's default, which ``session_context`` keeps
-            ctx.sql(f"SET {_PUSHDOWN} = false")
+        if run is not None:  # back to the session's own setting
+            ctx.sql(f"SET {_PUSHDOWN} = {'true' if pushdown else 'false'}")
 
 
 # A scan for a few files' rows decodes the ``path`` column first and the others only for

@@ -318,7 +318,7 @@ def _stream_to_lake(
             local_ctx = _context(
                 dependencies, pool=pool, repartition=repartition, pushdown=spec.pushdown
             )
-            restrict_to_files(local_ctx, dependencies, local.paths)
+            restrict_to_files(local_ctx, dependencies, local.paths, spec.pushdown)
         indices, feeds = spec.local.indices, spec.local.feeds
         local_frames = [
             (i, feed_identities(local_ctx.sql(q), feeds))

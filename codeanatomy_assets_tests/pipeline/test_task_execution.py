@@ -19,9 +19,13 @@ from datafusion import SessionContext, udf
 from codeanatomy_assets.cpg import functions
 from codeanatomy_assets.cpg.nesting import NestSpec
 from codeanatomy_assets.cpg.schemas import CPG_OUTPUTS, OUTPUT_CONTRACTS
+from codeanatomy_assets.obs.diagnostics import DiagnosticsCollector
+from codeanatomy_assets.obs.otel import Telemetry
 from codeanatomy_assets.pipeline import task_execution
 from codeanatomy_assets.pipeline.execution import build_commit
+from codeanatomy_assets.pipeline.local_layout import restrict_to_files
 from codeanatomy_assets.pipeline.request import BuildRequest, OutputWrite
+from codeanatomy_assets.pipeline.run_context import RunContext, enter_run, exit_run
 from codeanatomy_assets.pipeline.task_execution import QueryStalled, TaskExecutionSpec, execute_view
 from codeanatomy_assets.plan.execution_plan import compile_execution_plan
 from codeanatomy_assets.storage.lake import Lake
@@ -275,3 +279,31 @@ def _output_table(lake: Lake, name: str) -> task_execution.OutputTable:
     rows = lake.read_partition(name, "repo", "a" * 40).num_rows
     write = OutputWrite(name, lake.table_uri(name), table.version(), rows, pa.schema([]))
     return task_execution.OutputTable(write, lake, "repo", "a" * 40)
+
+
+@pytest.mark.parametrize("pushdown", [True, False])
+def test_a_session_restricted_to_some_files_keeps_its_own_pushdown(
+    tmp_path: Path, pushdown: bool
+) -> None:
+    """``restrict_to_files`` turns filter pushdown on for the restricting scans, then gives
+    the session back its own setting (a quality output's file-local parts keep theirs)."""
+    data = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"path": ["a.py", "b.py"] * 50, "v": list(range(100))}), data)
+    ctx = functions.session_context(pushdown=pushdown)
+    ctx.register_parquet("t", str(data))
+    run = RunContext(
+        "r", "repo", "a" * 40, "serial", DiagnosticsCollector(), Telemetry.from_env({})
+    )
+    token = enter_run(run)
+    try:
+        restrict_to_files(ctx, ["t"], ("a.py",), pushdown)
+    finally:
+        exit_run(token)
+    try:  # the restricted table is spilled to the run's scratch: read it before it goes
+        assert ctx.sql("SELECT count(*) AS n FROM t").to_pylist() == [{"n": 50}]
+        ctx.register_parquet("u", str(data))  # a table scans as the session is set up now
+        physical = ctx.sql("EXPLAIN SELECT v FROM u WHERE path = 'a.py'").to_arrow_table()
+        assert ("FilterExec" not in physical.column(1)[1].as_py()) is pushdown
+    finally:
+        if run.scratch is not None:
+            run.scratch.cleanup()
