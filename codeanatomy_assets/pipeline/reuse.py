@@ -130,9 +130,7 @@ def copy_outputs(
         except (LakeError, OSError) as exc:
             log.warning("partition of %s not reused from %s: %s", commit, source.commit, exc)
             return None
-        counts = written.value_counts
-        if counts is None and column is not None:  # files written before footers counted
-            counts = lake.value_counts(name, column, repo_id, commit)
+        counts = lake.written_value_counts(written, column, repo_id, commit)
         writes[name] = OutputWrite(
             name, written.table_uri, written.version, written.rows, written.schema, counts
         )

@@ -532,10 +532,7 @@ def execute_view_to_lake(
         gc.collect()
     if spec.nest is not None:
         release_arrow_pool()  # what its sorts freed, before the next output allocates
-    column = KIND_COLUMNS.get(spec.task_name)
-    counts = written.value_counts
-    if counts is None and column is not None:  # an object store, files of an older version
-        counts = lake.value_counts(spec.task_name, column, repo_id, commit)
+    counts = lake.written_value_counts(written, KIND_COLUMNS.get(spec.task_name), repo_id, commit)
     write = OutputWrite(
         spec.task_name, written.table_uri, written.version, written.rows, written.schema, counts
     )

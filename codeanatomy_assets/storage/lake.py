@@ -604,6 +604,17 @@ class Lake:
         ).to_arrow_table()
         return {r["value"]: int(r["n"]) for r in plain_strings(rows).to_pylist()}
 
+    def written_value_counts(
+        self, written: TableWrite, column: str | None, repo_id: str, commit: str
+    ) -> dict[str, int] | None:
+        """Rows per value of ``column`` in the partition ``written`` wrote: what its files'
+        footers said, else (an object store, files of an older version) a scan."""
+        if column is None:
+            return None
+        if written.value_counts is not None:
+            return dict(written.value_counts)
+        return self.value_counts(written.name, column, repo_id, commit)
+
     def read_partition(self, name: str, repo_id: str, commit: str) -> pa.Table:
         """The rows of one partition (empty table when the table does not exist)."""
         ctx = SessionContext()
