@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from codeanatomy_assets.cpg.vocabulary import NodeKind
 from codeanatomy_assets.extract.columns import Columns
@@ -32,7 +33,6 @@ _KIND_BY_TYPE: dict[type, str] = {
     ast.Constant: NodeKind.LITERAL.value,
 }
 _AST_NODE = NodeKind.AST_NODE.value
-_DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _FOLDED = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
 _ASYNC_TYPES = (ast.AsyncFunctionDef, ast.AsyncFor, ast.AsyncWith)
 _LITERAL_CHARS = 200
@@ -47,6 +47,74 @@ SCOPE_NAMES: dict[type, str] = {
     ast.GeneratorExp: "genexpr",
     ast.Lambda: "lambda",
 }
+
+# Which branch of ``extract_ast`` a node of each type takes: one dict lookup a node instead of
+# a chain of ``isinstance`` tests and ``ast.X`` loads (about 30 a node; the walk's time -10 %).
+(
+    _OTHER, _NAME, _ATTRIBUTE, _CONSTANT, _CALL, _ARG, _MODULE, _DEF, _LAMBDA, _IMPORT,
+    _ARGUMENTS, _OPERATOR, _COMPARE, _KEYWORD, _ALIAS, _BINDING,
+) = range(16)  # fmt: skip
+_CASES: dict[type, int] = {
+    ast.Name: _NAME,
+    ast.Attribute: _ATTRIBUTE,
+    ast.Constant: _CONSTANT,
+    ast.Call: _CALL,
+    ast.arg: _ARG,
+    ast.Module: _MODULE,
+    ast.FunctionDef: _DEF,
+    ast.AsyncFunctionDef: _DEF,
+    ast.ClassDef: _DEF,
+    ast.Lambda: _LAMBDA,
+    ast.Import: _IMPORT,
+    ast.ImportFrom: _IMPORT,
+    ast.arguments: _ARGUMENTS,
+    ast.BinOp: _OPERATOR,
+    ast.UnaryOp: _OPERATOR,
+    ast.BoolOp: _OPERATOR,
+    ast.AugAssign: _OPERATOR,
+    ast.Compare: _COMPARE,
+    ast.keyword: _KEYWORD,
+    ast.alias: _ALIAS,
+    **{t: _BINDING for t in _BINDING_TYPES},
+}
+
+
+class _TypeInfo(NamedTuple):
+    """The per-type facts of a node's row, computed once per type."""
+
+    ast_type: str
+    kind: str
+    case: int
+    is_stmt: bool
+    scope_name: str | None  # comprehensions: the symtable name of the scope they open
+    is_async: bool | None
+    fields: tuple[str, ...]
+
+
+_TYPE_INFO: dict[type, _TypeInfo] = {}
+
+
+def _is_async(ntype: type) -> bool | None:
+    """True for the async forms, False for the forms that have one, else None."""
+    if issubclass(ntype, _ASYNC_TYPES):
+        return True
+    return False if ntype in (ast.FunctionDef, ast.For, ast.With) else None
+
+
+def _type_info(ntype: type) -> _TypeInfo:
+    info = _TYPE_INFO.get(ntype)
+    if info is None:
+        info = _TypeInfo(
+            ast_type=ntype.__name__,
+            kind=_KIND_BY_TYPE.get(ntype, _AST_NODE),
+            case=_CASES.get(ntype, _OTHER),
+            is_stmt=issubclass(ntype, ast.stmt),
+            scope_name=SCOPE_NAMES.get(ntype) if ntype is not ast.Lambda else None,
+            is_async=_is_async(ntype),
+            fields=ntype._fields,  # type: ignore[attr-defined]
+        )
+        _TYPE_INFO[ntype] = info
+    return info
 
 
 @dataclass
@@ -139,8 +207,9 @@ def _bounds(node: ast.AST) -> tuple[int, int, int, int] | None:
 def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex) -> AstEvidence:
     """Rows for every node of ``tree`` (``path``'s parsed module) and its imports."""
     ev = AstEvidence()
-    rows = ev.nodes.data
-    col = {name: rows[name] for name in AST_NODES.names}
+    # One tuple per node, in ``AST_NODES`` order without ``path``; turned into columns at the
+    # end. Twenty-five list appends a node were a sixth of this function's time.
+    rows: list[tuple[object, ...]] = []
     is_package = path.rsplit("/", 1)[-1].startswith("__init__.")
     seen: dict[tuple[str, int, int], int] = {}
     param_info: dict[int, tuple[str, int]] = {}
@@ -156,9 +225,9 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
         idx += 1
         ev.index_of[id(node)] = idx
         ntype = type(node)
-        ast_type = ntype.__name__
-        kind = _KIND_BY_TYPE.get(ntype, _AST_NODE)
-        if ntype is ast.Module:
+        info = _TYPE_INFO.get(ntype) or _type_info(ntype)
+        ast_type, kind, case, is_stmt, scope_name, is_async, fields = info
+        if case == _MODULE:
             span = whole
         else:
             line = getattr(node, "lineno", None)
@@ -187,95 +256,78 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
         child_def = def_idx
         child_owner = owner_qual
         ctx = operator = literal_type = literal_value = param_kind = None
-        is_async: bool | None = None
         decorator_count = param_index = None
-        if ntype is ast.Name:
+        if case == _OTHER:
+            pass
+        elif case == _NAME:
             name = node.id  # type: ignore[attr-defined]
             ctx = type(node.ctx).__name__  # type: ignore[attr-defined]
             ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name))  # type: ignore[attr-defined]
-        elif ntype is ast.Attribute:
+        elif case == _ATTRIBUTE:
             name = node.attr  # type: ignore[attr-defined]
             ctx = type(node.ctx).__name__  # type: ignore[attr-defined]
-        elif ntype is ast.Constant:
+        elif case == _CONSTANT:
             value = node.value  # type: ignore[attr-defined]
             literal_type = type(value).__name__
             literal_value = _literal_text(value)
-        elif ntype is ast.Call:
+        elif case == _CALL:
             name = _dotted(node.func)  # type: ignore[attr-defined]
-        elif ntype is ast.arg:
+        elif case == _ARG:
             name = node.arg  # type: ignore[attr-defined]
             qual = f"{owner_qual}.{name}" if owner_qual else name
             param_kind, param_index = param_info.get(id(node), (None, None))
             ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name))  # type: ignore[attr-defined]
-        elif ntype is ast.Module:
+        elif case == _MODULE:
             qual = module_name
             child_def = idx
-        elif isinstance(node, _DEF_TYPES):
-            name = "<lambda>" if isinstance(node, ast.Lambda) else node.name
+        elif case in (_DEF, _LAMBDA):
+            name = "<lambda>" if case == _LAMBDA else node.name  # type: ignore[attr-defined]
             local = f"{prefix}{name}"
             qual = f"{module_name}.{local}" if module_name else local
             child_prefix = f"{local}." if ntype is ast.ClassDef else f"{local}.<locals>."
             child_def = idx
             child_owner = qual
-            if not isinstance(node, ast.Lambda):
-                decorator_count = len(node.decorator_list)
-                ev.owners[(local, node.lineno)] = idx
-                ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name))
+            if case == _DEF:
+                decorator_count = len(node.decorator_list)  # type: ignore[attr-defined]
+                ev.owners[(local, node.lineno)] = idx  # type: ignore[attr-defined]
+                ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name))  # type: ignore[attr-defined]
             ev.scope_spans.setdefault(
-                ("lambda" if ntype is ast.Lambda else name, span.line_start), []
+                ("lambda" if case == _LAMBDA else name, span.line_start), []
             ).append(span)
-        elif ntype in (ast.Import, ast.ImportFrom):
+        elif case == _IMPORT:
             _import_rows(ev.imports, node, path, idx, module_name, is_package)  # type: ignore[arg-type]
             name = ", ".join(a.name for a in node.names)  # type: ignore[attr-defined]
-        elif ntype is ast.arguments:
+        elif case == _ARGUMENTS:
             _number_params(node, param_info)  # type: ignore[arg-type]
-        elif ntype in (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.AugAssign):
+        elif case == _OPERATOR:
             operator = type(node.op).__name__  # type: ignore[attr-defined]
-        elif ntype is ast.Compare:
+        elif case == _COMPARE:
             operator = ",".join(type(o).__name__ for o in node.ops)  # type: ignore[attr-defined]
-        elif ntype is ast.keyword or ntype is ast.alias:
-            name = node.arg if ntype is ast.keyword else node.name  # type: ignore[attr-defined]
-            if ntype is ast.alias:
-                ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name or ""))  # type: ignore[attr-defined]
-        elif ntype in _BINDING_TYPES:
+        elif case == _KEYWORD:
+            name = node.arg  # type: ignore[attr-defined]
+        elif case == _ALIAS:
+            name = node.name  # type: ignore[attr-defined]
+            ev.bindings.setdefault((node.lineno, node.col_offset), []).append((idx, name or ""))  # type: ignore[attr-defined]
+        elif case == _BINDING:
             ev.bindings.setdefault((node.lineno, node.col_offset), []).append(  # type: ignore[attr-defined]
                 (idx, getattr(node, "name", None) or "")
             )
-        if isinstance(node, ast.stmt):
-            ev.statements.setdefault((node.lineno, node.col_offset), idx)
-        if ntype in SCOPE_NAMES and ntype is not ast.Lambda:
-            ev.scope_spans.setdefault((SCOPE_NAMES[ntype], span.line_start), []).append(span)
-        if isinstance(node, _ASYNC_TYPES):
-            is_async = True
-        elif ntype in (ast.FunctionDef, ast.For, ast.With):
-            is_async = False
-        col["path"].append(path)
-        col["idx"].append(idx)
-        col["parent_idx"].append(parent)
-        col["field"].append(fname)
-        col["field_index"].append(findex)
-        col["def_idx"].append(def_idx)
-        col["ast_type"].append(ast_type)
-        col["node_kind"].append(kind)
-        col["discriminator"].append(f"{ast_type}#{dup}" if dup else ast_type)
-        col["name"].append(name)
-        col["qualified_name"].append(qual)
-        col["bstart"].append(span.bstart)
-        col["bend"].append(span.bend)
-        col["line_start"].append(span.line_start)
-        col["col_start"].append(span.col_start)
-        col["line_end"].append(span.line_end)
-        col["col_end"].append(span.col_end)
-        col["ctx"].append(ctx)
-        col["operator"].append(operator)
-        col["literal_type"].append(literal_type)
-        col["literal_value"].append(literal_value)
-        col["is_async"].append(is_async)
-        col["decorator_count"].append(decorator_count)
-        col["param_kind"].append(param_kind)
-        col["param_index"].append(param_index)
+        if is_stmt:
+            ev.statements.setdefault((node.lineno, node.col_offset), idx)  # type: ignore[attr-defined]
+        if scope_name is not None:
+            ev.scope_spans.setdefault((scope_name, span.line_start), []).append(span)
+        bstart, bend, line_start, col_start, line_end, col_end = span
+        rows.append(
+            (
+                idx, parent, fname, findex, def_idx, ast_type, kind,
+                f"{ast_type}#{dup}" if dup else ast_type, name, qual,
+                bstart, bend, line_start, col_start, line_end, col_end,
+                ctx, operator, literal_type, literal_value, is_async, decorator_count,
+                param_kind, param_index,
+            )
+        )  # fmt: skip
         children: list[tuple[ast.AST, int, str | None, int, int, str, str | None, Span]] = []
-        for fld in node._fields:
+        for fld in fields:
             value = getattr(node, fld, None)
             if isinstance(value, list):
                 for i, item in enumerate(value):
@@ -288,6 +340,10 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
         # Decorators, defaults and bases are evaluated in the enclosing scope: their
         # qualname prefix stays the enclosing one, but for containment they sit in the def.
         stack.extend(reversed(children))
+    data = ev.nodes.data
+    data["path"].extend([path] * len(rows))
+    for column, values in zip(AST_NODES.names[1:], zip(*rows, strict=True), strict=True):
+        data[column].extend(values)
     return ev
 
 

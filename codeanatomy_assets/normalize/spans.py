@@ -39,7 +39,7 @@ class Span(NamedTuple):
 class LineIndex:
     """Maps ``(line, utf8 column)`` as reported by ``ast`` to file byte offsets and columns."""
 
-    __slots__ = ("_ascii", "_data", "_encoding", "_starts", "_utf8_lines")
+    __slots__ = ("_all_ascii", "_ascii", "_data", "_encoding", "_starts", "_utf8_lines")
 
     def __init__(self, data: bytes, encoding: str = "utf-8") -> None:
         self._data = data
@@ -51,6 +51,8 @@ class LineIndex:
         if data.startswith(_BOM):
             self._starts[0] = len(_BOM)
         self._ascii: dict[int, bool] = {}
+        # Most files are ASCII: then a column is a byte count and ``span`` needs no lookup.
+        self._all_ascii = data.isascii()
         self._utf8_lines: dict[int, tuple[str, bytes]] = {}
 
     @property
@@ -97,6 +99,10 @@ class LineIndex:
 
     def span(self, line: int, col: int, end_line: int, end_col: int) -> Span:
         """The span of an ``ast`` node from its four position attributes."""
+        starts = self._starts
+        if self._all_ascii and 0 < line <= len(starts) and 0 < end_line <= len(starts):
+            return Span(starts[line - 1] + col, starts[end_line - 1] + end_col,
+                        line, col, end_line, end_col)  # fmt: skip
         bstart, cstart = self.offset(line, col)
         bend, cend = self.offset(end_line, end_col)
         return Span(bstart, bend, line, cstart, end_line, cend)

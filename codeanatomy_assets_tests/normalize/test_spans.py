@@ -46,3 +46,22 @@ def test_whole_file_span():
     data = "a = 'é'\nb = 2".encode()
     whole = LineIndex(data).whole()
     assert (whole.bstart, whole.bend, whole.line_end, whole.col_end) == (0, len(data), 2, 5)
+
+
+def test_an_ascii_file_spans_as_its_lines_do():
+    """An all-ASCII file takes ``span``'s shortcut: it must agree with ``offset``, line by
+    line, and give the end of the file for a position past it."""
+    data = b"class A:\r\n    def f(self, x):\n        return [y for y in x if y]\rz = A().f(1)"
+    index = LineIndex(data)
+    positioned = [n for n in ast.walk(ast.parse(data.decode())) if hasattr(n, "end_lineno")]
+    assert len(positioned) > 10
+    for node in positioned:
+        line, col, end_line, end_col = (
+            node.lineno, node.col_offset, node.end_lineno, node.end_col_offset,
+        )  # fmt: skip
+        (bstart, cstart), (bend, cend) = index.offset(line, col), index.offset(end_line, end_col)
+        assert index.span(line, col, end_line, end_col) == (
+            bstart, bend, line, cstart, end_line, cend,
+        )  # fmt: skip
+    assert data[slice(*index.span(4, 0, 4, 1)[:2])] == b"z"
+    assert index.span(9, 0, 9, 3)[:2] == (len(data), len(data))
