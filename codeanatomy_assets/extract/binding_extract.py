@@ -25,6 +25,7 @@ from codeanatomy_assets.extract.binding_scopes import (
     collect_scopes,
 )
 from codeanatomy_assets.extract.columns import Columns
+from codeanatomy_assets.extract.syntax import child_nodes
 
 _BUILTINS = frozenset(dir(builtins))
 _MAX_DEPTH = 4  # assignment chains followed within a file (g = f; h = g; ...)
@@ -300,7 +301,7 @@ def _annotation_names(annotation: ast.expr) -> list[ast.expr]:
             except (SyntaxError, ValueError):
                 continue
         else:
-            stack.extend(ast.iter_child_nodes(node))
+            stack.extend(child_nodes(node))
     return out
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from codeanatomy_assets.extract.syntax import child_nodes
+
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 # Nodes that neither bind, open a scope nor are a site: only their children matter.
@@ -169,7 +171,7 @@ def collect_scopes(
         if ntype in _SKIPPED:
             continue
         if ntype in _PLAIN:
-            stack.extend([(c, scope) for c in ast.iter_child_nodes(node)][::-1])
+            stack.extend([(c, scope) for c in reversed(child_nodes(node))])
             continue
         row = index_of.get(id(node), -1)
         children: list[tuple[ast.AST, Scope]] = []
@@ -280,7 +282,7 @@ def collect_scopes(
                     out.exports.extend(_exports_added(node))
             elif isinstance(node, ast.Return) and node.value is not None:
                 out.returns.append((node.value, scope))
-            for child in ast.iter_child_nodes(node):
+            for child in child_nodes(node):
                 if isinstance(node, ast.NamedExpr) and child is node.target:
                     values[id(child)] = node.value
                     children.append((child, _comprehension_owner(scope)))
@@ -300,7 +302,7 @@ def _declarations(body: list[ast.stmt] | list[ast.expr], scope: Scope) -> None:
         elif isinstance(node, ast.Nonlocal):
             scope.nonlocals.update(node.names)
         elif not isinstance(node, (*_FUNCTIONS, ast.ClassDef, ast.Lambda, ast.expr)):
-            stack.extend(ast.iter_child_nodes(node))
+            stack.extend(child_nodes(node))
 
 
 def _comprehension_owner(scope: Scope) -> Scope:

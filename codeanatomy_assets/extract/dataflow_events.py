@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import ast
 
+from codeanatomy_assets.extract.syntax import child_nodes
+
 __all__ = [
     "ALSO",
     "DEF",
@@ -266,7 +268,7 @@ def stmt_events(stmt: ast.stmt, out: list[Event], in_function: bool, in_class: b
     elif isinstance(stmt, ast.Global | ast.Nonlocal | ast.Try | ast.TryStar):
         return
     else:  # Expr, Return, Raise, Assert and statements without names (pass, break, ...)
-        for child in ast.iter_child_nodes(stmt):
+        for child in child_nodes(stmt):
             if isinstance(child, ast.expr):
                 expr_events(child, out, in_class)
 
