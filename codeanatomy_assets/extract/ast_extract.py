@@ -94,6 +94,20 @@ class _TypeInfo(NamedTuple):
 _TYPE_INFO: dict[type, _TypeInfo] = {}
 
 
+class _Walked(dict[type, bool]):
+    """Whether a field value of each type is a node the walk visits: a syntax node that is
+    not folded into its owner (strings, ints, None and contexts are not). Filled on first
+    sight of a type; a lookup replaces two ``isinstance`` tests a field."""
+
+    def __missing__(self, vtype: type) -> bool:
+        walked = issubclass(vtype, ast.AST) and not issubclass(vtype, _FOLDED)
+        self[vtype] = walked
+        return walked
+
+
+_WALKED = _Walked()
+
+
 def _is_async(ntype: type) -> bool | None:
     """True for the async forms, False for the forms that have one, else None."""
     if issubclass(ntype, _ASYNC_TYPES):
@@ -329,14 +343,14 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
         children: list[tuple[ast.AST, int, str | None, int, int, str, str | None, Span]] = []
         for fld in fields:
             value = getattr(node, fld, None)
-            if isinstance(value, list):
+            if type(value) is list:
                 for i, item in enumerate(value):
-                    if isinstance(item, ast.AST) and not isinstance(item, _FOLDED):
+                    if _WALKED[type(item)]:
                         children.append(
                             (item, idx, fld, i, child_def, child_prefix, child_owner, span)
                         )
-            elif isinstance(value, ast.AST) and not isinstance(value, _FOLDED):
-                children.append((value, idx, fld, -1, child_def, child_prefix, child_owner, span))
+            elif _WALKED[type(value)]:
+                children.append((value, idx, fld, -1, child_def, child_prefix, child_owner, span))  # type: ignore[arg-type]
         # Decorators, defaults and bases are evaluated in the enclosing scope: their
         # qualname prefix stays the enclosing one, but for containment they sit in the def.
         stack.extend(reversed(children))
