@@ -91,7 +91,31 @@ class _TypeInfo(NamedTuple):
     fields: tuple[str, ...]
 
 
-_TYPE_INFO: dict[type, _TypeInfo] = {}
+def _is_async(ntype: type) -> bool | None:
+    """True for the async forms, False for the forms that have one, else None."""
+    if issubclass(ntype, _ASYNC_TYPES):
+        return True
+    return False if ntype in (ast.FunctionDef, ast.For, ast.With) else None
+
+
+class _TypeInfos(dict[type, _TypeInfo]):
+    """``_TypeInfo`` by node type, filled on first sight of a type."""
+
+    def __missing__(self, ntype: type) -> _TypeInfo:
+        info = _TypeInfo(
+            ast_type=ntype.__name__,
+            kind=_KIND_BY_TYPE.get(ntype, _AST_NODE),
+            case=_CASES.get(ntype, _OTHER),
+            is_stmt=issubclass(ntype, ast.stmt),
+            scope_name=SCOPE_NAMES.get(ntype) if ntype is not ast.Lambda else None,
+            is_async=_is_async(ntype),
+            fields=ntype._fields,  # type: ignore[attr-defined]
+        )
+        self[ntype] = info
+        return info
+
+
+_TYPE_INFO = _TypeInfos()
 
 
 class _Walked(dict[type, bool]):
@@ -106,29 +130,6 @@ class _Walked(dict[type, bool]):
 
 
 _WALKED = _Walked()
-
-
-def _is_async(ntype: type) -> bool | None:
-    """True for the async forms, False for the forms that have one, else None."""
-    if issubclass(ntype, _ASYNC_TYPES):
-        return True
-    return False if ntype in (ast.FunctionDef, ast.For, ast.With) else None
-
-
-def _type_info(ntype: type) -> _TypeInfo:
-    info = _TYPE_INFO.get(ntype)
-    if info is None:
-        info = _TypeInfo(
-            ast_type=ntype.__name__,
-            kind=_KIND_BY_TYPE.get(ntype, _AST_NODE),
-            case=_CASES.get(ntype, _OTHER),
-            is_stmt=issubclass(ntype, ast.stmt),
-            scope_name=SCOPE_NAMES.get(ntype) if ntype is not ast.Lambda else None,
-            is_async=_is_async(ntype),
-            fields=ntype._fields,  # type: ignore[attr-defined]
-        )
-        _TYPE_INFO[ntype] = info
-    return info
 
 
 @dataclass
@@ -239,8 +240,7 @@ def extract_ast(tree: ast.Module, path: str, module_name: str, index: LineIndex)
         idx += 1
         ev.index_of[id(node)] = idx
         ntype = type(node)
-        info = _TYPE_INFO.get(ntype) or _type_info(ntype)
-        ast_type, kind, case, is_stmt, scope_name, is_async, fields = info
+        ast_type, kind, case, is_stmt, scope_name, is_async, fields = _TYPE_INFO[ntype]
         if case == _MODULE:
             span = whole
         else:

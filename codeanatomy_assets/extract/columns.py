@@ -17,7 +17,8 @@ _APPENDERS: dict[tuple[str, ...], Callable[..., Callable[..., None]]] = {}
 
 
 def _appender_factory(names: tuple[str, ...]) -> Callable[..., Callable[..., None]]:
-    """Source for ``append(*, a=None, b=None, ...)`` calling each column list's ``append``.
+    """A function that, given the column lists' ``append`` methods, returns
+    ``append(*, a=None, b=None, ...)`` calling each with its column's value.
 
     Generated once per schema, as ``dataclasses`` generates ``__init__``: a keyword call binds
     straight to parameters, where ``append(**row)`` built a dict and looped over the columns
