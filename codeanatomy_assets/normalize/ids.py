@@ -1,12 +1,12 @@
 """The stable id formula, in one place, as SQL (used by the views) and Python (its reference).
 
-    node_id = bucket(path or discriminator) + hex(sha256(repo_id ␟ path ␟ kind ␟ discriminator
-                                                         ␟ bstart ␟ bend))[:30]
-    edge_id = src_node_id[:2] + hex(sha256(repo_id ␟ edge_kind ␟ src_node_id ␟ dst_node_id
-                                           ␟ discriminator))[:30]
-    bucket(text) = hex(md5(text))[:2]
+    node_id = file_code(path or discriminator) + hex(sha256(repo_id ␟ path ␟ kind
+                                                            ␟ discriminator ␟ bstart ␟ bend))[:28]
+    edge_id = src_node_id[:4] + hex(sha256(repo_id ␟ edge_kind ␟ src_node_id ␟ dst_node_id
+                                           ␟ discriminator))[:28]
+    file_code(text) = hex(md5(text))[:4]          bucket(text) = file_code(text)[:2]
 
-(␟ is U+001F, the unit separator; NULL parts are empty strings.) 120 bits of SHA-256: ids are
+(␟ is U+001F, the unit separator; NULL parts are empty strings.) 112 bits of SHA-256: ids are
 deterministic across runs and machines, unique across repositories (``repo_id`` is hashed in),
 and unchanged across commits for an unchanged ``(path, kind, span)``: the commit is not part of
 the formula. ``discriminator`` separates nodes that share a kind and a span: the ``ast`` type
@@ -22,6 +22,13 @@ outputs sorted by id (the adjacency and property maps) hold each file's rows in 
 ranges, written as one Parquet file per range; a later commit that changes a few files
 rewrites the ranges those files (and the edges into them) fall in and links the others
 (``storage.buckets``). With ids hashed whole, a one-file change touched every range.
+
+Why two more characters of the file's hash (its file code): they tell a file's rows from those
+of the other files of its bucket (about 7 in the standard library; 65,536 codes, so a code
+nearly always names one file of a repository). A commit computes the file-local rows of the
+files it changed only and carries over the rest of their groups' rows as they were, telling
+them apart by the id's first four characters (``pipeline.local_layout``): with the bucket
+alone it computed every file of the changed files' buckets.
 """
 
 from __future__ import annotations
@@ -32,31 +39,37 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
-from codeanatomy_assets.storage.buckets import BUCKET_HEX_CHARS
+from codeanatomy_assets.storage.buckets import BUCKET_HEX_CHARS, FILE_CODE_HEX_CHARS
 
 ID_HEX_CHARS = 32
-_HASH_HEX_CHARS = ID_HEX_CHARS - BUCKET_HEX_CHARS
+_HASH_HEX_CHARS = ID_HEX_CHARS - FILE_CODE_HEX_CHARS
 _SEP = "\x1f"
 
 
-def bucket(path: str, discriminator: str) -> str:
-    """Python reference of the bucket of a node: of its file, else of its discriminator."""
+def file_code(path: str, discriminator: str) -> str:
+    """Python reference of the file code of a node: of its file, else of its discriminator."""
     text = path or discriminator
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:BUCKET_HEX_CHARS]
+    digest = hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return digest[:FILE_CODE_HEX_CHARS]
+
+
+def bucket(path: str, discriminator: str) -> str:
+    """The bucket of a node: its file code's first characters."""
+    return file_code(path, discriminator)[:BUCKET_HEX_CHARS]
 
 
 def node_id(repo_id: str, path: str, kind: str, discriminator: str, bstart: int, bend: int) -> str:
     """Python reference of ``node_id_sql`` (tests assert both agree)."""
     parts = (repo_id, path, kind, discriminator, str(bstart), str(bend))
     digest = hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:_HASH_HEX_CHARS]
-    return bucket(path, discriminator) + digest
+    return file_code(path, discriminator) + digest
 
 
 def edge_id(repo_id: str, edge_kind: str, src: str, dst: str, discriminator: str) -> str:
     """Python reference of ``edge_id_sql``."""
     parts = (repo_id, edge_kind, src, dst, discriminator)
     digest = hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:_HASH_HEX_CHARS]
-    return src[:BUCKET_HEX_CHARS] + digest
+    return src[:FILE_CODE_HEX_CHARS] + digest
 
 
 def _text_sql(expr: str) -> str:
@@ -71,11 +84,11 @@ def _hash_sql(parts: list[str]) -> str:
     )
 
 
-def bucket_sql(path: str, discriminator: str) -> str:
-    """SQL expression of ``bucket``; both arguments are SQL expressions."""
+def file_code_sql(path: str, discriminator: str) -> str:
+    """SQL expression of ``file_code``; both arguments are SQL expressions."""
     path_text = _text_sql(path)
     text = f"CASE WHEN {path_text} = '' THEN {_text_sql(discriminator)} ELSE {path_text} END"
-    return f"substr(md5({text}), 1, {BUCKET_HEX_CHARS})"
+    return f"substr(md5({text}), 1, {FILE_CODE_HEX_CHARS})"
 
 
 def sql_literal(value: str) -> str:
@@ -88,13 +101,13 @@ def node_id_sql(
 ) -> str:
     """SQL expression of the node id; ``repo_id`` is a value, the others are SQL expressions."""
     digest = _hash_sql([sql_literal(repo_id), path, kind, discriminator, bstart, bend])
-    return f"concat({bucket_sql(path, discriminator)}, {digest})"
+    return f"concat({file_code_sql(path, discriminator)}, {digest})"
 
 
 def edge_id_sql(repo_id: str, edge_kind: str, src: str, dst: str, discriminator: str) -> str:
     """SQL expression of the edge id; ``repo_id`` is a value, the others are SQL expressions."""
     digest = _hash_sql([sql_literal(repo_id), edge_kind, src, dst, discriminator])
-    return f"concat(substr({src}, 1, {BUCKET_HEX_CHARS}), {digest})"
+    return f"concat(substr({src}, 1, {FILE_CODE_HEX_CHARS}), {digest})"
 
 
 # Every byte of a lowercase hex digit ('0'-'9', 'a'-'f') has this bit; 'A'-'F' do not.

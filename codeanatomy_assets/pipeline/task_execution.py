@@ -434,7 +434,7 @@ def _stream_to_lake(
             linked=len(local.keep),
             rewritten=len(allowed) if allowed is not None else None,
             files_computed=len(local.paths) if local.paths is not None else None,
-            buckets_computed=len(local.computed) if local.computed is not None else None,
+            codes_computed=len(local.computed) if local.computed is not None else None,
             files_carried=len(local.carry),
             base_commit=local.base,
         )

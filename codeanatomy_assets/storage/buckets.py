@@ -40,8 +40,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# Characters at the start of every id that name its bucket (``normalize.ids`` puts them there).
+# Characters at the start of every id that name its bucket (``normalize.ids`` puts them there),
+# and those that name its file code (the bucket's and two more: ``pipeline.local_layout``).
 BUCKET_HEX_CHARS = 2
+FILE_CODE_HEX_CHARS = 4
 FOOTER_KEY = b"codeanatomy.bucket"
 LOCAL_FOOTER_KEY = b"codeanatomy.local_bucket"
 BUCKETS = 16**BUCKET_HEX_CHARS
@@ -183,6 +185,17 @@ def bucket_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     Read from the string buffers with numpy: 2-4x faster than slicing and dictionary-encoding
     the strings (a build computes the codes of every map and group-file row, several times).
     """
+    return hex_prefix_codes(ids, BUCKET_HEX_CHARS)
+
+
+def file_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The file code of each id (its first four hex characters) as an integer."""
+    return hex_prefix_codes(ids, FILE_CODE_HEX_CHARS)
+
+
+def hex_prefix_codes(ids: pa.Array | pa.ChunkedArray, chars: int) -> np.ndarray:
+    """Each id's first ``chars`` characters read as a hex number; ValueError for an id that
+    does not start with that many lowercase hex characters."""
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     if ids.type != pa.string():  # DataFusion hands strings over as Utf8View
@@ -193,17 +206,19 @@ def bucket_codes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     offsets = np.frombuffer(ids.buffers()[1], np.int32, count + 1, ids.offset * 4)
     data = np.frombuffer(ids.buffers()[2] or b"", np.uint8)
     lengths = np.diff(offsets)
-    if ids.null_count or (lengths < BUCKET_HEX_CHARS).any():
-        raise ValueError("ids must start with two lowercase hex characters to be bucketed")
+    if ids.null_count or (lengths < chars).any():
+        raise ValueError(f"ids must start with {chars} lowercase hex characters to be bucketed")
     if (lengths == lengths[0]).all():  # ids of one length (all of ours): a strided view
         width = int(lengths[0])
-        pairs = _NIBBLES[data[offsets[0] : offsets[-1]].reshape(count, width)[:, :2]]
-        high, low = pairs[:, 0], pairs[:, 1]
+        digits = _NIBBLES[data[offsets[0] : offsets[-1]].reshape(count, width)[:, :chars]]
     else:
-        high, low = _NIBBLES[data[offsets[:-1]]], _NIBBLES[data[offsets[:-1] + 1]]
-    if (high > 15).any() or (low > 15).any():
-        raise ValueError("ids must start with two lowercase hex characters to be bucketed")
-    return (high.astype(np.int64) << 4) | low
+        digits = _NIBBLES[data[offsets[:-1, None] + np.arange(chars)]]
+    if (digits > 15).any():
+        raise ValueError(f"ids must start with {chars} lowercase hex characters to be bucketed")
+    codes = digits[:, 0].astype(np.int64)
+    for i in range(1, chars):
+        codes = (codes << 4) | digits[:, i]
+    return codes
 
 
 def source_fingerprints(

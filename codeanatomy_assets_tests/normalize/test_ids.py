@@ -8,9 +8,10 @@ from datafusion import SessionContext
 
 from codeanatomy_assets.normalize.ids import (
     bucket,
-    bucket_sql,
     edge_id,
     edge_id_sql,
+    file_code,
+    file_code_sql,
     id_halves,
     id_keys,
     node_id,
@@ -64,29 +65,33 @@ def test_id_keys_decline_what_is_not_a_stable_id(ids):
     assert id_keys(pa.array(ids, pa.string())) is None
 
 
-def test_a_file_s_nodes_share_its_bucket_and_an_edge_shares_its_source_s():
+def test_a_file_s_nodes_share_its_file_code_and_an_edge_shares_its_source_s():
     ctx = SessionContext()
     a = node_id("r", "pkg/a.py", "NAME", "Name", 0, 1)
     b = node_id("r", "pkg/a.py", "FUNCTION", "FunctionDef", 5, 90)
     other = node_id("r", "pkg/b.py", "NAME", "Name", 0, 1)
     external = node_id("r", "", "EXTERNAL", "os.path.join", 0, 0)
-    assert a[:2] == b[:2] == bucket("pkg/a.py", "") != other[:2]
-    # Outside any file the discriminator decides: externals spread over the buckets.
+    assert a[:4] == b[:4] == file_code("pkg/a.py", "") != other[:4]
+    # The bucket is the file code's first two characters.
+    assert a[:2] == bucket("pkg/a.py", "") == file_code("pkg/a.py", "")[:2]
+    # Outside any file the discriminator decides: externals spread over the codes.
     assert (
-        external[:2] == bucket("", "os.path.join") != node_id("r", "", "EXTERNAL", "re", 0, 0)[:2]
+        external[:4]
+        == file_code("", "os.path.join")
+        != node_id("r", "", "EXTERNAL", "re", 0, 0)[:4]
     )
-    assert edge_id("r", "CALLS", b, external, "")[:2] == b[:2]
+    assert edge_id("r", "CALLS", b, external, "")[:4] == b[:4]
     sql = ", ".join(
         [
-            f"{bucket_sql(repr(p), repr(d))} AS b{i}"
+            f"{file_code_sql(repr(p), repr(d))} AS c{i}"
             for i, (p, d) in enumerate([("pkg/a.py", ""), ("", "os.path.join"), ("x.py", "y")])
         ]
         + [f"{node_id_sql('r', 'NULL', quote, quote_d, '0', '0')} AS ext"
            for quote, quote_d in [("'EXTERNAL'", "'re'")]]
     )  # fmt: skip
     got = ctx.sql(f"SELECT {sql}").to_arrow_table().to_pylist()[0]
-    assert [got["b0"], got["b1"], got["b2"]] == [
-        bucket("pkg/a.py", ""), bucket("", "os.path.join"), bucket("x.py", "y")]  # fmt: skip
+    expected = [file_code("pkg/a.py", ""), file_code("", "os.path.join"), file_code("x.py", "y")]
+    assert [got["c0"], got["c1"], got["c2"]] == expected
     assert got["ext"] == node_id("r", "", "EXTERNAL", "re", 0, 0)
 
 

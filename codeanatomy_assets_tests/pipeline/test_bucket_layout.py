@@ -15,7 +15,7 @@ import pytest
 from codeanatomy_assets.cpg.locality import LocalParts
 from codeanatomy_assets.cpg.schemas import KIND_COLUMNS
 from codeanatomy_assets.cpg.views import _NODE_COLUMNS, ViewSpec
-from codeanatomy_assets.normalize.ids import bucket
+from codeanatomy_assets.normalize.ids import bucket, file_code
 from codeanatomy_assets.pipeline import bucket_layout, task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.plan import execution_plan
@@ -100,8 +100,9 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(
     build(repo.path, scratch, factory, second)
     # A per-file table read restricted to some files is spilled once per set of files, not
     # once per session: ``ast_node_ids`` for the per-file views downstream (the changed
-    # files) and for the flat outputs (their buckets' files; 7 spills without the cache).
-    assert spilled.count("ast_node_ids-restricted") == 2
+    # files) and for the flat outputs (the changed file codes' files: the same ones here;
+    # 7 spills without the cache).
+    assert spilled.count("ast_node_ids-restricted") == 1
     lake, fresh = Lake(incremental), Lake(scratch)
 
     for name in [*MAPS, *FLAT]:
@@ -121,7 +122,8 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(
     assert len(ids[first]["SCOPE"] & ids[second]["SCOPE"]) == 1 == len(ids[second]["SCOPE"]) - 1
     assert not ids[first]["FUNCTION"] & ids[second]["FUNCTION"]
     first_layouts, layouts = _layouts(lake, first), _layouts(lake, second)
-    changed = {bucket(p, "") for p in ("lib/m03.py", "lib/m07.py", "lib/new.py")}
+    codes = {file_code(p, "") for p in ("lib/m03.py", "lib/m07.py", "lib/new.py")}
+    changed = {c[:2] for c in codes}
     now = {*FILES, *MODULES, "lib/new.py"} - {"lib/m07.py"}
     carried = _carried_rows(lake, second)
     # The first build had nothing to link: every bucket was written.
@@ -133,18 +135,19 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(
         earlier = {p.stat().st_ino for p in lake.partition_files(name, REPO, first)}
         linked = [p for p in files if p.stat().st_ino in earlier]
         assert layouts[name]["linked"] == len(linked) > layouts[name]["rewritten"] >= 1, name
-        # Only the files of the changed paths' buckets were computed, not all 45; the rest
-        # of their groups' rows were carried over from the earlier files.
-        assert layouts[name]["buckets_computed"] == len(changed), name
-        assert layouts[name]["files_computed"] == sum(bucket(p, "") in changed for p in now)
+        # Only the changed files (those of the changed paths' file codes) were computed,
+        # not all 45; the rest of their groups' rows were carried over from the earlier files.
+        assert layouts[name]["codes_computed"] == len(codes) == 3, name
+        assert layouts[name]["files_computed"] == sum(file_code(p, "") in codes for p in now)
+        assert layouts[name]["files_computed"] == 2, name  # m07.py is gone
         # A rewritten group is carried over from its earlier file, if it had one: its rows
-        # of the buckets not computed, exactly.
+        # of the file codes not computed, exactly.
         before = {_group(p): p for p in lake.partition_files(name, REPO, first)}
         rewritten = {bucket_group(b) for b in changed}
         assert layouts[name]["rewritten"] == len(rewritten), name
         assert layouts[name]["files_carried"] == len(rewritten & before.keys()) >= 1, name
         kept = [i for g in rewritten & before.keys() for i in _ids(before[g], FLAT[name])]
-        assert carried[name] == sum(i[:2] not in changed for i in kept) > 0, name
+        assert carried[name] == sum(i[:4] not in codes for i in kept) > 0, name
         # A group's file holds the ids of one group (their first character).
         groups = [{r[:1] for r in _ids(p, FLAT[name])} for p in files if "local" in _footer(p)]
         assert len(groups) >= len(linked) and all(len(g) == 1 for g in groups), name

@@ -20,6 +20,7 @@ from codeanatomy_assets.storage.buckets import (
     bucket_codes,
     bucket_group,
     feed_id,
+    file_codes,
     group_by_bucket,
     read_bucket_files,
     read_local_files,
@@ -63,8 +64,20 @@ def test_bucket_codes_read_the_first_two_hex_characters():
     assert bucket_codes(ids.slice(250, 3)).tolist() == [250, 251, 252]
     assert bucket_codes(pa.array([], pa.string())).tolist() == []
     for bad in (["zz00"], ["A0"], ["0"], [None], ["0a", "0g"], ["0a00", "x0"]):
-        with pytest.raises(ValueError, match="two lowercase hex"):
+        with pytest.raises(ValueError, match="2 lowercase hex"):
             bucket_codes(pa.array(bad, pa.string()))
+
+
+def test_file_codes_read_the_first_four_hex_characters():
+    # Ids of several lengths (read at each id's offset) and of one (a strided view).
+    assert file_codes(pa.array(["00ab", "ffff9", "3a9c0"])).tolist() == [0xAB, 0xFFFF, 0x3A9C]
+    ids = pa.array([f"{i:04x}{'0' * 28}" for i in range(0, 65536, 257)])
+    assert file_codes(ids).tolist() == list(range(0, 65536, 257))
+    assert file_codes(ids.slice(3, 2)).tolist() == [3 * 257, 4 * 257]
+    assert file_codes(pa.array(["ab12"], pa.string_view())).tolist() == [0xAB12]
+    for bad in (["0a0"], ["0a0G"], ["x" * 32], [None]):
+        with pytest.raises(ValueError, match="4 lowercase hex"):
+            file_codes(pa.array(bad, pa.string()))
 
 
 def test_identities_are_64_bit_integers_never_null():
