@@ -59,17 +59,13 @@ BUCKETS = 16**BUCKET_HEX_CHARS
 # 1 % commits 9.4-9.7 s against 8.5-9.7 s with 128, one-file 6.6-6.9 s against 6.1-7.2 s.
 _GROUP_SHIFT = 1
 LOCAL_GROUPS = BUCKETS >> _GROUP_SHIFT
-# Arrow bytes of rows ``group_by_bucket`` cuts by group at a time, of a group's rows it
-# hands on at a time (a row group), and of all groups' rows it holds at most meanwhile (the
-# largest group's rows go first when they would be more). 16 groups had row groups of 1.5
-# MB; 64 of that size peaked 185 MB higher on the stdlib. Writing its 9 M file-local edges
-# took 3.5 s of CPU in 16 files of 1.5 MB row groups, 3.6 s in 64 of 768 KB, 3.8 s in 64 of
-# 384 KB. With 128 groups and no bound on what they held together (96 MB at most) the
-# build's peak was 120 MB higher than with 64 (1,508 MB against 1,388 MB, while the
-# syntax tree's edges were written).
+# Arrow bytes of rows ``group_by_bucket`` cuts by group at a time, and of a group's rows it
+# hands on at a time (a row group): each group holds up to that much until then (96 MB for
+# 128 groups). 16 groups had row groups of 1.5 MB; 64 of that size peaked 185 MB higher on
+# the stdlib. Writing its 9 M file-local edges took 3.5 s of CPU in 16 files of 1.5 MB row
+# groups, 3.6 s in 64 of 768 KB, 3.8 s in 64 of 384 KB.
 _WINDOW_BYTES = 8 * 1024 * 1024
 _GROUP_BYTES = 3 * 1024 * 1024 // 4
-_HELD_BYTES = 48 * 1024 * 1024
 # Each byte's value as a lowercase hex digit; 255 for any other byte.
 _NIBBLES = np.full(256, 255, np.uint8)
 _NIBBLES[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
@@ -279,11 +275,9 @@ def group_by_bucket(
     allowed: frozenset[str] | None = None,
     window_bytes: int = _WINDOW_BYTES,
     group_bytes: int = _GROUP_BYTES,
-    held_bytes: int = _HELD_BYTES,
 ) -> Iterator[tuple[str, pa.Table]]:
     """The rows of ``batches``, in any order, as (group, table) pieces (``LocalBuckets``):
-    each piece ``group_bytes`` or more of one group's rows (a row group), or the largest
-    group's rows when all groups together hold more than ``held_bytes``, the rest at the end.
+    each piece ``group_bytes`` or more of one group's rows (a row group), the rest at the end.
     A row whose group is not ``allowed`` raises ``StrayBucketError``.
 
     Rows are cut by group a window of ``window_bytes`` at a time (a batch is cut where its
@@ -324,11 +318,6 @@ def group_by_bucket(
                 yield group_name(code), pa.Table.from_batches(pending.pop(code))
                 del pending_bytes[code]
         held.clear()
-        total = sum(pending_bytes.values())
-        while total > held_bytes:
-            code = max(pending_bytes, key=pending_bytes.__getitem__)
-            total -= pending_bytes.pop(code)
-            yield group_name(code), pa.Table.from_batches(pending.pop(code))
     for code in sorted(pending.keys() | held.keys()):
         yield group_name(code), pa.Table.from_batches([*pending.get(code, ()), *held.get(code, ())])
 

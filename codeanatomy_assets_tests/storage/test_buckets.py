@@ -206,38 +206,6 @@ def test_rows_in_any_order_come_out_by_group_each_once():
         list(group_by_bucket(table.to_batches(), "node_id", frozenset({"05", "78", "7f"})))
 
 
-def test_groups_together_hold_no_more_than_their_bound():
-    table = _rows({"0a": 40, "0b": 3, "1c": 25, "f0": 7, "ff": 9})
-    shuffled = table.take(pa.array([(i * 37) % table.num_rows for i in range(table.num_rows)]))
-    batches = shuffled.to_batches(max_chunksize=4)
-    width = max(b.nbytes for b in batches)
-    consumed = 0
-
-    def counted() -> Iterator[pa.RecordBatch]:
-        nonlocal consumed
-        for batch in batches:
-            consumed += batch.nbytes
-            yield batch
-
-    def run(held_bytes: int) -> list[tuple[str, pa.Table]]:
-        nonlocal consumed
-        consumed, out, given = 0, [], 0
-        for group, piece in group_by_bucket(counted(), "node_id", window_bytes=100,
-                                            group_bytes=10**9, held_bytes=held_bytes):  # fmt: skip
-            out.append((group, piece))
-            given += piece.nbytes
-            # What it holds: at most the bound, a window and the batch that closed it.
-            assert consumed - given <= held_bytes + 100 + width or consumed == shuffled.nbytes
-        return out
-
-    # Unbounded, each group's rows come out once, at the end; bounded, the largest first.
-    assert len(run(10**9)) == 4
-    pieces = run(300)
-    assert len(pieces) > 4
-    rows = pa.concat_tables([piece for _, piece in pieces])
-    assert rows.sort_by("node_id").equals(table.sort_by("node_id"))
-
-
 def test_group_files_are_signed_and_read_back_only_under_the_same_signature(tmp_path):
     lake = Lake(str(tmp_path))
     table = _rows({"0a": 30, "0b": 3, "3f": 5, "ff": 7})
