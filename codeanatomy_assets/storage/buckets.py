@@ -19,7 +19,7 @@ Two different sets of rows share one only if both the XOR and the sum of their 6
 identities agree, with the same count.
 
 The flat outputs' file-local rows (``cpg.locality``) come in no order; ``group_by_bucket``
-cuts them by group of buckets (128 groups, ``LocalBuckets``) and hands each group's rows to
+cuts them by group of buckets (64 groups, ``LocalBuckets``) and hands each group's rows to
 that group's file. Their footers carry a signature of what every file's rows were computed
 with (``pipeline.local_layout``): a later build links the files of the groups whose source
 files it did not change, without computing their rows at all. They also carry the partial
@@ -47,21 +47,21 @@ FILE_CODE_HEX_CHARS = 4
 FOOTER_KEY = b"codeanatomy.bucket"
 LOCAL_FOOTER_KEY = b"codeanatomy.local_bucket"
 BUCKETS = 16**BUCKET_HEX_CHARS
-# File-local rows are filed in groups of two buckets (a bucket's code shifted right by one;
-# a group is named by its number, two hex digits): 128 files per output. A commit rewrites
-# the groups of the files it changed, carrying over the other files' rows of each (decoded
-# and encoded again: most of what such a write costs once only the changed files are
-# computed, ``pipeline.local_layout``), so the smaller the group the less a commit carries.
-# On the stdlib, a commit of 1 % of the files rewrote 12 of 16 groups (14 M rows carried
-# over; the commit took 17.1-18.9 s) or 15 of 64 (10.2-10.6 s), or 17 of 128 (9.4-9.95 s
-# in alternating runs); one-file commits 5.9 s on average with 64 groups, 6.2 s with 128 (7
-# runs each, within their spread). A file per bucket, as the maps (256 groups), gave no more:
-# 1 % commits 9.4-9.7 s against 8.5-9.7 s with 128, one-file 6.6-6.9 s against 6.1-7.2 s.
-_GROUP_SHIFT = 1
+# File-local rows are filed in groups of four buckets (a bucket's code shifted right by two;
+# a group is named by its number, two hex digits): 64 files per output. A commit rewrites the
+# groups of the files it changed, carrying over the other rows of each (decoded and encoded
+# again: most of what such a write costs), so the smaller the group the less a commit
+# carries: on the stdlib, a commit of 1 % of the files rewrote 12 of 16 groups (14 M rows
+# carried over; the commit took 17.1-18.9 s) or 15 of 64 (13.0 s), full builds and one-file
+# commits as fast either way, the build's peak 65 MB higher. Why not a file per bucket, as
+# the maps: 256 files per output made every scan of a whole partition slower (as a UNION of
+# one table per file then: the quality outputs' scans +0.2-0.8 s each), and a one-file
+# commit with them (9.6 s against 7.6 s).
+_GROUP_SHIFT = 2
 LOCAL_GROUPS = BUCKETS >> _GROUP_SHIFT
 # Arrow bytes of rows ``group_by_bucket`` cuts by group at a time, and of a group's rows it
-# hands on at a time (a row group): each group holds up to that much until then (96 MB for
-# 128 groups). 16 groups had row groups of 1.5 MB; 64 of that size peaked 185 MB higher on
+# hands on at a time (a row group): each group holds up to that much until then (48 MB for
+# 64 groups). 16 groups had row groups of 1.5 MB; 64 of that size peaked 185 MB higher on
 # the stdlib. Writing its 9 M file-local edges took 3.5 s of CPU in 16 files of 1.5 MB row
 # groups, 3.6 s in 64 of 768 KB, 3.8 s in 64 of 384 KB.
 _WINDOW_BYTES = 8 * 1024 * 1024
@@ -99,7 +99,7 @@ class BucketSpec:
 
 @dataclass(frozen=True, slots=True)
 class LocalBuckets:
-    """How a write files rows that come in any bucket order: each group's rows (of two
+    """How a write files rows that come in any bucket order: each group's rows (of four
     buckets: ``bucket_group``) into a file of its own, whose footer names the group and
     ``signature``. ``allowed``: the only groups rows may fall in
     (None: any); a row outside them raises ``StrayBucketError``. ``partials``: a group's
