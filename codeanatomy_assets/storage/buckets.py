@@ -49,14 +49,15 @@ LOCAL_FOOTER_KEY = b"codeanatomy.local_bucket"
 BUCKETS = 16**BUCKET_HEX_CHARS
 # File-local rows are filed in groups of four buckets (a bucket's code shifted right by two;
 # a group is named by its number, two hex digits): 64 files per output. A commit rewrites the
-# groups of the files it changed, carrying over the other rows of each (decoded and encoded
-# again: most of what such a write costs), so the smaller the group the less a commit
-# carries: on the stdlib, a commit of 1 % of the files rewrote 12 of 16 groups (14 M rows
-# carried over; the commit took 17.1-18.9 s) or 15 of 64 (13.0 s), full builds and one-file
-# commits as fast either way, the build's peak 65 MB higher. Why not a file per bucket, as
-# the maps: 256 files per output made every scan of a whole partition slower (as a UNION of
-# one table per file then: the quality outputs' scans +0.2-0.8 s each), and a one-file
-# commit with them (9.6 s against 7.6 s).
+# groups of the files it changed, carrying over the other files' rows of each (decoded and
+# encoded again: most of what such a write costs once only the changed files are computed,
+# ``pipeline.local_layout``), so the smaller the group the less a commit carries: on the
+# stdlib, a commit of 1 % of the files rewrote 12 of 16 groups (14 M rows carried over; the
+# commit took 17.1-18.9 s) or 15 of 64 (10.2-10.6 s). Why not smaller groups: 128 (of two
+# buckets) made that commit 9.4-9.95 s, but the build's peak while writing the edges rose by
+# 70-170 MB (CLI 1,459-1,555 MB against 1,388-1,469; Dagster 1,622-2,035 against
+# 1,548-1,893 in alternating runs), which took a Dagster build of the stdlib past 2 GB; a
+# file per bucket (256 groups) was no faster than 128 and peaked at 2.4 GB.
 _GROUP_SHIFT = 2
 LOCAL_GROUPS = BUCKETS >> _GROUP_SHIFT
 # Arrow bytes of rows ``group_by_bucket`` cuts by group at a time, and of a group's rows it
