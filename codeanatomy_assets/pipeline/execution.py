@@ -40,6 +40,7 @@ from codeanatomy_assets.pipeline.cache import (
 )
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.pipeline.events import events_table
+from codeanatomy_assets.pipeline.heap import disable_huge_pages
 from codeanatomy_assets.pipeline.local_layout import LocalInputs, entry_keys, inputs_signature
 from codeanatomy_assets.pipeline.manifest import manifest_table
 from codeanatomy_assets.pipeline.outputs import write_output
@@ -150,6 +151,8 @@ def build_commit(
     lake.ensure_writable()
     entries = repo.python_entries(sha)
     stages["resolve_s"] = time.perf_counter() - t0
+    # Before extraction's workers start, so that they inherit it (``pipeline.heap``).
+    huge_pages_off = disable_huge_pages()
     if request.execution_mode != "remote":
         # When extraction will use worker processes, their server's imports run while the
         # plan is made.
@@ -191,6 +194,7 @@ def build_commit(
         context.scratch = Scratch()
     except ValueError as exc:  # CODEANATOMY_SCRATCH_DIR is not a usable directory
         raise ConfigError(str(exc)) from None
+    collector.record("huge_pages", disabled=huge_pages_off)
     collector.record(
         "plan",
         plan_signature=plan.signature,

@@ -1,9 +1,12 @@
 """The C heap's free pages go back to the system after extraction, and Arrow's pool's after each
-sorted map (``pipeline.heap``)."""
+sorted map; a build keeps its process off transparent huge pages (``pipeline.heap``)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +17,8 @@ from codeanatomy_assets.pipeline import heap
 from codeanatomy_assets.pipeline.execution import PIPELINE_EVENTS_TABLE, build_commit
 from codeanatomy_assets.pipeline.heap import (
     _malloc_trim,
+    _prctl,
+    huge_pages_disabled,
     release_arrow_pool,
     release_free_heap,
     resident_mb,
@@ -76,3 +81,76 @@ def test_arrow_pool_gives_back_what_it_kept() -> None:
     after = resident_mb()
     assert kept is not None and after is not None
     assert kept - after > 100
+
+
+linux = pytest.mark.skipif(_prctl() is None, reason="needs Linux")
+_THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+_SMAPS = Path("/proc/self/smaps_rollup")
+
+
+def _thp_mode() -> str | None:
+    try:
+        text = _THP_MODE.read_text()
+    except OSError:
+        return None
+    start = text.find("[")
+    return text[start + 1 : text.find("]")] if start >= 0 else None
+
+
+# A child process that allocates 128 MB from Arrow's pool and prints how much of its memory
+# is in huge pages before and after; with "off" it first calls ``disable_huge_pages``. It
+# turns the flag back on first, since it inherits it from this process.
+_CHILD = """
+import ctypes, re, sys
+ctypes.CDLL(None).prctl(41, 0, 0, 0, 0)
+import numpy as np, pyarrow as pa, pyarrow.compute as pc
+from codeanatomy_assets.pipeline.heap import disable_huge_pages
+
+def huge():
+    text = open("/proc/self/smaps_rollup").read()
+    return int(re.search(r"AnonHugePages:\\s+(\\d+) kB", text).group(1))
+
+if sys.argv[1] == "off":
+    assert disable_huge_pages()
+before = huge()
+kept = pc.add(pa.array(np.arange(16 * 2**20)), 1)
+print(before, huge())
+"""
+
+
+@linux
+@pytest.mark.skipif(
+    _thp_mode() not in ("always", "madvise") or not _SMAPS.exists(),
+    reason="needs transparent huge pages enabled and /proc/self/smaps_rollup",
+)
+def test_off_huge_pages_arrow_memory_comes_in_small_pages() -> None:
+    def huge_kb(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, mode], capture_output=True, text=True, check=True
+        ).stdout.split()
+        return int(out[1]) - int(out[0])
+
+    assert huge_kb("on") >= 64 * 1024  # the arena's madvise(MADV_HUGEPAGE) took effect
+    assert huge_kb("off") == 0
+
+
+@linux
+def test_a_build_keeps_its_process_and_children_off_huge_pages(git_repo, lake_root) -> None:
+    repo = git_repo()
+    sha = repo.commit(FILES)
+    request = BuildRequest(
+        repo_path=repo.path, lake_root=lake_root, repo_id="fixture", execution_mode="serial"
+    )
+    build_commit(request)
+    events = Lake(lake_root).read_partition(PIPELINE_EVENTS_TABLE, "fixture", sha).to_pylist()
+    (record,) = [e for e in events if e["event"] == "huge_pages"]
+    assert json.loads(record["detail_json"]) == {"disabled": True}
+    assert huge_pages_disabled() is True
+    status = subprocess.run(["cat", "/proc/self/status"], capture_output=True, text=True)
+    assert "THP_enabled:\t0" in status.stdout  # a process started afterwards inherits it
+
+
+def test_without_linux_huge_pages_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heap, "_prctl", lambda: None)  # macOS
+    assert heap.disable_huge_pages() is False
+    assert heap.huge_pages_disabled() is None
