@@ -4,8 +4,9 @@ A driver is the compiled DAG: building one costs the plan's synthesis and Hamilt
 construction, so a process that builds many partitions (a Dagster run, the benchmark) reuses
 it. The cache lives in the factory object a caller owns, never in a module global.
 
-Config keys: ``execution_mode`` (``remote`` adds Hamilton's dynamic execution with the plan
-execution manager of ``pipeline.remote``), ``remote_cost_threshold``, and ``cache_dir``
+Config keys: ``execution_mode`` (``parallel`` runs nodes on threads, ``pipeline.node_threads``;
+``remote`` adds Hamilton's dynamic execution with the plan execution manager of
+``pipeline.remote``), ``remote_cost_threshold``, and ``cache_dir``
 (Hamilton's cache there, with the policy of ``pipeline.cache``; None: no cache).
 """
 
@@ -24,6 +25,7 @@ from hamilton import driver
 from codeanatomy_assets.pipeline.cache import cache_adapter
 from codeanatomy_assets.pipeline.hooks import DiagnosticsHook
 from codeanatomy_assets.pipeline.modules import static_modules
+from codeanatomy_assets.pipeline.node_threads import NodeThreads
 from codeanatomy_assets.pipeline.remote import PlanExecutionManager
 from codeanatomy_assets.pipeline.request import DEFAULT_REMOTE_COST_THRESHOLD
 from codeanatomy_assets.pipeline.task_module_builder import (
@@ -75,6 +77,8 @@ class DriverFactory:
         cache_dir = config.get("cache_dir")
         if cache_dir:
             builder = builder.with_adapters(cache_adapter(Path(cache_dir)))
+        if config.get("execution_mode") == "parallel":
+            builder = builder.with_adapters(NodeThreads())
         if config.get("execution_mode") == "remote":
             threshold = float(config.get("remote_cost_threshold", DEFAULT_REMOTE_COST_THRESHOLD))
             manager = PlanExecutionManager(contexts=hook.context, cost_threshold=threshold)

@@ -19,6 +19,7 @@ import pyarrow as pa
 from hamilton.function_modifiers import check_output_custom, group, inject, source, tag, value
 
 from codeanatomy_assets.pipeline.cache import CODE_VERSION_TAG, task_code_version
+from codeanatomy_assets.pipeline.node_threads import SORTED_MAP_TAG
 from codeanatomy_assets.pipeline.placement import run_task
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.run_context import current_run, run_scratch
@@ -165,7 +166,9 @@ def _write_node(task: PlanTask, plan: ExecutionPlan) -> Callable[..., OutputWrit
         pushdown=task.pushdown,
     )  # fmt: skip
     outputs = set(plan.outputs)
+    # A sorted map's write holds a bounded share of its rows at a time (``pipeline.node_threads``).
     tags = {**_tags(task, plan), "layer": "outputs", "kind": "write"}
+    tags[SORTED_MAP_TAG] = str(task.nest is not None)
 
     def write_task(
         tables: dict[str, Dependency],

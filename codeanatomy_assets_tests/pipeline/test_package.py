@@ -17,4 +17,6 @@ def test_importing_the_pipeline_loads_no_hamilton_extension():
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
-    assert out.strip() == "[]"
+    # The one plugin module the pipeline imports itself (``pipeline.node_threads``): a thread
+    # pool adapter, which imports no dataframe library.
+    assert out.strip() in ("[]", "['hamilton.plugins', 'hamilton.plugins.h_threadpool']")

@@ -1,0 +1,152 @@
+"""Nodes run on threads as their inputs are ready; writes keep to their slots; a build's
+context reaches every node; no node outlives the run (``pipeline.node_threads``)."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from typing import Any
+
+import pytest
+from hamilton import ad_hoc_utils, driver
+from hamilton.function_modifiers import tag
+
+from codeanatomy_assets.pipeline.node_threads import NodeThreads, WriteSlots
+
+_CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="unset")
+
+
+def _driver(adapter: NodeThreads, **functions: Any) -> driver.Driver:
+    module = ad_hoc_utils.create_temporary_module(*functions.values())
+    return driver.Builder().with_modules(module).with_adapters(adapter).build()
+
+
+def test_independent_nodes_run_at_once() -> None:
+    # Each waits for the other at a barrier: one after the other, the first would time out.
+    barrier = threading.Barrier(2, timeout=10)
+
+    def left(start: int) -> int:
+        barrier.wait()
+        return start + 1
+
+    def right(start: int) -> int:
+        barrier.wait()
+        return start + 2
+
+    def both(left: int, right: int) -> int:
+        return left * right
+
+    dr = _driver(NodeThreads(), left=left, right=right, both=both)
+    assert dr.execute(["both"], inputs={"start": 1}) == {"both": 6}
+
+
+def test_every_node_sees_the_context_it_was_submitted_in() -> None:
+    def seen() -> str:
+        return _CURRENT.get()
+
+    dr = _driver(NodeThreads(), seen=seen)
+    token = _CURRENT.set("build-1")
+    try:
+        assert dr.execute(["seen"]) == {"seen": "build-1"}
+    finally:
+        _CURRENT.reset(token)
+
+
+def test_a_failure_waits_for_the_other_nodes_and_skips_what_needed_it() -> None:
+    finished: list[str] = []
+
+    def broken() -> int:
+        raise ValueError("bad node")
+
+    def slow() -> int:
+        time.sleep(0.5)
+        finished.append("slow")
+        return 1
+
+    def after(broken: int) -> int:
+        finished.append("after")
+        return broken
+
+    dr = _driver(NodeThreads(), broken=broken, slow=slow, after=after)
+    with pytest.raises(ValueError, match="bad node"):
+        dr.execute(["after", "slow"])
+    assert finished == ["slow"]  # ended before execute raised; ``after`` never ran
+
+
+def _writes(kind: str, sorted_map: bool = False) -> Any:
+    return tag(kind=kind, sorted_map=str(sorted_map))
+
+
+def test_flat_writes_run_alone_and_sorted_maps_together() -> None:
+    running: set[str] = set()
+    overlaps: list[frozenset[str]] = []
+    lock = threading.Lock()
+
+    def step(name: str) -> str:
+        with lock:
+            running.add(name)
+            overlaps.append(frozenset(running))
+        time.sleep(0.3)
+        with lock:
+            overlaps.append(frozenset(running))
+            running.discard(name)
+        return name
+
+    @_writes("write")
+    def flat_a(start: int) -> str:
+        return step("flat_a")
+
+    @_writes("write")
+    def flat_b(start: int) -> str:
+        return step("flat_b")
+
+    @_writes("write", sorted_map=True)
+    def map_a(start: int) -> str:
+        return step("map_a")
+
+    @_writes("write", sorted_map=True)
+    def map_b(start: int) -> str:
+        return step("map_b")
+
+    dr = _driver(NodeThreads(threads=4), flat_a=flat_a, flat_b=flat_b, map_a=map_a, map_b=map_b)
+    dr.execute(["flat_a", "flat_b", "map_a", "map_b"], inputs={"start": 0})
+    for seen in overlaps:  # a flat write never beside another write
+        assert not ({"flat_a", "flat_b"} & seen) or len(seen) == 1
+    assert frozenset({"map_a", "map_b"}) in overlaps
+
+
+def test_a_waiting_exclusive_write_lets_no_new_map_start() -> None:
+    slots = WriteSlots()
+    order: list[str] = []
+    first_map = threading.Event()
+    release = threading.Event()
+
+    def hold_map() -> None:
+        with slots.shared():
+            first_map.set()
+            release.wait(10)
+            order.append("map 1 done")
+
+    def flat() -> None:
+        with slots.exclusive():
+            order.append("flat")
+
+    def late_map() -> None:
+        with slots.shared():
+            order.append("map 2")
+
+    threads = [threading.Thread(target=hold_map)]
+    threads[0].start()
+    assert first_map.wait(10)
+    threads.append(threading.Thread(target=flat))
+    threads[1].start()
+    time.sleep(0.2)  # the flat write is waiting now
+    threads.append(threading.Thread(target=late_map))
+    threads[2].start()
+    time.sleep(0.2)
+    assert order == []  # the late map waits behind the flat write
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert order == ["map 1 done", "flat", "map 2"]
