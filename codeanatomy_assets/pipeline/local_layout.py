@@ -64,6 +64,9 @@ from codeanatomy_assets.storage.scratch import SpilledTable
 log = logging.getLogger(__name__)
 
 EntryKey = tuple[str, int, str | None]
+# A build whose flat outputs compute the rows of at most this share of the commit's files
+# writes them two at a time (``LocalLayout.few``).
+FEW_FILES_SHARE = 0.1
 
 
 def entry_keys(entries: Iterable[BlobEntry]) -> dict[str, EntryKey]:
@@ -107,7 +110,9 @@ class LocalLayout:
     the groups rows may fall in); ``keep``, an earlier partition's files of the other
     groups; ``paths``, the files whose rows are computed (None: all), those of the file
     codes ``computed``; ``carry``, the earlier files of the groups rewritten, whose rows of
-    the other codes are written again as they were (``carried_rows``)."""
+    the other codes are written again as they were (``carried_rows``); ``few``, whether the
+    files computed are at most ``FEW_FILES_SHARE`` of the commit's (``pipeline.node_threads``
+    lets two such writes run at once)."""
 
     buckets: LocalBuckets
     keep: tuple[Path, ...] = ()
@@ -115,6 +120,7 @@ class LocalLayout:
     base: str | None = None
     computed: frozenset[str] | None = None
     carry: tuple[Path, ...] = ()
+    few: bool = False
 
 
 def local_layout(
@@ -152,8 +158,9 @@ def local_layout(
     keep = tuple(path for g, path in sorted(files.items()) if g not in rewrite)
     carry = tuple(path for g, path in sorted(files.items()) if g in rewrite)
     paths = tuple(sorted(p for p in now if file_code(p, "") in computed))
+    few = len(paths) <= FEW_FILES_SHARE * len(now)
     return LocalLayout(
-        LocalBuckets(local.key, signature, rewrite), keep, paths, base, computed, carry
+        LocalBuckets(local.key, signature, rewrite), keep, paths, base, computed, carry, few
     )
 
 

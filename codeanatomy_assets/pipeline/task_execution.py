@@ -53,6 +53,7 @@ from codeanatomy_assets.pipeline.local_layout import (
     only_computed,
     restrict_to_files,
 )
+from codeanatomy_assets.pipeline.node_threads import few_files_computed
 from codeanatomy_assets.pipeline.request import OutputWrite
 from codeanatomy_assets.pipeline.run_context import RunContext, current_run, run_scratch
 from codeanatomy_assets.pipeline.view_cache import cache_schema, per_file_view
@@ -310,6 +311,8 @@ def _stream_to_lake(
             spec.local, tuple(queries), lake, spec.task_name, repo_id, commit, schema,
             link=link,
         )  # fmt: skip
+        if local is not None and local.few:
+            few_files_computed()
     groups = None
     if local is not None:
         assert spec.local is not None
@@ -436,6 +439,7 @@ def _stream_to_lake(
             files_computed=len(local.paths) if local.paths is not None else None,
             codes_computed=len(local.computed) if local.computed is not None else None,
             files_carried=len(local.carry),
+            few_files=local.few,
             base_commit=local.base,
         )
     return written

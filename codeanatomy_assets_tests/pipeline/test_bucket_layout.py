@@ -140,6 +140,9 @@ def test_a_small_change_rewrites_its_buckets_and_links_the_rest(
         assert layouts[name]["codes_computed"] == len(codes) == 3, name
         assert layouts[name]["files_computed"] == sum(file_code(p, "") in codes for p in now)
         assert layouts[name]["files_computed"] == 2, name  # m07.py is gone
+        # 2 of 45 files: few enough for two flat writes at once (``pipeline.node_threads``);
+        # the first build computed all of them.
+        assert layouts[name]["few_files"] and not first_layouts[name]["few_files"], name
         # A rewritten group is carried over from its earlier file, if it had one: its rows
         # of the file codes not computed, exactly.
         before = {_group(p): p for p in lake.partition_files(name, REPO, first)}

@@ -12,7 +12,9 @@ import pytest
 from hamilton import ad_hoc_utils, driver
 from hamilton.function_modifiers import tag
 
-from codeanatomy_assets.pipeline.node_threads import NodeThreads, WriteSlots
+from codeanatomy_assets.obs.diagnostics import DiagnosticsCollector
+from codeanatomy_assets.pipeline.node_threads import NodeThreads, WriteSlots, few_files_computed
+from codeanatomy_assets.pipeline.run_context import RunContext, enter_run, exit_run
 
 _CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="unset")
 
@@ -116,24 +118,24 @@ def test_flat_writes_run_alone_and_sorted_maps_together() -> None:
     assert frozenset({"map_a", "map_b"}) in overlaps
 
 
-def test_a_waiting_exclusive_write_lets_no_new_map_start() -> None:
+def test_a_write_waiting_for_both_units_lets_no_new_map_start() -> None:
     slots = WriteSlots()
     order: list[str] = []
     first_map = threading.Event()
     release = threading.Event()
 
     def hold_map() -> None:
-        with slots.shared():
+        with slots.hold(1):
             first_map.set()
             release.wait(10)
             order.append("map 1 done")
 
     def flat() -> None:
-        with slots.exclusive():
+        with slots.hold(2):
             order.append("flat")
 
     def late_map() -> None:
-        with slots.shared():
+        with slots.hold(1):
             order.append("map 2")
 
     threads = [threading.Thread(target=hold_map)]
@@ -145,8 +147,67 @@ def test_a_waiting_exclusive_write_lets_no_new_map_start() -> None:
     threads.append(threading.Thread(target=late_map))
     threads[2].start()
     time.sleep(0.2)
-    assert order == []  # the late map waits behind the flat write
+    assert order == []  # one unit is free, but the late map waits behind the flat write
     release.set()
     for t in threads:
         t.join(10)
     assert order == ["map 1 done", "flat", "map 2"]
+
+
+def test_a_lightened_hold_lets_one_more_write_in() -> None:
+    slots = WriteSlots()
+    entered = threading.Event()
+    with slots.hold(2) as hold:
+
+        def one_unit() -> None:
+            with slots.hold(1):
+                entered.set()
+
+        other = threading.Thread(target=one_unit)
+        other.start()
+        assert not entered.wait(0.2)  # both units held
+        hold.lighten()
+        assert entered.wait(10)
+        other.join(10)
+
+
+def test_once_a_build_computes_few_files_its_flat_writes_run_two_at_a_time() -> None:
+    # The first flat write says the build is small (as ``_stream_to_lake`` does when its
+    # layout computes few files); the two after it then run beside each other.
+    running: set[str] = set()
+    overlaps: list[frozenset[str]] = []
+    lock = threading.Lock()
+
+    def step(name: str, small: bool = False) -> str:
+        if small:
+            few_files_computed()
+        with lock:
+            running.add(name)
+            overlaps.append(frozenset(running))
+        time.sleep(0.3)
+        with lock:
+            overlaps.append(frozenset(running))
+            running.discard(name)
+        return name
+
+    @_writes("write")
+    def first(start: int) -> str:
+        return step("first", small=True)
+
+    @_writes("write")
+    def second(first: str) -> str:
+        return step("second")
+
+    @_writes("write")
+    def third(first: str) -> str:
+        return step("third")
+
+    telemetry: Any = None  # no node of this graph records telemetry
+    context = RunContext("run", "repo", "0" * 40, "parallel", DiagnosticsCollector(), telemetry)
+    token = enter_run(context)
+    try:
+        dr = _driver(NodeThreads(), first=first, second=second, third=third)
+        dr.execute(["second", "third"], inputs={"start": 0})
+    finally:
+        exit_run(token)
+    assert frozenset({"second", "third"}) in overlaps
