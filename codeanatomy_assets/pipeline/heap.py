@@ -32,17 +32,24 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _libc_function(name: str, *argtypes: type) -> Callable[..., int] | None:
+    """Function ``name`` of the C library the interpreter runs on, returning a C int (None
+    off Linux, or where that library has none)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        trim = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
+        function = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    if argtypes:
+        function.argtypes = list(argtypes)
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    return _libc_function("malloc_trim", ctypes.c_size_t)
 
 
 def resident_mb() -> float | None:
@@ -69,14 +76,7 @@ _PR_GET_THP_DISABLE = 42
 
 @functools.cache
 def _prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.restype = ctypes.c_int
-    return prctl  # type: ignore[no-any-return]
+    return _libc_function("prctl")
 
 
 def huge_pages_disabled() -> bool | None:

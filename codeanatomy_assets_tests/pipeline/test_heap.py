@@ -27,6 +27,19 @@ from codeanatomy_assets.pipeline.request import BuildRequest
 from codeanatomy_assets.storage.lake import Lake
 from codeanatomy_assets_tests.pipeline.fixture_repo import FILES
 
+
+def _build_events(git_repo, lake_root, event: str) -> list[dict]:
+    """The ``event`` rows of a serial build of the fixture repository."""
+    repo = git_repo()
+    sha = repo.commit(FILES)
+    request = BuildRequest(
+        repo_path=repo.path, lake_root=lake_root, repo_id="fixture", execution_mode="serial"
+    )
+    build_commit(request)
+    events = Lake(lake_root).read_partition(PIPELINE_EVENTS_TABLE, "fixture", sha).to_pylist()
+    return [e for e in events if e["event"] == event]
+
+
 glibc = pytest.mark.skipif(_malloc_trim() is None, reason="needs Linux with glibc")
 
 
@@ -48,14 +61,7 @@ def test_release_returns_what_a_pinned_heap_keeps() -> None:
 
 @glibc
 def test_a_build_records_the_release_after_extraction(git_repo, lake_root) -> None:
-    repo = git_repo()
-    sha = repo.commit(FILES)
-    request = BuildRequest(
-        repo_path=repo.path, lake_root=lake_root, repo_id="fixture", execution_mode="serial"
-    )
-    build_commit(request)
-    events = Lake(lake_root).read_partition(PIPELINE_EVENTS_TABLE, "fixture", sha).to_pylist()
-    (release,) = [e for e in events if e["event"] == "heap_release"]
+    (release,) = _build_events(git_repo, lake_root, "heap_release")
     assert release["node"] == "evidence"
     detail = json.loads(release["detail_json"])
     assert isinstance(detail["returned"], bool)
@@ -136,14 +142,7 @@ def test_off_huge_pages_arrow_memory_comes_in_small_pages() -> None:
 
 @linux
 def test_a_build_keeps_its_process_and_children_off_huge_pages(git_repo, lake_root) -> None:
-    repo = git_repo()
-    sha = repo.commit(FILES)
-    request = BuildRequest(
-        repo_path=repo.path, lake_root=lake_root, repo_id="fixture", execution_mode="serial"
-    )
-    build_commit(request)
-    events = Lake(lake_root).read_partition(PIPELINE_EVENTS_TABLE, "fixture", sha).to_pylist()
-    (record,) = [e for e in events if e["event"] == "huge_pages"]
+    (record,) = _build_events(git_repo, lake_root, "huge_pages")
     assert json.loads(record["detail_json"]) == {"disabled": True}
     assert huge_pages_disabled() is True
     status = subprocess.run(["cat", "/proc/self/status"], capture_output=True, text=True)

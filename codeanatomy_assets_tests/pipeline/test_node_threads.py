@@ -80,20 +80,28 @@ def _writes(kind: str, sorted_map: bool = False) -> Any:
     return tag(kind=kind, sorted_map=str(sorted_map))
 
 
-def test_flat_writes_run_alone_and_sorted_maps_together() -> None:
-    running: set[str] = set()
-    overlaps: list[frozenset[str]] = []
-    lock = threading.Lock()
+class _Overlaps:
+    """What ran at once: ``step`` records the set of running steps as each starts and ends."""
 
-    def step(name: str) -> str:
-        with lock:
-            running.add(name)
-            overlaps.append(frozenset(running))
+    def __init__(self) -> None:
+        self.seen: list[frozenset[str]] = []
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def step(self, name: str) -> str:
+        with self._lock:
+            self._running.add(name)
+            self.seen.append(frozenset(self._running))
         time.sleep(0.3)
-        with lock:
-            overlaps.append(frozenset(running))
-            running.discard(name)
+        with self._lock:
+            self.seen.append(frozenset(self._running))
+            self._running.discard(name)
         return name
+
+
+def test_flat_writes_run_alone_and_sorted_maps_together() -> None:
+    writes = _Overlaps()
+    step, overlaps = writes.step, writes.seen
 
     @_writes("write")
     def flat_a(start: int) -> str:
@@ -174,21 +182,13 @@ def test_a_lightened_hold_lets_one_more_write_in() -> None:
 def test_once_a_build_computes_few_files_its_flat_writes_run_two_at_a_time() -> None:
     # The first flat write says the build is small (as ``_stream_to_lake`` does when its
     # layout computes few files); the two after it then run beside each other.
-    running: set[str] = set()
-    overlaps: list[frozenset[str]] = []
-    lock = threading.Lock()
+    writes = _Overlaps()
+    overlaps = writes.seen
 
     def step(name: str, small: bool = False) -> str:
         if small:
             few_files_computed()
-        with lock:
-            running.add(name)
-            overlaps.append(frozenset(running))
-        time.sleep(0.3)
-        with lock:
-            overlaps.append(frozenset(running))
-            running.discard(name)
-        return name
+        return writes.step(name)
 
     @_writes("write")
     def first(start: int) -> str:
