@@ -4,7 +4,7 @@ proven on 64-bit keys a sixteenth of the id space at a time.
 An id's first hex digit is its *group* (``normalize.ids``: the first two name the bucket of
 its file; an edge's id starts with its source's). Two equal ids share a group, so ids are
 unique when each group's are, and an endpoint is a node when its group's nodes hold it. The
-file-local rows of the outputs are written one file per group of four buckets
+file-local rows of the outputs are written one file per group of two buckets
 (``storage.buckets``), so most of a partition's files each hold ids of one group, which
 their Parquet statistics show (first digit of the id column's min equal to its max's). The
 edges are then read group by group (a group's files one after another): each group's edge

@@ -65,7 +65,7 @@ IDENTITY_COLUMN = "bucket_identity"
 
 # A map written whole is sorted one group of its buckets at a time: those that share the
 # ids' first character (sixteen sorts of a sixteenth each), whatever the groups the source's
-# file-local rows are filed in (``storage.buckets.LOCAL_GROUPS``: four to a sort group).
+# file-local rows are filed in (``storage.buckets.LOCAL_GROUPS``: eight to a sort group).
 _SORT_GROUP_CHARS = 1
 
 

@@ -2,7 +2,7 @@
 earlier partition (``cpg.locality`` says which rows are file-local).
 
 The file-local rows of a flat output (``cpg_nodes``, ``cpg_edges``, ``cpg_props``) are
-written one file per group of id buckets (64 groups: ``storage.buckets.LocalBuckets``), a
+written one file per group of id buckets (128 groups: ``storage.buckets.LocalBuckets``), a
 file's rows being those of the files whose paths fall in its group. Each footer is signed
 with what every file's rows were computed with: the code and the build's options
 (``reuse.input_fingerprint`` without the files), the package layout (which decides
@@ -14,7 +14,7 @@ another blob) keep their files. A changed group's file is written anew from its 
 file's rows of the file codes no changed path has (carried over: ``carried_rows``; a file
 code is the first four hex characters of every id of a file's rows, ``normalize.ids``) and
 the file-local parts computed over the files of the changed paths' codes only: the changed
-files themselves but for a rare file sharing a code with one (about 28 files a group in the
+files themselves but for a rare file sharing a code with one (about 14 files a group in the
 standard library). Every other part (resolution, packages, externals) is computed whole and
 written as files of no group.
 

@@ -7,7 +7,7 @@ beside the writes, 8.78-9.04 s with the sorted maps' writes beside each other as
 
 How many writes run at once is decided by what a write holds (``WriteSlots``: two units of
 writing). A flat output's write (and a quality table's) holds rows in proportion to what
-the build computes: the file-local rows cut by group into 64 open files, the resolution
+the build computes: the file-local rows cut by group into 128 open files, the resolution
 parts whole. In a full build it runs alone (both units): all writes two at a time made a
 full build of the stdlib no faster (62.2 s against 62.5-67.5 s: each such write keeps both
 cores busy) and its peak rose from 1,325-1,423 MB to 1,649 MB. In a build that computes few

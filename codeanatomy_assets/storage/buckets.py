@@ -19,7 +19,7 @@ Two different sets of rows share one only if both the XOR and the sum of their 6
 identities agree, with the same count.
 
 The flat outputs' file-local rows (``cpg.locality``) come in no order; ``group_by_bucket``
-cuts them by group of buckets (64 groups, ``LocalBuckets``) and hands each group's rows to
+cuts them by group of buckets (128 groups, ``LocalBuckets``) and hands each group's rows to
 that group's file. Their footers carry a signature of what every file's rows were computed
 with (``pipeline.local_layout``): a later build links the files of the groups whose source
 files it did not change, without computing their rows at all. They also carry the partial
@@ -47,26 +47,28 @@ FILE_CODE_HEX_CHARS = 4
 FOOTER_KEY = b"codeanatomy.bucket"
 LOCAL_FOOTER_KEY = b"codeanatomy.local_bucket"
 BUCKETS = 16**BUCKET_HEX_CHARS
-# File-local rows are filed in groups of four buckets (a bucket's code shifted right by two;
-# a group is named by its number, two hex digits): 64 files per output. A commit rewrites the
-# groups of the files it changed, carrying over the other files' rows of each (decoded and
-# encoded again: most of what such a write costs once only the changed files are computed,
-# ``pipeline.local_layout``), so the smaller the group the less a commit carries: on the
-# stdlib, a commit of 1 % of the files rewrote 12 of 16 groups (14 M rows carried over; the
-# commit took 17.1-18.9 s) or 15 of 64 (10.2-10.6 s). Why not smaller groups: 128 (of two
-# buckets) made that commit 9.4-9.95 s, but the build's peak while writing the edges rose by
-# 70-170 MB (CLI 1,459-1,555 MB against 1,388-1,469; Dagster 1,622-2,035 against
-# 1,548-1,893 in alternating runs), which took a Dagster build of the stdlib past 2 GB; a
-# file per bucket (256 groups) was no faster than 128 and peaked at 2.4 GB.
-_GROUP_SHIFT = 2
+# File-local rows are filed in groups of two buckets (a bucket's code shifted right by one;
+# a group is named by its number, two hex digits): 128 files per output. A commit rewrites
+# the groups of the files it changed, carrying over the other files' rows of each (decoded
+# and encoded again: most of what such a write costs once only the changed files are
+# computed, ``pipeline.local_layout``), so the smaller the group the less a commit carries.
+# On the stdlib, a commit of 1 % of the files rewrote 12 of 16 groups (14 M rows carried
+# over; 17.1-18.9 s), 15 of 64 (9.92-10.31 s) or 17 of 128 (8.86-10.30 s, four alternating
+# pairs); one-file commits alike (7.01-8.32 s against 7.23-8.12 s). 128 groups with row
+# groups of 768 KB (96 MB held at most) had taken the build's peak while writing the edges
+# 70-170 MB higher, a Dagster build of the stdlib past 2 GB; with row groups of 384 KB (the
+# same 48 MB as 64 groups of 768 KB) the CLI's peak was 1,582 MB against 1,581 and
+# Dagster's 1,728/1,759 against 1,751/1,775. A file per bucket, as the maps (256 groups),
+# was no faster than 128 and peaked at 2.4 GB.
+_GROUP_SHIFT = 1
 LOCAL_GROUPS = BUCKETS >> _GROUP_SHIFT
 # Arrow bytes of rows ``group_by_bucket`` cuts by group at a time, and of a group's rows it
 # hands on at a time (a row group): each group holds up to that much until then (48 MB for
-# 64 groups). 16 groups had row groups of 1.5 MB; 64 of that size peaked 185 MB higher on
+# 128 groups). 16 groups had row groups of 1.5 MB; 64 of that size peaked 185 MB higher on
 # the stdlib. Writing its 9 M file-local edges took 3.5 s of CPU in 16 files of 1.5 MB row
 # groups, 3.6 s in 64 of 768 KB, 3.8 s in 64 of 384 KB.
 _WINDOW_BYTES = 8 * 1024 * 1024
-_GROUP_BYTES = 3 * 1024 * 1024 // 4
+_GROUP_BYTES = 3 * 1024 * 1024 // 8
 # Each byte's value as a lowercase hex digit; 255 for any other byte.
 _NIBBLES = np.full(256, 255, np.uint8)
 _NIBBLES[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
@@ -100,7 +102,7 @@ class BucketSpec:
 
 @dataclass(frozen=True, slots=True)
 class LocalBuckets:
-    """How a write files rows that come in any bucket order: each group's rows (of four
+    """How a write files rows that come in any bucket order: each group's rows (of two
     buckets: ``bucket_group``) into a file of its own, whose footer names the group and
     ``signature``. ``allowed``: the only groups rows may fall in
     (None: any); a row outside them raises ``StrayBucketError``. ``partials``: a group's
