@@ -50,6 +50,7 @@ from codeanatomy_assets.normalize.ids import file_code, sql_literal
 from codeanatomy_assets.pipeline.bucket_layout import files_union
 from codeanatomy_assets.pipeline.run_context import RunContext, current_run, run_scratch
 from codeanatomy_assets.repo.git import BlobEntry
+from codeanatomy_assets.storage import buckets
 from codeanatomy_assets.storage.buckets import (
     BUCKET_HEX_CHARS,
     FILE_CODE_HEX_CHARS,
@@ -123,6 +124,16 @@ class LocalLayout:
     few: bool = False
 
 
+def layout_signature(inputs: str, local_parts: list[str]) -> str:
+    """What an output's group files are signed with: ``inputs`` (``inputs_signature``), its
+    file-local parts, and how rows are grouped (``storage.buckets.LOCAL_GROUPS``): a group is
+    named by its number, so a file written with another count of groups holds other buckets
+    under the same name, and must not be linked or carried (a lake written with 64 groups
+    would otherwise have had its files taken for the 128 groups of the same names)."""
+    record = {"inputs": inputs, "parts": local_parts, "groups": buckets.LOCAL_GROUPS}
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
 def local_layout(
     local: LocalParts, parts: tuple[str, ...], lake: Lake, name: str, repo_id: str,
     commit: str, schema: pa.Schema, *, link: bool = True,
@@ -136,8 +147,7 @@ def local_layout(
     inputs = run.attributes.get("local_inputs")
     if not isinstance(inputs, LocalInputs):
         return None
-    record = {"inputs": inputs.signature, "parts": [parts[i] for i in sorted(local.indices)]}
-    signature = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    signature = layout_signature(inputs.signature, [parts[i] for i in sorted(local.indices)])
     whole = LocalLayout(LocalBuckets(local.key, signature))
     if not link:
         return whole

@@ -19,7 +19,7 @@ from codeanatomy_assets.normalize.ids import bucket, file_code
 from codeanatomy_assets.pipeline import bucket_layout, task_execution
 from codeanatomy_assets.pipeline.driver_factory import DriverFactory
 from codeanatomy_assets.plan import execution_plan
-from codeanatomy_assets.storage import partition_files
+from codeanatomy_assets.storage import buckets, partition_files
 from codeanatomy_assets.storage.buckets import (
     LOCAL_FOOTER_KEY,
     Fingerprint,
@@ -418,6 +418,31 @@ def test_a_new_package_layout_recomputes_every_files_rows(git_repo, tmp_path, fa
     second = repo.commit({"lib/__init__.py": ""})
     root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
     build(repo.path, root, factory, first)
+    build(repo.path, root, factory, second)
+    build(repo.path, scratch, factory, second)
+    lake = Lake(root)
+    layouts = _layouts(lake, second)
+    for name in FLAT:
+        assert (layouts[name]["linked"], layouts[name]["rewritten"]) == (0, None), name
+        assert partition_rows(lake, name, second) == partition_rows(Lake(scratch), name, second), (
+            name
+        )
+
+
+def test_group_files_of_another_count_of_groups_are_neither_linked_nor_carried(
+    git_repo, tmp_path, factory, monkeypatch
+):
+    """A lake written when rows were filed in 64 groups: a group is named by its number, so
+    its files hold other buckets than the groups of the same names now; the next commit
+    computes every file's rows, and they are those of a build from scratch."""
+    repo = git_repo()
+    first = repo.commit({**FILES, **MODULES})
+    second = repo.commit({"lib/m03.py": "def f3(x):\n    return x * 3\n"})
+    root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
+    with monkeypatch.context() as m:
+        m.setattr(buckets, "_GROUP_SHIFT", 2)
+        m.setattr(buckets, "LOCAL_GROUPS", 64)
+        build(repo.path, root, factory, first)
     build(repo.path, root, factory, second)
     build(repo.path, scratch, factory, second)
     lake = Lake(root)
