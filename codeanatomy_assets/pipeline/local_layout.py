@@ -6,8 +6,8 @@ written one file per group of id buckets (128 groups: ``storage.buckets.LocalBuc
 file's rows being those of the files whose paths fall in its group. Each footer is signed
 with what every file's rows were computed with: the code and the build's options
 (``reuse.input_fingerprint`` without the files), the package layout (which decides
-qualified names; a function of the commit's paths, ``extract.packages``), and the parts
-that are file-local. A later build of the same repository takes
+qualified names; a function of the commit's paths, ``extract.packages``), the parts
+that are file-local, and the count of groups (``layout_signature``). A later build of the same repository takes
 the earlier partition the bucketed maps would take; if its files carry the same signature,
 the groups that hold none of the paths changed between the two commits (added, removed, or
 another blob) keep their files. A changed group's file is written anew from its earlier
