@@ -424,6 +424,7 @@ def main() -> int:
     for name, runs in repeats.items():
         walls = [m.wall_s for m in runs]
         ratios[f"{name}_spread_s"] = max(walls) - min(walls)
+        ratios[f"{name}_highest_peak_mb"] = max(m.peak_rss_mb for m in runs)
     ratios.update(pair_ratios("", pairs))
     ratios.update(pair_ratios("small_", small))
     if pairs:
@@ -435,7 +436,9 @@ def main() -> int:
         print(f"{m.name:<22}{m.wall_s:>10.2f}{m.cpu_s:>10.2f}{m.peak_rss_mb:>14.0f}")
         if len(repeats.get(m.name, ())) > 1:
             walls = ", ".join(f"{r.wall_s:.2f}" for r in repeats[m.name])
-            print(f"{'':<22}(median of {len(repeats[m.name])} builds: {walls})")
+            peak = max(r.peak_rss_mb for r in repeats[m.name])
+            print(f"{'':<22}(median of {len(repeats[m.name])} builds: {walls} s; "
+                  f"highest peak {peak:.0f} MB)")  # fmt: skip
     print(f"\n{'where the time went':<22}{'evidence':>10}{'views':>10}{'outputs':>10}  slowest")
     for name, phase in phases.items():
         slowest = ", ".join(f"{k} {v:.1f}" for k, v in phase.slowest.items())
