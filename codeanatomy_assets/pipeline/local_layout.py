@@ -5,18 +5,18 @@ The file-local rows of a flat output (``cpg_nodes``, ``cpg_edges``, ``cpg_props`
 written one file per group of id buckets (128 groups: ``storage.buckets.LocalBuckets``), a
 file's rows being those of the files whose paths fall in its group. Each footer is signed
 with what every file's rows were computed with: the code and the build's options
-(``reuse.input_fingerprint`` without the files), the package layout (which decides
-qualified names; a function of the commit's paths, ``extract.packages``), the parts
-that are file-local, and the count of groups (``layout_signature``). A later build of the same repository takes
-the earlier partition the bucketed maps would take; if its files carry the same signature,
-the groups that hold none of the paths changed between the two commits (added, removed, or
-another blob) keep their files. A changed group's file is written anew from its earlier
-file's rows of the file codes no changed path has (carried over: ``carried_rows``; a file
-code is the first four hex characters of every id of a file's rows, ``normalize.ids``) and
-the file-local parts computed over the files of the changed paths' codes only: the changed
-files themselves but for a rare file sharing a code with one (about 14 files a group in the
-standard library). Every other part (resolution, packages, externals) is computed whole and
-written as files of no group.
+(``reuse.input_fingerprint`` without the files), the package layout (which decides qualified
+names; a function of the commit's paths, ``extract.packages``), the parts that are
+file-local, and the count of groups (``layout_signature``). A later build of the same
+repository takes the earlier partition the bucketed maps would take; if its files carry the
+same signature, the groups that hold none of the paths changed between the two commits
+(added, removed, or another blob) keep their files. A changed group's file is written anew
+from its earlier file's rows of the file codes no changed path has (carried over:
+``carried_rows``; a file code is the first four hex characters of every id of a file's rows,
+``normalize.ids``) and the file-local parts computed over the files of the changed paths'
+codes only: the changed files themselves but for a rare file sharing a code with one (about
+14 files a group in the standard library). Every other part (resolution, packages,
+externals) is computed whole and written as files of no group.
 
 Why by file code and not by bucket: computing the files of the changed paths' buckets (about
 7 a bucket in the standard library) cost a commit of 1 % of its files 146 files' rows where
