@@ -410,23 +410,31 @@ def test_a_link_that_fails_half_way_commits_nothing_and_writes_every_bucket(
         assert on_disk == listed, name
 
 
+def _every_file_recomputed(
+    repo: GitRepo, root: str, scratch: str, factory: DriverFactory, commit: str
+) -> None:
+    """``commit``'s flat outputs in the lake at ``root`` linked nothing and computed every
+    file's rows, which equal those of a build of ``commit`` from scratch (made at ``scratch``)."""
+    build(repo.path, scratch, factory, commit)
+    lake = Lake(root)
+    layouts = _layouts(lake, commit)
+    for name in FLAT:
+        assert (layouts[name]["linked"], layouts[name]["rewritten"]) == (0, None), name
+        assert partition_rows(lake, name, commit) == partition_rows(Lake(scratch), name, commit), (
+            name
+        )
+
+
 def test_a_new_package_layout_recomputes_every_files_rows(git_repo, tmp_path, factory):
     """Qualified names follow the package layout: with a new ``__init__.py`` no earlier
     file-local row is taken, though the other modules' files did not change."""
     repo = git_repo()
     first = repo.commit({**FILES, **MODULES})
     second = repo.commit({"lib/__init__.py": ""})
-    root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
+    root = str(tmp_path / "lake")
     build(repo.path, root, factory, first)
     build(repo.path, root, factory, second)
-    build(repo.path, scratch, factory, second)
-    lake = Lake(root)
-    layouts = _layouts(lake, second)
-    for name in FLAT:
-        assert (layouts[name]["linked"], layouts[name]["rewritten"]) == (0, None), name
-        assert partition_rows(lake, name, second) == partition_rows(Lake(scratch), name, second), (
-            name
-        )
+    _every_file_recomputed(repo, root, str(tmp_path / "scratch"), factory, second)
 
 
 def test_group_files_of_another_count_of_groups_are_neither_linked_nor_carried(
@@ -438,20 +446,13 @@ def test_group_files_of_another_count_of_groups_are_neither_linked_nor_carried(
     repo = git_repo()
     first = repo.commit({**FILES, **MODULES})
     second = repo.commit({"lib/m03.py": "def f3(x):\n    return x * 3\n"})
-    root, scratch = str(tmp_path / "lake"), str(tmp_path / "scratch")
+    root = str(tmp_path / "lake")
     with monkeypatch.context() as m:
         m.setattr(buckets, "_GROUP_SHIFT", 2)
         m.setattr(buckets, "LOCAL_GROUPS", 64)
         build(repo.path, root, factory, first)
     build(repo.path, root, factory, second)
-    build(repo.path, scratch, factory, second)
-    lake = Lake(root)
-    layouts = _layouts(lake, second)
-    for name in FLAT:
-        assert (layouts[name]["linked"], layouts[name]["rewritten"]) == (0, None), name
-        assert partition_rows(lake, name, second) == partition_rows(Lake(scratch), name, second), (
-            name
-        )
+    _every_file_recomputed(repo, root, str(tmp_path / "scratch"), factory, second)
 
 
 def test_rows_outside_the_changed_groups_mean_computing_every_file(
